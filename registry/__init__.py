@@ -1,0 +1,1 @@
+"""Reliquary: a content-addressed registry for ML models and container images."""

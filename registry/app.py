@@ -1,0 +1,165 @@
+"""Wires settings, database, blob store and every domain context into one Litestar app.
+
+This is the only module that imports every context. Nothing here holds state
+another replica needs: sessions, uploads and blobs live in the database and store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from sqlalchemy import Engine
+
+from registry.db.engine import make_engine, make_session_factory
+from registry.domain.artifacts.controllers import ArtifactController, ResolveController
+from registry.domain.artifacts.services import ArtifactService
+from registry.domain.auth.controllers import TokenController
+from registry.domain.auth.guards import ANONYMOUS_READS_KEY, TOKEN_SERVICE_KEY
+from registry.domain.auth.services import TokenService
+from registry.domain.blobs.controllers import BlobController, UploadController
+from registry.domain.blobs.services import BlobService
+from registry.domain.blobs.uploads import UploadService
+from registry.domain.system.controllers import SystemController
+from registry.domain.system.metrics import Metrics
+from registry.domain.system.services import HealthService
+from registry.http import MetricsMiddleware, problem_response
+from registry.settings import Settings
+from registry.storage import BlobStore
+from registry.storage.filesystem import FilesystemBlobStore
+from registry.storage.s3 import S3BlobStore
+
+log = logging.getLogger("reliquary")
+
+
+def open_blob_store(settings: Settings) -> BlobStore:
+    s = settings.storage
+    if s.backend == "s3":
+        return S3BlobStore(
+            s.s3_bucket,
+            endpoint_url=s.s3_endpoint_url,
+            region=s.s3_region,
+            prefix=s.s3_prefix,
+            access_key_id=s.s3_access_key_id,
+            secret_access_key=s.s3_secret_access_key,
+        )
+    return FilesystemBlobStore(s.root)
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Every long-lived object one app instance uses."""
+
+    settings: Settings
+    engine: Engine
+    store: BlobStore
+    metrics: Metrics
+    executor: ThreadPoolExecutor
+    tokens: TokenService
+    blobs: BlobService
+    uploads: UploadService
+    artifacts: ArtifactService
+    health: HealthService
+
+    @classmethod
+    def build(cls, settings: Settings, engine: Engine | None = None) -> Services:
+        engine = engine or make_engine(settings.database.url, pool_size=settings.database.pool_size)
+        writes = make_session_factory(engine)
+        reads = make_session_factory(engine, read_only=True)
+        store = open_blob_store(settings)
+        metrics = Metrics()
+        executor = ThreadPoolExecutor(max_workers=48, thread_name_prefix="reliquary-io")
+        blobs = BlobService(store, writes, reads, executor, metrics)
+        return cls(
+            settings=settings,
+            engine=engine,
+            store=store,
+            metrics=metrics,
+            executor=executor,
+            tokens=TokenService(writes, reads),
+            blobs=blobs,
+            uploads=UploadService(blobs, writes, reads, settings.limits, executor),
+            artifacts=ArtifactService(blobs, writes, reads),
+            health=HealthService(reads, store),
+        )
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.engine.dispose()
+
+
+def _provide(value: Any) -> Provide:
+    return Provide(lambda: value, use_cache=True, sync_to_thread=False)
+
+
+async def _expire_uploads_forever(services: Services) -> None:
+    interval = min(600.0, max(5.0, services.settings.limits.upload_ttl_seconds / 4))
+    while True:
+        try:
+            removed = await anyio.to_thread.run_sync(services.uploads.expire)
+            if removed:
+                log.info("expired %d stale upload sessions", removed)
+        except Exception:
+            log.exception("upload expiry failed; will retry")
+        await asyncio.sleep(interval)
+
+
+def create_app(settings: Settings, *, services: Services | None = None) -> Litestar:
+    """The registry API for ``settings`` (``services`` lets tests share an engine)."""
+    svc = services or Services.build(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        task = asyncio.create_task(_expire_uploads_forever(svc))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if services is None:
+                svc.close()
+
+    return Litestar(
+        route_handlers=[
+            SystemController,
+            BlobController,
+            UploadController,
+            ArtifactController,
+            ResolveController,
+            TokenController,
+        ],
+        dependencies={
+            "settings": _provide(settings),
+            "metrics": _provide(svc.metrics),
+            "token_service": _provide(svc.tokens),
+            "blob_service": _provide(svc.blobs),
+            "upload_service": _provide(svc.uploads),
+            "artifact_service": _provide(svc.artifacts),
+            "health_service": _provide(svc.health),
+        },
+        state=State(
+            {TOKEN_SERVICE_KEY: svc.tokens, ANONYMOUS_READS_KEY: settings.auth.anonymous_reads}
+        ),
+        exception_handlers={Exception: problem_response},
+        middleware=[DefineMiddleware(MetricsMiddleware, metrics=svc.metrics)],
+        lifespan=[lifespan],
+        request_max_body_size=settings.limits.max_json_body_bytes,
+        openapi_config=None,
+        debug=False,
+    )
+
+
+def app_from_env() -> Litestar:
+    """Factory for ``uvicorn --factory``: settings from ``RELIQUARY_*`` variables."""
+    return create_app(Settings.from_env())

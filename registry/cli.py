@@ -1,0 +1,197 @@
+"""``reliquary-server``: run the API and administer a registry.
+
+Every option is also read from ``RELIQUARY_<NAME>`` (flags win), so a
+deployment configures the API, migrations and admin commands the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+from sqlalchemy import Engine
+
+from registry.core.quantity import parse_duration
+from registry.core.roles import Role
+from registry.settings import Settings
+
+_OPTIONS = [
+    ("--data-dir", "data_dir", "Where the embedded default keeps its files [./.reliquary]."),
+    ("--database-url", "database_url", "sqlite:///path or postgresql://user@host/db."),
+    ("--storage", "storage", "Blob backend: filesystem or s3 [filesystem]."),
+    ("--blob-dir", "blob_dir", "Filesystem backend root [<data-dir>/blobs]."),
+    ("--s3-endpoint-url", "s3_endpoint_url", "S3 endpoint (MinIO, ...); AWS when unset."),
+    ("--s3-bucket", "s3_bucket", "S3 bucket."),
+    ("--s3-region", "s3_region", "S3 region."),
+    ("--s3-prefix", "s3_prefix", "Key prefix inside the bucket."),
+]
+
+
+def _settings_options(func: Any) -> Any:
+    for flag, name, help_text in reversed(_OPTIONS):
+        func = click.option(flag, name, default=None, help=help_text)(func)
+    return func
+
+
+def _load(values: dict[str, str | None]) -> Settings:
+    try:
+        settings = Settings.from_env(None, **values)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    # flags become environment so that server worker processes see the same settings
+    for name, value in values.items():
+        if value is not None:
+            os.environ[f"RELIQUARY_{name.upper()}"] = value
+    return settings
+
+
+def _engine(settings: Settings) -> Engine:
+    from registry.db.engine import make_engine
+
+    return make_engine(settings.database.url, pool_size=2)
+
+
+def _require_current_schema(engine: Engine) -> None:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from registry.migrate import alembic_config
+
+    head = ScriptDirectory.from_config(
+        alembic_config(engine.url.render_as_string(hide_password=False))
+    ).get_current_head()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current != head:
+        raise click.ClickException(
+            f"database schema is at {current or 'nothing'}, this release needs {head}: "
+            "run `reliquary-server db upgrade` first"
+        )
+
+
+@click.group()
+def main() -> None:
+    """Reliquary registry server and administration."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="API processes.")
+@click.option("--log-level", default="info", show_default=True)
+@_settings_options
+def serve(host: str, port: int, workers: int, log_level: str, **values: str | None) -> None:
+    """Run the HTTP API."""
+    import uvicorn
+
+    settings = _load(values)
+    engine = _engine(settings)
+    _require_current_schema(engine)
+    engine.dispose()
+    uvicorn.run(
+        "registry.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        proxy_headers=False,
+        server_header=False,
+    )
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@_settings_options
+def db_upgrade(revision: str, **values: str | None) -> None:
+    """Apply Alembic migrations up to REVISION."""
+    from registry.migrate import upgrade
+
+    engine = _engine(_load(values))
+    upgrade(engine, revision)
+    engine.dispose()
+    click.echo(f"database at {revision}", err=True)
+
+
+@main.group()
+def token() -> None:
+    """Bearer tokens."""
+
+
+@token.command("create")
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option("--description", default="")
+@click.option("--expires", default=None, help="Lifetime such as 30d or 12h (default: never).")
+@_settings_options
+def token_create(role: str, description: str, expires: str | None, **values: str | None) -> None:
+    """Create a token and print it alone on stdout (it is shown only once)."""
+    from registry.db.engine import make_session_factory
+    from registry.domain.auth.services import TokenService
+
+    engine = _engine(_load(values))
+    _require_current_schema(engine)
+    try:
+        lifetime = None if expires is None else parse_duration(expires)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--expires") from exc
+    service = TokenService(make_session_factory(engine), make_session_factory(engine))
+    issued = service.issue(Role(role), description, lifetime)
+    engine.dispose()
+    click.echo(f"created {role} token {issued.id}", err=True)
+    click.echo(issued.token)
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@_settings_options
+def token_revoke(token_id: str, **values: str | None) -> None:
+    """Revoke the token with TOKEN_ID."""
+    from registry.db.engine import make_session_factory
+    from registry.domain.auth.services import TokenService
+    from registry.errors import TokenNotFoundError
+
+    engine = _engine(_load(values))
+    service = TokenService(make_session_factory(engine), make_session_factory(engine))
+    try:
+        service.revoke(token_id)
+    except TokenNotFoundError as exc:
+        raise click.ClickException(exc.detail) from exc
+    finally:
+        engine.dispose()
+    click.echo(f"revoked token {token_id}", err=True)
+
+
+@main.command()
+@click.option("--deep", is_flag=True, help="Rehash every blob (reads everything).")
+@click.option("--repair", is_flag=True, help="Record orphaned blobs whose bytes verify.")
+@_settings_options
+def fsck(deep: bool, repair: bool, **values: str | None) -> None:
+    """Compare the database with the blob store; exit 1 if they disagree."""
+    from registry.app import Services
+
+    services = Services.build(_load(values))
+    try:
+        report = services.blobs.fsck(deep=deep, repair=repair)
+        expired = services.uploads.expire()
+    finally:
+        services.close()
+    click.echo(f"checked {report.checked} blobs; expired {expired} stale uploads")
+    for label, items in (
+        ("missing from storage", report.missing),
+        ("wrong size", report.wrong_size),
+        ("corrupt", report.corrupt),
+        ("orphaned (no row)", report.orphaned),
+        ("repaired", report.repaired),
+    ):
+        for item in items:
+            click.echo(f"{label}: blake3:{item}")
+    unrepaired = set(report.orphaned) - set(report.repaired)
+    if report.missing or report.wrong_size or report.corrupt or unrepaired:
+        sys.exit(1)

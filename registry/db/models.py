@@ -1,0 +1,174 @@
+"""SQLAlchemy models: the schema Alembic migrations build (``migrations/versions``).
+
+Invariants enforced by the database itself:
+- digest columns hold 64 lowercase hex characters (check constraints, per dialect);
+- a blob row exists only for bytes already published in the blob store;
+- ``(name, version)`` binds one artifact digest, forever (unique constraint);
+- an artifact references every blob its manifest names (``artifact_blobs``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every dialect (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def hex64_checks(*columns: str) -> list[CheckConstraint]:
+    """Check constraints that each column is 64 lowercase hex, for both dialects."""
+    checks: list[CheckConstraint] = []
+    for column in columns:
+        checks.append(
+            CheckConstraint(f"{column} ~ '^[0-9a-f]{{64}}$'", name=f"{column}_hex_pg").ddl_if(
+                dialect="postgresql"
+            )
+        )
+        checks.append(
+            CheckConstraint(
+                f"length({column}) = 64 AND {column} NOT GLOB '*[^0-9a-f]*'",
+                name=f"{column}_hex_sqlite",
+            ).ddl_if(dialect="sqlite")
+        )
+    return checks
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class BlobRow(Base):
+    __tablename__ = "blobs"
+    __table_args__ = (
+        *hex64_checks("blake3", "sha256"),
+        CheckConstraint("size_bytes >= 0", name="size_nonnegative"),
+    )
+
+    blake3: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class UploadRow(Base):
+    __tablename__ = "uploads"
+    __table_args__ = (CheckConstraint("offset_bytes >= 0", name="offset_nonnegative"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    offset_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    token_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class UploadPartRow(Base):
+    __tablename__ = "upload_parts"
+    __table_args__ = (CheckConstraint("size_bytes > 0", name="size_positive"),)
+
+    upload_id: Mapped[str] = mapped_column(
+        ForeignKey("uploads.id", ondelete="CASCADE"), primary_key=True
+    )
+    offset_bytes: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    part_name: Mapped[str] = mapped_column(String(64))
+
+
+class ArtifactRow(Base):
+    __tablename__ = "artifacts"
+    __table_args__ = (
+        *hex64_checks("digest", "sha256"),
+        UniqueConstraint("name", "version", name="uq_artifacts_name_version"),
+        Index("ix_artifacts_created_digest", "created_at", "digest"),
+    )
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # blake3 hex
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    version: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    manifest: Mapped[bytes] = mapped_column(LargeBinary)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)  # sum of file sizes
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    token_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class ArtifactBlobRow(Base):
+    __tablename__ = "artifact_blobs"
+
+    artifact_digest: Mapped[str] = mapped_column(
+        ForeignKey("artifacts.digest", ondelete="CASCADE"), primary_key=True
+    )
+    blob_blake3: Mapped[str] = mapped_column(
+        ForeignKey("blobs.blake3"), primary_key=True, index=True
+    )
+
+
+class ArtifactLabelRow(Base):
+    __tablename__ = "artifact_labels"
+    __table_args__ = (Index("ix_artifact_labels_key_value", "key", "value"),)
+
+    artifact_digest: Mapped[str] = mapped_column(
+        ForeignKey("artifacts.digest", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(63), primary_key=True)
+    value: Mapped[str] = mapped_column(String(1024))
+
+
+class TokenRow(Base):
+    __tablename__ = "tokens"
+    __table_args__ = (
+        *hex64_checks("secret_sha256"),
+        CheckConstraint(
+            "role IN ('admin', 'publisher', 'worker', 'governor', 'reader')", name="role_known"
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -1,0 +1,1 @@
+"""Bounded contexts: each has controllers -> services -> repositories (STYLE.md)."""

@@ -1,0 +1,37 @@
+"""Artifact DTOs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import msgspec
+
+from registry.core.digest import Digest
+
+MANIFEST_MEDIA_TYPE = "application/vnd.reliquary.manifest.v1+json"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredManifest:
+    """An artifact's exact manifest bytes and the identity derived from them."""
+
+    digest: Digest  # blake3 of the bytes
+    sha256: Digest
+    raw: bytes
+
+
+class Artifact(msgspec.Struct):
+    digest: str
+    sha256: str
+    name: str
+    version: str
+    kind: str
+    size_bytes: int
+    created_at: datetime
+    labels: dict[str, str] = {}
+
+
+class ArtifactPage(msgspec.Struct):
+    artifacts: list[Artifact]
+    next_cursor: str | None

@@ -1,0 +1,242 @@
+"""Artifact service: push verified manifests, fetch exact bytes, list, resolve.
+
+Invariants:
+- A stored manifest is canonical, schema-valid, and every file it names is a
+  published blob whose size and sha256 equal the manifest's claims.
+- ``name@version`` binds one digest forever: the same digest again is a no-op,
+  another digest is refused with both named.
+- Manifest bytes are stored and served exactly as received; they are cached
+  by digest since they never change.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from cachetools import LRUCache
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from registry.core.digest import Digest
+from registry.core.manifest import KINDS, ParsedManifest, parse_manifest
+from registry.db.models import ArtifactRow
+from registry.domain.artifacts.repositories import ArtifactRepository
+from registry.domain.artifacts.schemas import Artifact, ArtifactPage, StoredManifest
+from registry.domain.blobs.services import BlobService
+from registry.errors import (
+    ArtifactNotFoundError,
+    ImmutableVersionError,
+    InvalidRequestError,
+    ManifestFileMismatchError,
+    MissingBlobsError,
+    MissingReferenceError,
+)
+
+MAX_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class PushResult:
+    artifact: Artifact
+    created: bool
+
+
+def _dto(row: ArtifactRow, labels: dict[str, str]) -> Artifact:
+    return Artifact(
+        digest=f"blake3:{row.digest}",
+        sha256=f"sha256:{row.sha256}",
+        name=row.name,
+        version=row.version,
+        kind=row.kind,
+        size_bytes=row.size_bytes,
+        created_at=row.created_at,
+        labels=labels,
+    )
+
+
+def _encode_cursor(row: ArtifactRow) -> str:
+    text = f"{row.created_at.isoformat()}|{row.digest}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, digest = text.split("|")
+        return datetime.fromisoformat(created).astimezone(UTC), Digest.blake3(digest).hex
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidRequestError(
+            "cursor is not one this registry issued; pass next_cursor from the previous page"
+        ) from None
+
+
+class ArtifactService:
+    def __init__(
+        self, blobs: BlobService, writes: sessionmaker[Session], reads: sessionmaker[Session]
+    ) -> None:
+        self._blobs = blobs
+        self._writes = writes
+        self._reads = reads
+        self._manifests: LRUCache[Digest, StoredManifest] = LRUCache(maxsize=20_000)
+
+    def push(self, raw: bytes, token_id: str | None) -> PushResult:
+        """Validate and store a manifest.
+
+        Raises:
+            InvalidJSONError, NonCanonicalJSONError, InvalidManifestError: bad bytes.
+            ImmutableVersionError: name@version holds another digest.
+            MissingReferenceError, MissingBlobsError, ManifestFileMismatchError.
+        """
+        parsed = parse_manifest(raw)
+        m = parsed.manifest
+        with self._reads() as session:
+            existing = ArtifactRepository(session).by_name_version(m.name, m.version)
+        if existing is not None:
+            return self._same_or_conflict(existing, parsed)
+        self._check_references(parsed)
+        self._check_files(parsed)
+        row = ArtifactRow(
+            digest=parsed.digests.blake3.hex,
+            sha256=parsed.digests.sha256.hex,
+            name=m.name,
+            version=m.version,
+            kind=m.kind,
+            manifest=raw,
+            size_bytes=m.total_size_bytes,
+            created_at=datetime.now(UTC),
+            token_id=token_id,
+        )
+        try:
+            with self._writes.begin() as session:
+                ArtifactRepository(session).add(row, [f.blake3 for f in m.files], dict(m.labels))
+        except IntegrityError:  # a concurrent push of the same name@version won
+            with self._reads() as session:
+                existing = ArtifactRepository(session).by_name_version(m.name, m.version)
+            if existing is None:
+                raise
+            return self._same_or_conflict(existing, parsed)
+        return PushResult(_dto(row, dict(m.labels)), created=True)
+
+    def _same_or_conflict(self, existing: ArtifactRow, parsed: ParsedManifest) -> PushResult:
+        m = parsed.manifest
+        if existing.digest == parsed.digests.blake3.hex:
+            return PushResult(_dto(existing, dict(m.labels)), created=False)
+        raise ImmutableVersionError(
+            f"{m.name}@{m.version} is already bound to blake3:{existing.digest}; this manifest "
+            f"is {parsed.digests.blake3}. Versions are immutable: push under a new version",
+            existing_digest=f"blake3:{existing.digest}",
+            pushed_digest=str(parsed.digests.blake3),
+        )
+
+    def _check_references(self, parsed: ParsedManifest) -> None:
+        ref = parsed.manifest.reference
+        if ref is None:
+            return
+        target = self.find_manifest(Digest.parse(ref.inputs))
+        if target is None:
+            raise MissingReferenceError(
+                f"reference.inputs names {ref.inputs}, which this registry does not hold; "
+                "push the reference-inputs artifact first",
+                reference=ref.inputs,
+            )
+
+    def _check_files(self, parsed: ParsedManifest) -> None:
+        files = parsed.manifest.files
+        present = self._blobs.present([f.blake3 for f in files])
+        missing = [
+            {"path": f.path, "blake3": f"blake3:{f.blake3}", "size_bytes": f.size}
+            for f in files
+            if f.blake3 not in present
+        ]
+        if missing:
+            raise MissingBlobsError(
+                f"{len(missing)} of {len(files)} files name blobs this registry does not hold; "
+                "upload them (PUT /v1/blobs/{digest}) and push the manifest again",
+                missing=missing,
+            )
+        wrong = []
+        for f in files:
+            stored = present[f.blake3].digests
+            if stored.size_bytes != f.size or stored.sha256.hex != f.sha256:
+                wrong.append(
+                    {
+                        "path": f.path,
+                        "blake3": f"blake3:{f.blake3}",
+                        "manifest_size_bytes": f.size,
+                        "stored_size_bytes": stored.size_bytes,
+                        "manifest_sha256": f"sha256:{f.sha256}",
+                        "stored_sha256": str(stored.sha256),
+                    }
+                )
+        if wrong:
+            raise ManifestFileMismatchError(
+                f"{len(wrong)} file entries disagree with the stored blob's size or sha256; "
+                "rebuild the manifest from the files",
+                mismatched=wrong,
+            )
+
+    def find_manifest(self, digest: Digest) -> StoredManifest | None:
+        cached = self._manifests.get(digest)
+        if cached is not None:
+            return cached
+        with self._reads() as session:
+            row = ArtifactRepository(session).get(digest)
+        if row is None:
+            return None
+        stored = StoredManifest(Digest.blake3(row.digest), Digest.sha256(row.sha256), row.manifest)
+        self._manifests[stored.digest] = stored
+        self._manifests[stored.sha256] = stored
+        return stored
+
+    def manifest(self, digest: Digest) -> StoredManifest:
+        """Raises ArtifactNotFoundError."""
+        stored = self.find_manifest(digest)
+        if stored is None:
+            raise ArtifactNotFoundError(
+                f"no artifact {digest} in this registry", digest=str(digest)
+            )
+        return stored
+
+    def resolve(self, name: str, version: str) -> Artifact:
+        """Raises ArtifactNotFoundError."""
+        with self._reads() as session:
+            repo = ArtifactRepository(session)
+            row = repo.by_name_version(name, version)
+            if row is None:
+                raise ArtifactNotFoundError(
+                    f"no artifact {name}@{version}; list versions with GET /v1/artifacts?name={name}",
+                    name=name,
+                    version=version,
+                )
+            return _dto(row, repo.labels_of([row.digest])[row.digest])
+
+    def list(
+        self,
+        *,
+        name: str | None,
+        kind: str | None,
+        label: str | None,
+        cursor: str | None,
+        limit: int,
+    ) -> ArtifactPage:
+        if kind is not None and kind not in KINDS:
+            raise InvalidRequestError(f"kind must be one of {', '.join(KINDS)}")
+        label_pair = None
+        if label is not None:
+            key, sep, value = label.partition("=")
+            if not sep or not key:
+                raise InvalidRequestError("label filter must be key=value")
+            label_pair = (key, value)
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidRequestError(f"limit must be 1..{MAX_PAGE}")
+        after = None if cursor is None else _decode_cursor(cursor)
+        with self._reads() as session:
+            repo = ArtifactRepository(session)
+            rows = repo.page(name=name, kind=kind, label=label_pair, after=after, limit=limit + 1)
+            labels = repo.labels_of([r.digest for r in rows[:limit]])
+        page = [_dto(r, labels[r.digest]) for r in rows[:limit]]
+        next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+        return ArtifactPage(artifacts=page, next_cursor=next_cursor)

@@ -1,0 +1,78 @@
+"""Route guards: authenticate the bearer token, then check its role.
+
+``admin`` passes every guard. Read endpoints accept every role, and anonymous
+callers too when ``RELIQUARY_ANONYMOUS_READS`` is on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio.to_thread
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from registry.core.roles import READ_ROLES, Role
+from registry.domain.auth.schemas import Principal
+from registry.domain.auth.services import TokenService
+from registry.errors import AuthenticationRequiredError, PermissionDeniedError
+
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
+
+TOKEN_SERVICE_KEY = "token_service"  # noqa: S105 (a state key, not a secret)
+ANONYMOUS_READS_KEY = "anonymous_reads"
+
+
+async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+    """The caller's principal, or None when no Authorization header was sent.
+
+    Raises:
+        AuthenticationRequiredError: a header was sent but is not a valid bearer token.
+    """
+    header = connection.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise AuthenticationRequiredError("send the token as 'Authorization: Bearer <token>'")
+    service: TokenService = connection.app.state[TOKEN_SERVICE_KEY]
+    return await anyio.to_thread.run_sync(service.authenticate, secret.strip())
+
+
+def requires(*roles: Role) -> Guard:
+    """A guard admitting ``roles`` (and admin)."""
+    allowed = frozenset(roles) | {Role.ADMIN}
+    read_endpoint = allowed >= READ_ROLES
+    names = ", ".join(sorted(r.value for r in allowed))
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        principal = await authenticate(connection)
+        if principal is None:
+            if read_endpoint and connection.app.state[ANONYMOUS_READS_KEY]:
+                principal = Principal(token_id=None, role=Role.READER)
+            else:
+                raise AuthenticationRequiredError(
+                    "this endpoint needs a bearer token (Authorization: Bearer <token>); "
+                    f"allowed roles: {names}"
+                )
+        if principal.role not in allowed:
+            raise PermissionDeniedError(
+                f"role {principal.role.value!r} may not call this endpoint; allowed roles: {names}",
+                allowed_roles=sorted(r.value for r in allowed),
+            )
+        connection.state.principal = principal
+
+    return guard
+
+
+def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    """The principal a guard stored on this request."""
+    principal = connection.state.principal
+    assert isinstance(principal, Principal)
+    return principal
+
+
+readers = requires(*READ_ROLES)
+publishers = requires(Role.PUBLISHER)
+admins = requires(Role.ADMIN)

@@ -1,0 +1,206 @@
+"""Blob endpoints: HEAD/GET/PUT ``/v1/blobs/{digest}`` and resumable ``/v1/uploads``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Annotated, Any
+
+import anyio.to_thread
+from litestar import Controller, Request, Response, delete, get, head, patch, post, put
+from litestar.params import FromPath, FromQuery, PathParameter
+from litestar.response import Stream
+
+from registry.core.digest import Digest
+from registry.core.roles import Role
+from registry.domain.auth.guards import principal_of, publishers, readers
+from registry.domain.blobs.deps import BlobServiceDep, UploadServiceDep
+from registry.domain.blobs.ingest import body_chunks
+from registry.domain.blobs.ranges import parse_range
+from registry.domain.blobs.schemas import Blob, BlobInfo, UploadSession
+from registry.domain.system.deps import MetricsDep, SettingsDep
+from registry.domain.system.metrics import Metrics
+from registry.errors import InvalidRequestError
+from registry.http import HeadResponse
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+AnyRequest = Request[Any, Any, Any]
+
+
+def blob_headers(info: BlobInfo) -> dict[str, str]:
+    d = info.digests
+    return {
+        "etag": info.etag,
+        "cache-control": IMMUTABLE,
+        "accept-ranges": "bytes",
+        "reliquary-blake3": str(d.blake3),
+        "reliquary-sha256": str(d.sha256),
+        "docker-content-digest": str(d.sha256),
+    }
+
+
+def _not_modified(request: AnyRequest, info: BlobInfo) -> bool:
+    tags = request.headers.get("if-none-match")
+    return tags is not None and (tags.strip() == "*" or info.etag in tags.split(", "))
+
+
+async def _stream(chunks: Iterator[bytes], metrics: Metrics) -> AsyncIterator[bytes]:
+    while True:
+        chunk = await anyio.to_thread.run_sync(next, chunks, None)
+        if chunk is None:
+            return
+        metrics.bytes_out.inc(len(chunk))
+        yield chunk
+
+
+def _caller(request: AnyRequest) -> str | None:
+    principal = principal_of(request)
+    return None if principal.role is Role.ADMIN else principal.token_id
+
+
+class BlobController(Controller):
+    path = "/v1/blobs"
+
+    @head("/{digest:str}", guards=[readers])
+    async def head_blob(
+        self, digest: FromPath[str], blob_service: BlobServiceDep
+    ) -> Response[None]:
+        info = await anyio.to_thread.run_sync(blob_service.get, Digest.parse(digest))
+        headers = blob_headers(info) | {"content-length": str(info.digests.size_bytes)}
+        return HeadResponse(None, headers=headers, media_type="application/octet-stream")
+
+    @get("/{digest:str}", guards=[readers])
+    async def get_blob(
+        self,
+        request: AnyRequest,
+        digest: FromPath[str],
+        blob_service: BlobServiceDep,
+        metrics: MetricsDep,
+    ) -> Response[Any]:
+        info = await anyio.to_thread.run_sync(blob_service.get, Digest.parse(digest))
+        headers = blob_headers(info)
+        if _not_modified(request, info):
+            return Response(content=None, status_code=304, headers=headers)
+        size = info.digests.size_bytes
+        status, start, length = 200, 0, size
+        range_header = request.headers.get("range")
+        if range_header is not None:
+            byte_range = parse_range(range_header, size)
+            status, start, length = 206, byte_range.start, byte_range.length
+            headers["content-range"] = byte_range.content_range(size)
+        headers["content-length"] = str(length)
+        chunks = await anyio.to_thread.run_sync(blob_service.read, info, start, length)
+        return Stream(
+            _stream(chunks, metrics),
+            status_code=status,
+            headers=headers,
+            media_type="application/octet-stream",
+        )
+
+    @put("/{digest:str}", guards=[publishers], request_max_body_size=None)
+    async def put_blob(
+        self,
+        request: AnyRequest,
+        digest: FromPath[str],
+        blob_service: BlobServiceDep,
+        settings: SettingsDep,
+    ) -> Response[Blob]:
+        claimed = Digest.parse(digest)
+        existing = await anyio.to_thread.run_sync(blob_service.find, claimed)
+        limit = settings.limits.max_blob_bytes
+        chunks = body_chunks(request.receive, request.content_length, limit, "blob")
+        if existing is not None:  # content addressed: the bytes are already here
+            async for _ in chunks:
+                pass
+            info, created = existing, False
+        else:
+            info, created = await blob_service.ingest(claimed, chunks)
+        return Response(
+            Blob.of(info),
+            status_code=201 if created else 200,
+            headers={"location": f"/v1/blobs/{info.digests.blake3}", "etag": info.etag},
+        )
+
+
+def _upload_headers(upload: UploadSession) -> dict[str, str]:
+    return {
+        "location": f"/v1/uploads/{upload.id}",
+        "upload-offset": str(upload.offset_bytes),
+        "upload-expires": upload.expires_at.isoformat(),
+        "cache-control": "no-store",
+    }
+
+
+class UploadController(Controller):
+    path = "/v1/uploads"
+    guards = [publishers]
+
+    @post("", status_code=201)
+    async def create(
+        self, request: AnyRequest, upload_service: UploadServiceDep
+    ) -> Response[dict[str, Any]]:
+        upload = await anyio.to_thread.run_sync(
+            upload_service.create, principal_of(request).token_id
+        )
+        body = {"id": upload.id, "upload_offset": 0, "expires_at": upload.expires_at.isoformat()}
+        return Response(body, status_code=201, headers=_upload_headers(upload))
+
+    @head("/{upload_id:str}")
+    async def status(
+        self,
+        request: AnyRequest,
+        upload_id: Annotated[str, PathParameter(max_length=64)],
+        upload_service: UploadServiceDep,
+    ) -> Response[None]:
+        upload = await anyio.to_thread.run_sync(upload_service.status, upload_id, _caller(request))
+        return HeadResponse(None, headers=_upload_headers(upload))
+
+    @patch("/{upload_id:str}", status_code=204, request_max_body_size=None)
+    async def append(
+        self,
+        request: AnyRequest,
+        upload_id: Annotated[str, PathParameter(max_length=64)],
+        upload_service: UploadServiceDep,
+        settings: SettingsDep,
+    ) -> Response[None]:
+        offset_header = request.headers.get("upload-offset")
+        if offset_header is None or not offset_header.isdigit():
+            raise InvalidRequestError(
+                "PATCH needs an Upload-Offset header with the byte offset this chunk starts at"
+            )
+        chunks = body_chunks(
+            request.receive, request.content_length, settings.limits.max_chunk_bytes, "chunk"
+        )
+        upload = await upload_service.append(
+            upload_id, _caller(request), int(offset_header), chunks
+        )
+        return Response(content=None, status_code=204, headers=_upload_headers(upload))
+
+    @put("/{upload_id:str}", request_max_body_size=1024)
+    async def commit(
+        self,
+        request: AnyRequest,
+        upload_id: Annotated[str, PathParameter(max_length=64)],
+        upload_service: UploadServiceDep,
+        digest: FromQuery[str] = "",
+    ) -> Response[Blob]:
+        if not digest:
+            raise InvalidRequestError("commit needs ?digest=blake3:<hex> (or sha256:<hex>)")
+        claimed = Digest.parse(digest)
+        body = await request.body()
+        if body:
+            raise InvalidRequestError("commit takes no body: send every chunk with PATCH first")
+        info, created = await upload_service.commit(upload_id, _caller(request), claimed)
+        return Response(
+            Blob.of(info),
+            status_code=201 if created else 200,
+            headers={"location": f"/v1/blobs/{info.digests.blake3}", "etag": info.etag},
+        )
+
+    @delete("/{upload_id:str}", status_code=204)
+    async def abort(
+        self,
+        request: AnyRequest,
+        upload_id: Annotated[str, PathParameter(max_length=64)],
+        upload_service: UploadServiceDep,
+    ) -> None:
+        await anyio.to_thread.run_sync(upload_service.abort, upload_id, _caller(request))

@@ -1,0 +1,107 @@
+"""Receiving blob bytes: bounded body streaming and the receive/hash/write pipeline.
+
+Invariants:
+- A body is refused (``BodyTooLargeError``) as soon as it passes its limit, and a
+  body shorter than its ``Content-Length`` or cut by a disconnect is refused
+  (``IncompleteBodyError``): nothing is published in either case.
+- The pipeline overlaps three threads (blake3, sha256, storage write) with the
+  event loop receiving the next batch; each consumer sees batches in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from registry.core.digest import BlobDigests, DualHasher
+from registry.core.quantity import format_size
+from registry.errors import BodyTooLargeError, IncompleteBodyError
+from registry.storage import BlobWriter
+
+BATCH_BYTES = 4 * 1024 * 1024
+
+Receive = Callable[[], Awaitable[Any]]
+
+
+async def body_chunks(
+    receive: Receive, declared_length: int | None, max_bytes: int, what: str = "body"
+) -> AsyncIterator[bytes]:
+    """Yield an ASGI request body, enforcing ``max_bytes`` and ``declared_length``.
+
+    Raises:
+        BodyTooLargeError: the body is (or announces to be) longer than ``max_bytes``.
+        IncompleteBodyError: it ended before ``declared_length`` or the client left.
+    """
+    if declared_length is not None and declared_length > max_bytes:
+        raise BodyTooLargeError(
+            f"{what} of {format_size(declared_length)} exceeds the limit of "
+            f"{format_size(max_bytes)}; use a resumable upload or ask an admin to raise it",
+            limit_bytes=max_bytes,
+        )
+    received = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise IncompleteBodyError(
+                f"client disconnected after {received} bytes of the {what}; nothing was stored"
+            )
+        chunk: bytes = message.get("body", b"")
+        if chunk:
+            received += len(chunk)
+            if received > max_bytes:
+                raise BodyTooLargeError(
+                    f"{what} exceeds the limit of {format_size(max_bytes)}",
+                    limit_bytes=max_bytes,
+                )
+            yield chunk
+        if not message.get("more_body", False):
+            break
+    if declared_length is not None and received != declared_length:
+        raise IncompleteBodyError(
+            f"{what} ended after {received} of {declared_length} declared bytes; nothing was stored"
+        )
+
+
+async def batched(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Regroup small ASGI chunks into batches of about BATCH_BYTES (fewer thread hops)."""
+    pending: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= BATCH_BYTES:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
+
+
+async def hash_and_write(
+    chunks: AsyncIterator[bytes], writer: BlobWriter | None, executor: ThreadPoolExecutor
+) -> BlobDigests:
+    """Hash (both digests) and write a stream, pipelined across threads.
+
+    ``writer=None`` hashes only. The caller commits or aborts the writer.
+    """
+    loop = asyncio.get_running_loop()
+    hasher = DualHasher()
+    in_flight: list[asyncio.Future[None]] = []
+    try:
+        async for batch in batched(chunks):
+            if in_flight:
+                await asyncio.gather(*in_flight)
+            in_flight = [
+                loop.run_in_executor(executor, hasher.update_blake3, batch),
+                loop.run_in_executor(executor, hasher.update_sha256, batch),
+            ]
+            if writer is not None:
+                in_flight.append(loop.run_in_executor(executor, writer.write, batch))
+        if in_flight:
+            await asyncio.gather(*in_flight)
+    except BaseException:
+        # let running threads finish before the caller aborts the writer
+        await asyncio.gather(*in_flight, return_exceptions=True)
+        raise
+    return hasher.finish()

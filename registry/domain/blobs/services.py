@@ -1,0 +1,191 @@
+"""Blob service: verified ingest, lookups by either digest, ranged reads, fsck.
+
+Invariants:
+- A blob row is written only after its bytes are published in the store, and
+  bytes are published only after they hashed to the claimed digest.
+- Concurrent pushes of one blob all succeed; it is stored once (the row insert
+  is idempotent and publishing identical bytes twice is harmless).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import anyio.to_thread
+from cachetools import LRUCache
+from sqlalchemy.orm import Session, sessionmaker
+
+from registry.core.digest import BlobDigests, Digest, DualHasher
+from registry.db.models import BlobRow
+from registry.domain.blobs.ingest import hash_and_write
+from registry.domain.blobs.repositories import BlobRepository
+from registry.domain.blobs.schemas import BlobInfo
+from registry.domain.system.metrics import Metrics
+from registry.errors import BlobNotFoundError, DigestMismatchError
+from registry.storage import BlobStore, BlobWriter, StoredBlobMissingError
+
+
+def _info(row: BlobRow) -> BlobInfo:
+    return BlobInfo(
+        BlobDigests(Digest.blake3(row.blake3), Digest.sha256(row.sha256), row.size_bytes)
+    )
+
+
+@dataclass(slots=True)
+class FsckReport:
+    checked: int = 0
+    missing: list[str] = field(default_factory=list)  # row without bytes
+    wrong_size: list[str] = field(default_factory=list)
+    corrupt: list[str] = field(default_factory=list)  # bytes hash to something else
+    orphaned: list[str] = field(default_factory=list)  # bytes without a row
+    repaired: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing or self.wrong_size or self.corrupt or self.orphaned)
+
+
+class BlobService:
+    def __init__(
+        self,
+        store: BlobStore,
+        writes: sessionmaker[Session],
+        reads: sessionmaker[Session],
+        executor: ThreadPoolExecutor,
+        metrics: Metrics,
+    ) -> None:
+        self.store = store
+        self._writes = writes
+        self._reads = reads
+        self._executor = executor
+        self._metrics = metrics
+        self._cache: LRUCache[Digest, BlobInfo] = LRUCache(maxsize=100_000)
+
+    # -- lookups ----------------------------------------------------------------------
+    def find(self, digest: Digest) -> BlobInfo | None:
+        """The blob named by either digest, or None. Found blobs are cached (immutable)."""
+        cached = self._cache.get(digest)
+        if cached is not None:
+            return cached
+        with self._reads() as session:
+            row = BlobRepository(session).get(digest)
+        if row is None:
+            return None
+        info = _info(row)
+        self._cache[info.digests.blake3] = info
+        self._cache[info.digests.sha256] = info
+        return info
+
+    def get(self, digest: Digest) -> BlobInfo:
+        """Raises BlobNotFoundError."""
+        info = self.find(digest)
+        if info is None:
+            raise BlobNotFoundError(f"no blob {digest} in this registry", digest=str(digest))
+        return info
+
+    def present(self, blake3_hexes: list[str]) -> dict[str, BlobInfo]:
+        with self._reads() as session:
+            rows = BlobRepository(session).present(blake3_hexes)
+        return {k: _info(r) for k, r in rows.items()}
+
+    def read(self, info: BlobInfo, offset: int, length: int) -> Iterator[bytes]:
+        """Stream a byte range of a published blob. Raises StoredBlobMissingError."""
+        return self.store.read(info.digests.blake3.hex, offset, length)
+
+    # -- ingest -----------------------------------------------------------------------
+    async def ingest(self, claimed: Digest, chunks: AsyncIterator[bytes]) -> tuple[BlobInfo, bool]:
+        """Receive, verify and publish a blob; (info, True) when it is new.
+
+        Raises:
+            DigestMismatchError: the bytes hash to another digest; nothing stored.
+            BodyTooLargeError, IncompleteBodyError: from the body stream; nothing stored.
+            StorageError: the store failed; nothing visible.
+        """
+        started = time.perf_counter()
+        writer = await anyio.to_thread.run_sync(self.store.open_writer)
+        try:
+            digests = await hash_and_write(chunks, writer, self._executor)
+            self._metrics.bytes_in.inc(digests.size_bytes)
+            result = await anyio.to_thread.run_sync(self.publish, claimed, writer, digests)
+        except BaseException:
+            await anyio.to_thread.run_sync(writer.abort)
+            self._metrics.upload_seconds.labels("refused").observe(time.perf_counter() - started)
+            raise
+        self._metrics.upload_seconds.labels("stored").observe(time.perf_counter() - started)
+        return result
+
+    def publish(
+        self, claimed: Digest, writer: BlobWriter, digests: BlobDigests
+    ) -> tuple[BlobInfo, bool]:
+        """Commit verified bytes to the store, then record the row (idempotent)."""
+        if not digests.matches(claimed):
+            raise DigestMismatchError(
+                f"the {digests.size_bytes} bytes received hash to {digests.blake3} "
+                f"({digests.sha256}), not to the claimed {claimed}; nothing was stored",
+                claimed=str(claimed),
+                received_blake3=str(digests.blake3),
+                received_sha256=str(digests.sha256),
+                received_size_bytes=digests.size_bytes,
+            )
+        writer.commit(digests.blake3.hex)
+        row = BlobRow(
+            blake3=digests.blake3.hex,
+            sha256=digests.sha256.hex,
+            size_bytes=digests.size_bytes,
+            created_at=datetime.now(UTC),
+        )
+        with self._writes.begin() as session:
+            created = BlobRepository(session).insert_if_absent(row)
+        return BlobInfo(digests), created
+
+    # -- maintenance ------------------------------------------------------------------
+    def fsck(self, *, deep: bool = False, repair: bool = False) -> FsckReport:
+        """Compare rows with stored bytes; ``deep`` rehashes every blob.
+
+        With ``repair``: orphaned bytes (published, row never written) get their row
+        after a rehash proves them; corrupt or missing blobs are only reported.
+        """
+        report = FsckReport()
+        known: set[str] = set()
+        with self._reads() as session:
+            for row in BlobRepository(session).all_blake3():
+                known.add(row.blake3)
+                report.checked += 1
+                size = self.store.size_of(row.blake3)
+                if size is None:
+                    report.missing.append(row.blake3)
+                elif size != row.size_bytes:
+                    report.wrong_size.append(row.blake3)
+                elif deep and self._rehash(row.blake3).blake3.hex != row.blake3:
+                    report.corrupt.append(row.blake3)
+        for blake3_hex in self.store.list_blobs():
+            if blake3_hex in known:
+                continue
+            report.orphaned.append(blake3_hex)
+            if repair:
+                digests = self._rehash(blake3_hex)
+                if digests.blake3.hex == blake3_hex:
+                    with self._writes.begin() as session:
+                        BlobRepository(session).insert_if_absent(
+                            BlobRow(
+                                blake3=blake3_hex,
+                                sha256=digests.sha256.hex,
+                                size_bytes=digests.size_bytes,
+                                created_at=datetime.now(UTC),
+                            )
+                        )
+                    report.repaired.append(blake3_hex)
+        return report
+
+    def _rehash(self, blake3_hex: str) -> BlobDigests:
+        hasher = DualHasher()
+        try:
+            for chunk in self.store.read(blake3_hex):
+                hasher.update(chunk)
+        except StoredBlobMissingError:
+            pass
+        return hasher.finish()

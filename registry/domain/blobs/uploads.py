@@ -1,0 +1,214 @@
+"""Resumable upload sessions: create, append chunks at offsets, commit, abort, expire.
+
+Invariants:
+- Session state lives in the database and its parts in the blob store, never in
+  process memory: any replica can serve any request of any session.
+- A chunk is accepted only at the session's current offset; the offset moves
+  by a conditional update, so of two racing chunks exactly one wins and the
+  loser's part is deleted.
+- Commit re-reads the parts in offset order, hashes them, and publishes the
+  blob only when it matches the claimed digest; the session is then removed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import anyio.to_thread
+from sqlalchemy.orm import Session, sessionmaker
+
+from registry.core.digest import Digest
+from registry.core.quantity import format_size
+from registry.db.models import UploadPartRow, UploadRow
+from registry.domain.blobs.ingest import batched, hash_and_write
+from registry.domain.blobs.repositories import UploadRepository
+from registry.domain.blobs.schemas import BlobInfo, UploadSession
+from registry.domain.blobs.services import BlobService
+from registry.errors import BodyTooLargeError, UploadNotFoundError, UploadOffsetMismatchError
+from registry.settings import LimitSettings
+from registry.storage import BlobStore
+
+
+class UploadService:
+    def __init__(
+        self,
+        blobs: BlobService,
+        writes: sessionmaker[Session],
+        reads: sessionmaker[Session],
+        limits: LimitSettings,
+        executor: ThreadPoolExecutor,
+    ) -> None:
+        self._blobs = blobs
+        self._store: BlobStore = blobs.store
+        self._writes = writes
+        self._reads = reads
+        self._limits = limits
+        self._executor = executor
+
+    def _expiry(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self._limits.upload_ttl_seconds)
+
+    def create(self, token_id: str | None) -> UploadSession:
+        now = datetime.now(UTC)
+        row = UploadRow(
+            id=secrets.token_hex(16),
+            offset_bytes=0,
+            created_at=now,
+            updated_at=now,
+            expires_at=self._expiry(now),
+            token_id=token_id,
+        )
+        with self._writes.begin() as session:
+            UploadRepository(session).add(row)
+        return UploadSession(row.id, 0, row.expires_at, token_id)
+
+    def status(self, upload_id: str, caller: str | None) -> UploadSession:
+        """The session, if ``caller`` (a token id; None for admins) may use it.
+
+        Raises:
+            UploadNotFoundError: unknown, expired, aborted, committed, or another
+                token's session (which is not revealed).
+        """
+        with self._reads() as session:
+            row = UploadRepository(session).get(upload_id, datetime.now(UTC))
+        if row is None or (caller is not None and row.token_id != caller):
+            raise UploadNotFoundError(
+                f"upload {upload_id} does not exist, expired, or was committed or aborted; "
+                "start a new one with POST /v1/uploads",
+                upload_id=upload_id,
+            )
+        return UploadSession(row.id, row.offset_bytes, row.expires_at, row.token_id)
+
+    def _offset_mismatch(
+        self, upload_id: str, sent: int, current: int
+    ) -> UploadOffsetMismatchError:
+        return UploadOffsetMismatchError(
+            f"chunk sent at offset {sent} but upload {upload_id} is at offset {current}; "
+            "HEAD the upload and resume from its Upload-Offset",
+            upload_offset=current,
+        )
+
+    async def append(
+        self, upload_id: str, caller: str | None, offset: int, chunks: AsyncIterator[bytes]
+    ) -> UploadSession:
+        """Append one chunk at ``offset``; the new session state.
+
+        Raises:
+            UploadNotFoundError, UploadOffsetMismatchError, BodyTooLargeError,
+            IncompleteBodyError (from ``chunks``), StorageError.
+        """
+        current = await anyio.to_thread.run_sync(self.status, upload_id, caller)
+        if current.offset_bytes != offset:
+            raise self._offset_mismatch(upload_id, offset, current.offset_bytes)
+        part_name = f"{offset:020d}-{secrets.token_hex(8)}"
+        writer = await anyio.to_thread.run_sync(self._store.open_part_writer, upload_id, part_name)
+        try:
+            size = 0
+            async for chunk in batched(chunks):
+                size += len(chunk)
+                if offset + size > self._limits.max_blob_bytes:
+                    raise BodyTooLargeError(
+                        f"upload would exceed the blob limit of "
+                        f"{format_size(self._limits.max_blob_bytes)}",
+                        limit_bytes=self._limits.max_blob_bytes,
+                    )
+                await anyio.to_thread.run_sync(writer.write, chunk)
+            if size == 0:
+                await anyio.to_thread.run_sync(writer.abort)
+                return current
+            await anyio.to_thread.run_sync(writer.commit, "")
+        except BaseException:
+            await anyio.to_thread.run_sync(writer.abort)
+            raise
+        part = UploadPartRow(
+            upload_id=upload_id, offset_bytes=offset, size_bytes=size, part_name=part_name
+        )
+        recorded = await anyio.to_thread.run_sync(self._record_part, upload_id, offset, part)
+        if not recorded:
+            await anyio.to_thread.run_sync(self._store.delete_part, upload_id, part_name)
+            latest = await anyio.to_thread.run_sync(self.status, upload_id, caller)
+            raise self._offset_mismatch(upload_id, offset, latest.offset_bytes)
+        return UploadSession(upload_id, offset + size, current.expires_at, current.token_id)
+
+    def _record_part(self, upload_id: str, offset: int, part: UploadPartRow) -> bool:
+        now = datetime.now(UTC)
+        with self._writes.begin() as session:
+            return UploadRepository(session).advance(
+                upload_id, offset, part, now, self._expiry(now)
+            )
+
+    async def commit(
+        self, upload_id: str, caller: str | None, claimed: Digest
+    ) -> tuple[BlobInfo, bool]:
+        """Verify and publish the uploaded bytes as a blob, then end the session.
+
+        Raises:
+            UploadNotFoundError, DigestMismatchError (the session stays, so the
+            client can inspect or abort it), StorageError.
+        """
+        await anyio.to_thread.run_sync(self.status, upload_id, caller)
+        parts = await anyio.to_thread.run_sync(self._parts, upload_id)
+        writer = await anyio.to_thread.run_sync(self._store.open_writer)
+        try:
+            digests = await hash_and_write(
+                self._read_parts(upload_id, parts), writer, self._executor
+            )
+            result = await anyio.to_thread.run_sync(self._blobs.publish, claimed, writer, digests)
+        except BaseException:
+            await anyio.to_thread.run_sync(writer.abort)
+            raise
+        await anyio.to_thread.run_sync(self._remove, upload_id)
+        return result
+
+    def _parts(self, upload_id: str) -> list[UploadPartRow]:
+        with self._reads() as session:
+            return UploadRepository(session).parts(upload_id)
+
+    async def _read_parts(self, upload_id: str, parts: list[UploadPartRow]) -> AsyncIterator[bytes]:
+        expected = 0
+        for part in parts:
+            if part.offset_bytes != expected:
+                raise UploadOffsetMismatchError(
+                    f"upload {upload_id} has a gap at offset {expected}; abort it and start again",
+                    upload_offset=expected,
+                )
+            stream = await anyio.to_thread.run_sync(
+                self._store.read_part, upload_id, part.part_name
+            )
+            while True:
+                chunk = await anyio.to_thread.run_sync(next, stream, None)
+                if chunk is None:
+                    break
+                yield chunk
+            expected += part.size_bytes
+
+    def abort(self, upload_id: str, caller: str | None) -> None:
+        """Remove the session and its parts. Raises UploadNotFoundError."""
+        self.status(upload_id, caller)
+        self._remove(upload_id)
+
+    def _remove(self, upload_id: str) -> None:
+        with self._writes.begin() as session:
+            UploadRepository(session).remove(upload_id)
+        self._store.delete_upload(upload_id)
+
+    def expire(self) -> int:
+        """Remove expired sessions and upload parts no session owns; how many went."""
+        removed = 0
+        with self._writes.begin() as session:
+            repo = UploadRepository(session)
+            expired = repo.expired_ids(datetime.now(UTC))
+            for upload_id in expired:
+                repo.remove(upload_id)
+        for upload_id in expired:
+            self._store.delete_upload(upload_id)
+            removed += 1
+        stored = self._store.list_upload_ids()
+        with self._reads() as session:
+            live = UploadRepository(session).known_ids(stored)
+        for upload_id in set(stored) - live:
+            self._store.delete_upload(upload_id)
+        return removed

@@ -1,0 +1,36 @@
+"""Prometheus metrics, one registry per app (replicas and tests never share one)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "reliquary_http_requests_total",
+            "HTTP requests handled",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "reliquary_http_request_duration_seconds",
+            "Time to answer a request",
+            ["method", "route"],
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30),
+        )
+        self.bytes_in = Counter(
+            "reliquary_blob_bytes_received_total", "Blob bytes received", registry=self.registry
+        )
+        self.bytes_out = Counter(
+            "reliquary_blob_bytes_sent_total", "Blob bytes sent", registry=self.registry
+        )
+        self.upload_seconds = Histogram(
+            "reliquary_blob_upload_duration_seconds",
+            "Time to receive, verify and publish one blob",
+            ["outcome"],
+            registry=self.registry,
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
+        )

@@ -1,0 +1,95 @@
+"""The registry's error tree. ``registry.problems`` maps each class to HTTP once.
+
+Every error names the broken invariant and says what to do next; ``extra``
+carries machine-readable fields that go into the problem+json body.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RegistryError(Exception):
+    """Base of every error the registry service raises on purpose."""
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+# -- auth ---------------------------------------------------------------------------
+class AuthenticationRequiredError(RegistryError):
+    """No bearer token, or one that is unknown, expired or revoked."""
+
+
+class PermissionDeniedError(RegistryError):
+    """The token's role may not call this endpoint."""
+
+
+# -- lookups ------------------------------------------------------------------------
+class NotFoundError(RegistryError):
+    """Base for a thing that does not exist."""
+
+
+class BlobNotFoundError(NotFoundError):
+    pass
+
+
+class ArtifactNotFoundError(NotFoundError):
+    pass
+
+
+class UploadNotFoundError(NotFoundError):
+    """No such upload session, or it expired or was aborted."""
+
+
+class TokenNotFoundError(NotFoundError):
+    pass
+
+
+# -- request shape ------------------------------------------------------------------
+class InvalidRequestError(RegistryError):
+    """A parameter, header or JSON body is malformed."""
+
+
+class BodyTooLargeError(RegistryError):
+    """The body exceeds a configured limit (checked while streaming)."""
+
+
+class IncompleteBodyError(RegistryError):
+    """The body ended before its declared ``Content-Length`` (a truncated upload)."""
+
+
+class RangeNotSatisfiableError(RegistryError):
+    pass
+
+
+# -- content ------------------------------------------------------------------------
+class DigestMismatchError(RegistryError):
+    """The bytes received do not hash to the claimed digest; nothing was stored."""
+
+
+class UploadOffsetMismatchError(RegistryError):
+    """A chunk's ``Upload-Offset`` is not the upload's current offset."""
+
+
+class ImmutableVersionError(RegistryError):
+    """``name@version`` is already bound to a different digest."""
+
+
+class MissingBlobsError(RegistryError):
+    """A manifest names blobs the registry does not hold."""
+
+
+class ManifestFileMismatchError(RegistryError):
+    """A manifest's file entry disagrees with the stored blob (size or sha256)."""
+
+
+# -- dependencies -------------------------------------------------------------------
+class ServiceUnavailableError(RegistryError):
+    """The database or blob store cannot be reached."""
+
+
+class MissingReferenceError(RegistryError):
+    """A manifest's ``reference.inputs`` names an artifact the registry does not hold."""

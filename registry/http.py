@@ -1,0 +1,108 @@
+"""Cross-cutting HTTP: problem+json responses and the metrics middleware."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from registry.domain.system.metrics import Metrics
+from registry.errors import AuthenticationRequiredError, RegistryError
+from registry.problems import MEDIA_TYPE, kind_of, problem_body, slug_for_status
+
+log = logging.getLogger("reliquary.http")
+
+
+def _problem(
+    request: Request[Any, Any, Any],
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    extra: dict[str, Any],
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
+    body = problem_body(status, slug, title, detail, request.url.path, extra)
+    return Response(
+        msgspec.json.encode(body), status_code=status, media_type=MEDIA_TYPE, headers=headers
+    )
+
+
+def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Translate any exception into an RFC 9457 problem+json response."""
+    kind = kind_of(exc)
+    if kind is not None:
+        extra = exc.extra if isinstance(exc, RegistryError) else {}
+        detail = exc.detail if isinstance(exc, RegistryError) else str(exc)
+        headers = None
+        if isinstance(exc, AuthenticationRequiredError):
+            headers = {"www-authenticate": 'Bearer realm="reliquary"'}
+        if kind.status == 416 and "size_bytes" in extra:
+            headers = {"content-range": f"bytes */{extra['size_bytes']}"}
+        return _problem(request, kind.status, kind.slug, kind.title, detail, extra, headers)
+    if isinstance(exc, HTTPException):
+        extra = {"errors": exc.extra} if exc.extra else {}
+        title = type(exc).__name__.removesuffix("Exception") or "HTTP error"
+        return _problem(
+            request,
+            exc.status_code,
+            slug_for_status(exc.status_code),
+            title,
+            str(exc.detail),
+            extra,
+            dict(exc.headers or {}),
+        )
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _problem(
+        request,
+        500,
+        "internal",
+        "Internal error",
+        "the registry failed unexpectedly; nothing was changed by a failed write. "
+        "Retry, and report it with the time of the request if it persists",
+        {},
+    )
+
+
+class MetricsMiddleware:
+    """Counts requests by method, route template and status, and times them."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("path_template") or "unmatched"
+            method = str(scope.get("method", ""))
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.request_seconds.labels(method, route).observe(
+                time.perf_counter() - started
+            )
+
+
+class HeadResponse(Response[None]):
+    """A HEAD answer: the GET's headers (Content-Length included) and no body."""
+
+    def render(self, content: Any, media_type: str, enc_hook: Any = None) -> bytes:
+        return b""

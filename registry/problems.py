@@ -1,0 +1,122 @@
+"""One table from error classes to RFC 9457 problem+json responses.
+
+Each entry fixes the HTTP status and the stable ``type`` slug clients match on
+(``https://reliquary.dev/problems/<slug>``). Lookups walk the class hierarchy, so a
+subclass without its own row inherits its parent's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from registry.core.errors import (
+    InvalidDigestError,
+    InvalidJSONError,
+    InvalidManifestError,
+    InvalidQuantityError,
+    NonCanonicalJSONError,
+)
+from registry.errors import (
+    ArtifactNotFoundError,
+    AuthenticationRequiredError,
+    BlobNotFoundError,
+    BodyTooLargeError,
+    DigestMismatchError,
+    ImmutableVersionError,
+    IncompleteBodyError,
+    InvalidRequestError,
+    ManifestFileMismatchError,
+    MissingBlobsError,
+    MissingReferenceError,
+    NotFoundError,
+    PermissionDeniedError,
+    RangeNotSatisfiableError,
+    ServiceUnavailableError,
+    TokenNotFoundError,
+    UploadNotFoundError,
+    UploadOffsetMismatchError,
+)
+from registry.storage import StorageError
+
+PROBLEM_BASE = "https://reliquary.dev/problems/"
+MEDIA_TYPE = "application/problem+json"
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemKind:
+    status: int
+    slug: str
+    title: str
+
+
+PROBLEMS: dict[type[Exception], ProblemKind] = {
+    AuthenticationRequiredError: ProblemKind(401, "unauthenticated", "Authentication required"),
+    PermissionDeniedError: ProblemKind(403, "forbidden", "Role not allowed"),
+    NotFoundError: ProblemKind(404, "not-found", "Not found"),
+    BlobNotFoundError: ProblemKind(404, "blob-not-found", "Blob not found"),
+    ArtifactNotFoundError: ProblemKind(404, "artifact-not-found", "Artifact not found"),
+    UploadNotFoundError: ProblemKind(404, "upload-not-found", "Upload session not found"),
+    TokenNotFoundError: ProblemKind(404, "token-not-found", "Token not found"),
+    InvalidRequestError: ProblemKind(400, "invalid-request", "Invalid request"),
+    InvalidDigestError: ProblemKind(400, "invalid-digest", "Invalid digest"),
+    InvalidQuantityError: ProblemKind(400, "invalid-request", "Invalid request"),
+    InvalidJSONError: ProblemKind(400, "invalid-json", "Invalid JSON"),
+    NonCanonicalJSONError: ProblemKind(400, "non-canonical-json", "Manifest is not canonical"),
+    InvalidManifestError: ProblemKind(400, "invalid-manifest", "Invalid manifest"),
+    BodyTooLargeError: ProblemKind(413, "body-too-large", "Body too large"),
+    IncompleteBodyError: ProblemKind(400, "incomplete-body", "Body ended early"),
+    RangeNotSatisfiableError: ProblemKind(416, "range-not-satisfiable", "Range not satisfiable"),
+    DigestMismatchError: ProblemKind(400, "digest-mismatch", "Digest mismatch"),
+    UploadOffsetMismatchError: ProblemKind(409, "upload-offset-mismatch", "Wrong upload offset"),
+    ImmutableVersionError: ProblemKind(409, "version-taken", "Version already bound"),
+    MissingBlobsError: ProblemKind(422, "missing-blobs", "Manifest names missing blobs"),
+    MissingReferenceError: ProblemKind(
+        422, "missing-reference", "Manifest references a missing artifact"
+    ),
+    ManifestFileMismatchError: ProblemKind(
+        422, "manifest-file-mismatch", "Manifest disagrees with stored blob"
+    ),
+    ServiceUnavailableError: ProblemKind(503, "unavailable", "Service unavailable"),
+    StorageError: ProblemKind(503, "storage-unavailable", "Blob storage unavailable"),
+}
+
+_HTTP_SLUGS = {
+    400: "invalid-request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "body-too-large",
+    415: "unsupported-media-type",
+    429: "too-many-requests",
+    500: "internal",
+    503: "unavailable",
+}
+
+
+def kind_of(exc: BaseException) -> ProblemKind | None:
+    """The problem row for ``exc``'s class or its nearest listed ancestor."""
+    for cls in type(exc).__mro__:
+        kind = PROBLEMS.get(cls)
+        if kind is not None:
+            return kind
+    return None
+
+
+def problem_body(
+    status: int, slug: str, title: str, detail: str, instance: str, extra: dict[str, Any]
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+    }
+    body.update(extra)
+    return body
+
+
+def slug_for_status(status: int) -> str:
+    return _HTTP_SLUGS.get(status, "http-error")

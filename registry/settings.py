@@ -1,0 +1,131 @@
+"""Registry settings: frozen groups filled from flags or ``RELIQUARY_*`` variables.
+
+Every setting has one name, used as ``--kebab-case`` flag and as
+``RELIQUARY_UPPER_CASE`` environment variable. Sizes and durations carry units
+(``10GiB``, ``24h``). A ``Settings`` object is always valid.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from registry.core.quantity import parse_duration, parse_size
+
+StorageBackend = Literal["filesystem", "s3"]
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str
+    pool_size: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSettings:
+    backend: StorageBackend
+    root: Path  # filesystem backend
+    s3_bucket: str = ""
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_prefix: str = ""
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSettings:
+    max_blob_bytes: int = 64 * 2**30
+    max_manifest_bytes: int = 4 * 2**20
+    max_chunk_bytes: int = 512 * 2**20
+    upload_ttl_seconds: float = 24 * 3600.0
+    max_json_body_bytes: int = 1 * 2**20
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    anonymous_reads: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path
+    database: DatabaseSettings
+    storage: StorageSettings
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: str | None) -> Settings:
+        """Build settings from ``RELIQUARY_*`` variables; ``overrides`` (flag values) win.
+
+        Override keys are the lowercase setting names (``data_dir``, ``database_url``).
+
+        Raises:
+            ValueError: a value cannot be read (the message names the variable).
+        """
+        source = dict(os.environ if env is None else env)
+
+        def get(name: str, default: str | None = None) -> str | None:
+            flag = overrides.get(name)
+            if flag is not None:
+                return flag
+            return source.get(f"RELIQUARY_{name.upper()}", default)
+
+        data_dir = Path(get("data_dir", "./.reliquary") or "./.reliquary").absolute()
+        database_url = get("database_url") or f"sqlite:///{data_dir / 'registry.db'}"
+        backend_name = get("storage", "filesystem")
+        if backend_name == "filesystem":
+            backend: StorageBackend = "filesystem"
+        elif backend_name == "s3":
+            backend = "s3"
+        else:
+            raise ValueError(
+                f"RELIQUARY_STORAGE must be 'filesystem' or 's3', not {backend_name!r}"
+            )
+        storage = StorageSettings(
+            backend=backend,
+            root=Path(get("blob_dir") or data_dir / "blobs").absolute(),
+            s3_bucket=get("s3_bucket", "") or "",
+            s3_endpoint_url=get("s3_endpoint_url"),
+            s3_region=get("s3_region"),
+            s3_prefix=get("s3_prefix", "") or "",
+            s3_access_key_id=get("s3_access_key_id"),
+            s3_secret_access_key=get("s3_secret_access_key"),
+        )
+        if backend == "s3" and not storage.s3_bucket:
+            raise ValueError("RELIQUARY_S3_BUCKET is required when RELIQUARY_STORAGE=s3")
+        defaults = LimitSettings()
+
+        def size(name: str, default: int) -> int:
+            text = get(name)
+            try:
+                return default if text is None else parse_size(text)
+            except ValueError as exc:
+                raise ValueError(f"RELIQUARY_{name.upper()}: {exc}") from exc
+
+        ttl_text = get("upload_ttl")
+        try:
+            ttl = defaults.upload_ttl_seconds if ttl_text is None else parse_duration(ttl_text)
+        except ValueError as exc:
+            raise ValueError(f"RELIQUARY_UPLOAD_TTL: {exc}") from exc
+        limits = LimitSettings(
+            max_blob_bytes=size("max_blob_size", defaults.max_blob_bytes),
+            max_manifest_bytes=size("max_manifest_size", defaults.max_manifest_bytes),
+            max_chunk_bytes=size("max_chunk_size", defaults.max_chunk_bytes),
+            upload_ttl_seconds=ttl,
+            max_json_body_bytes=size("max_json_body_size", defaults.max_json_body_bytes),
+        )
+        anonymous = (get("anonymous_reads", "false") or "false").lower()
+        if anonymous not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(f"RELIQUARY_ANONYMOUS_READS must be true or false, not {anonymous!r}")
+        return cls(
+            data_dir=data_dir,
+            database=DatabaseSettings(url=database_url),
+            storage=storage,
+            limits=limits,
+            auth=AuthSettings(anonymous_reads=anonymous in ("true", "1", "yes")),
+        )

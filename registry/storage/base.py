@@ -1,0 +1,105 @@
+"""The blob storage protocol every backend implements.
+
+Invariants every backend keeps (checked by ``tests/storage/test_conformance.py``,
+which runs unchanged against each backend):
+
+- A blob lives at a key derived from its blake3 hex only
+  (``blobs/blake3/<hex[:2]>/<hex>``). It becomes visible there only through
+  ``BlobWriter.commit``, atomically and durably; a reader never sees a partial
+  blob. Committing a blob that already exists keeps the existing bytes and
+  succeeds (content addressing makes them equal).
+- The store never hashes: callers verify bytes before they ``commit``.
+- Upload parts (resumable sessions) live under ``_uploads/<upload_id>/`` and are
+  invisible to blob reads; ``delete_upload`` removes them all.
+- Backends translate their own exceptions: only ``StorageError`` subclasses
+  escape. All methods are blocking; async callers run them in threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+READ_CHUNK_BYTES = 1024 * 1024
+
+
+class StorageError(Exception):
+    """Base of every storage backend error."""
+
+
+class StoredBlobMissingError(StorageError):
+    """The database names a blob (or upload part) the store does not hold."""
+
+
+class StorageUnavailableError(StorageError):
+    """The backend could not be reached or refused the operation."""
+
+
+class BlobWriter(Protocol):
+    """Receives one blob's bytes into a staging area, then publishes or discards them."""
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Append bytes. Raises StorageUnavailableError."""
+
+    def commit(self, blake3_hex: str) -> None:
+        """Make the written bytes durable and visible as ``blake3_hex``; idempotent.
+
+        Raises StorageUnavailableError. After commit the writer is closed.
+        """
+
+    def abort(self) -> None:
+        """Discard everything written; never raises. Safe after commit."""
+
+
+class BlobStore(Protocol):
+    """Where blob bytes and in-progress upload parts live."""
+
+    description: str
+
+    def open_writer(self) -> BlobWriter:
+        """Start a new staged blob."""
+
+    def open_part_writer(self, upload_id: str, part_name: str) -> BlobWriter:
+        """Start one part of a resumable upload; ``commit`` makes the part durable.
+
+        The ``blake3_hex`` given to a part writer's commit is ignored.
+        """
+
+    def read_part(self, upload_id: str, part_name: str) -> Iterator[bytes]:
+        """Stream a committed upload part. Raises StoredBlobMissingError."""
+
+    def delete_part(self, upload_id: str, part_name: str) -> None:
+        """Remove one upload part; missing is fine."""
+
+    def delete_upload(self, upload_id: str) -> None:
+        """Remove every part of an upload; missing is fine."""
+
+    def list_upload_ids(self) -> list[str]:
+        """Upload ids that have parts in the store (for expiry and fsck)."""
+
+    def size_of(self, blake3_hex: str) -> int | None:
+        """The stored blob's size in bytes, or None when absent."""
+
+    def read(self, blake3_hex: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        """Stream ``length`` bytes (to the end when None) from ``offset``.
+
+        Raises StoredBlobMissingError. Chunks are at most READ_CHUNK_BYTES.
+        """
+
+    def delete(self, blake3_hex: str) -> None:
+        """Remove a blob (fsck and garbage collection only); missing is fine."""
+
+    def list_blobs(self) -> Iterator[str]:
+        """Every stored blob's blake3 hex, in no particular order."""
+
+    def check(self) -> None:
+        """Raise StorageUnavailableError unless the store is reachable and writable."""
+
+
+def blob_key(blake3_hex: str) -> str:
+    """The relative key of a blob: ``blobs/blake3/<xx>/<hex>``."""
+    return f"blobs/blake3/{blake3_hex[:2]}/{blake3_hex}"
+
+
+def upload_prefix(upload_id: str) -> str:
+    return f"_uploads/{upload_id}/"

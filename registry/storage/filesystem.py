@@ -1,0 +1,196 @@
+"""Local filesystem blob store.
+
+Layout under the root: ``blobs/blake3/<xx>/<hex>`` (published blobs),
+``_staging/<random>`` (blobs being written), ``_uploads/<id>/<part>`` (parts of
+resumable uploads). Staging and blobs share one filesystem, so publishing is an
+``fsync`` then an atomic ``rename`` and a directory ``fsync``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+from registry.storage.base import (
+    READ_CHUNK_BYTES,
+    StorageUnavailableError,
+    StoredBlobMissingError,
+    blob_key,
+    upload_prefix,
+)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _safe_name(name: str) -> str:
+    if not name or "/" in name or name in (".", "..") or "\x00" in name:
+        raise ValueError(f"unsafe storage name {name!r}")
+    return name
+
+
+class _FileWriter:
+    """Writes to a private temporary file, then renames it into place on commit."""
+
+    def __init__(self, tmp_path: Path, final_for: Path | None) -> None:
+        self._tmp = tmp_path
+        self._final_for = final_for  # fixed destination (upload parts) or None (blobs)
+        self._root: Path | None = None
+        self._fd: int | None = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+
+    def bind_root(self, root: Path) -> _FileWriter:
+        self._root = root
+        return self
+
+    def write(self, data: bytes | memoryview) -> None:
+        if self._fd is None:
+            raise StorageUnavailableError("write after commit or abort")
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError as exc:
+            raise StorageUnavailableError(f"cannot write blob data: {exc}") from exc
+
+    def commit(self, blake3_hex: str) -> None:
+        if self._fd is None:
+            raise StorageUnavailableError("commit after commit or abort")
+        assert self._root is not None
+        final = self._final_for or self._root / blob_key(blake3_hex)
+        try:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self._tmp, final)  # same bytes if it existed: content addressed
+            _fsync_dir(final.parent)
+        except OSError as exc:
+            self.abort()
+            raise StorageUnavailableError(f"cannot publish blob: {exc}") from exc
+
+    def abort(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+        with contextlib.suppress(OSError):
+            self._tmp.unlink()
+
+
+class FilesystemBlobStore:
+    """Blobs as files under one root directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.description = f"filesystem:{root}"
+        for sub in ("blobs/blake3", "_staging", "_uploads"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+
+    def _staging_file(self) -> Path:
+        return self.root / "_staging" / secrets.token_hex(16)
+
+    def open_writer(self) -> _FileWriter:
+        try:
+            return _FileWriter(self._staging_file(), None).bind_root(self.root)
+        except OSError as exc:
+            raise StorageUnavailableError(f"cannot create staging file: {exc}") from exc
+
+    def _part_path(self, upload_id: str, part_name: str) -> Path:
+        return self.root / upload_prefix(_safe_name(upload_id)) / _safe_name(part_name)
+
+    def open_part_writer(self, upload_id: str, part_name: str) -> _FileWriter:
+        final = self._part_path(upload_id, part_name)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            return _FileWriter(self._staging_file(), final).bind_root(self.root)
+        except OSError as exc:
+            raise StorageUnavailableError(f"cannot create upload part: {exc}") from exc
+
+    def read_part(self, upload_id: str, part_name: str) -> Iterator[bytes]:
+        return self._read_path(self._part_path(upload_id, part_name), 0, None)
+
+    def delete_part(self, upload_id: str, part_name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._part_path(upload_id, part_name).unlink()
+
+    def delete_upload(self, upload_id: str) -> None:
+        directory = self.root / upload_prefix(_safe_name(upload_id))
+        if not directory.is_dir():
+            return
+        for child in directory.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                child.unlink()
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+
+    def list_upload_ids(self) -> list[str]:
+        return sorted(p.name for p in (self.root / "_uploads").iterdir() if p.is_dir())
+
+    def blob_path(self, blake3_hex: str) -> Path:
+        return self.root / blob_key(_safe_name(blake3_hex))
+
+    def size_of(self, blake3_hex: str) -> int | None:
+        try:
+            return self.blob_path(blake3_hex).stat().st_size
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageUnavailableError(f"cannot stat blob: {exc}") from exc
+
+    def read(self, blake3_hex: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        return self._read_path(self.blob_path(blake3_hex), offset, length)
+
+    def _read_path(self, path: Path, offset: int, length: int | None) -> Iterator[bytes]:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise StoredBlobMissingError(
+                f"{path.name} is missing from {self.description}"
+            ) from None
+        except OSError as exc:
+            raise StorageUnavailableError(f"cannot open {path.name}: {exc}") from exc
+        return self._pread_chunks(fd, offset, length)
+
+    @staticmethod
+    def _pread_chunks(fd: int, offset: int, length: int | None) -> Iterator[bytes]:
+        try:
+            remaining = os.fstat(fd).st_size - offset if length is None else length
+            while remaining > 0:
+                chunk = os.pread(fd, min(READ_CHUNK_BYTES, remaining), offset)
+                if not chunk:
+                    raise StoredBlobMissingError("blob is shorter than its recorded size")
+                offset += len(chunk)
+                remaining -= len(chunk)
+                yield chunk
+        except OSError as exc:
+            raise StorageUnavailableError(f"cannot read blob: {exc}") from exc
+        finally:
+            os.close(fd)
+
+    def delete(self, blake3_hex: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.blob_path(blake3_hex).unlink()
+
+    def list_blobs(self) -> Iterator[str]:
+        base = self.root / "blobs" / "blake3"
+        for shard in sorted(base.iterdir()):
+            if shard.is_dir():
+                for blob in sorted(shard.iterdir()):
+                    yield blob.name
+
+    def check(self) -> None:
+        probe = self.root / "_staging" / f"readyz-{secrets.token_hex(4)}"
+        try:
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as exc:
+            raise StorageUnavailableError(f"{self.description} is not writable: {exc}") from exc

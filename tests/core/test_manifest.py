@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from registry.core.canonical import canonical_bytes
+from registry.core.errors import InvalidJSONError, InvalidManifestError, NonCanonicalJSONError
+from registry.core.manifest import Manifest, parse_manifest
+from tests.support.content import manifest_dict
+
+FILES = {"saved_model.pb": b"graph", "variables/variables.index": b"index"}
+
+
+def valid(**fields: Any) -> dict[str, Any]:
+    return manifest_dict("veid/trust-score", "v20261122_093000", FILES, **fields)
+
+
+def test_valid_manifest_keeps_exact_bytes_and_digests() -> None:
+    raw = canonical_bytes(valid(labels={"team": "veid"}, metrics={"r2": 0.91, "mae": 6.2}))
+    parsed = parse_manifest(raw)
+    assert parsed.raw == raw
+    assert parsed.manifest.name == "veid/trust-score"
+    assert [f.path for f in parsed.manifest.files] == sorted(FILES)
+    assert parsed.manifest.canonical_bytes() == raw
+    assert parsed.digests.size_bytes == len(raw)
+
+
+def test_non_canonical_bytes_are_refused_with_the_expected_form() -> None:
+    doc = valid()
+    pretty = json.dumps(doc, indent=2).encode()
+    with pytest.raises(NonCanonicalJSONError) as info:
+        parse_manifest(pretty)
+    assert info.value.expected == canonical_bytes(doc)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"\xff\xfe", b"{", b'{"a":1,"a":2}', b'{"a":NaN}', b"[1] [2]"],
+)
+def test_invalid_json_is_refused(raw: bytes) -> None:
+    with pytest.raises(InvalidJSONError):
+        parse_manifest(raw)
+
+
+def _problems(doc: dict[str, Any]) -> str:
+    with pytest.raises(InvalidManifestError) as info:
+        parse_manifest(canonical_bytes(doc))
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "why"),
+    [
+        ("../etc/passwd", "'..'"), ("/abs/file", "absolute"), ("a/./b", "'.'"),
+        ("a//b", "empty"), ("dir\\file", "backslash"), ("bad\nname", "control"),
+    ],
+)
+def test_unsafe_paths_are_refused(path: str, why: str) -> None:
+    doc = valid()
+    doc["files"] = [{**doc["files"][0], "path": path}]
+    assert why in _problems(doc)
+
+
+def test_files_must_be_sorted_unique_and_not_collide() -> None:
+    doc = valid()
+    assert "sorted" in _problems({**doc, "files": list(reversed(doc["files"]))})
+    assert "unique" in _problems({**doc, "files": [doc["files"][0], doc["files"][0]]})
+    entry = doc["files"][0]
+    collide = [{**entry, "path": "Model.pb"}, {**entry, "path": "model.pb"}]
+    assert "case" in _problems({**doc, "files": collide})
+    nested = [{**entry, "path": "a"}, {**entry, "path": "a/b"}]
+    assert "both a file and a directory" in _problems({**doc, "files": nested})
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "why"),
+    [
+        ("name", "Veid/Trust", "segment"), ("name", "veid//x", "segment"),
+        ("version", "-v1", "version"), ("schema", "other.v2", "schema"),
+        ("kind", "weights", "kind"), ("unknown", 1, "unknown"),
+        ("reference", {"inputs": "md5:00"}, "reference.inputs"),
+        ("parents", ["blake3:xyz"], "parents[0]"),
+        ("labels", {"Bad Key": "x"}, "label key"),
+    ],
+)
+def test_schema_violations_are_named(field: str, value: Any, why: str) -> None:
+    assert why in _problems({**valid(), field: value})
+
+
+def test_file_digest_and_size_rules() -> None:
+    doc = valid()
+    entry = doc["files"][0]
+    assert "blake3" in _problems({**doc, "files": [{**entry, "blake3": "AB" * 32}]})
+    assert "size" in _problems({**doc, "files": [{**entry, "size": -1}]})
+
+
+def test_constructing_an_invalid_manifest_raises() -> None:
+    with pytest.raises(InvalidManifestError):
+        Manifest(schema="reliquary.manifest.v1", kind="model", name="UPPER", version="v1", files=())

@@ -1,0 +1,125 @@
+"""What only the S3 backend promises: its key layout, its cleanup, its errors.
+
+The behaviour every backend shares lives in test_conformance.py.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+import pytest
+from blake3 import blake3
+
+from registry.storage.base import StorageUnavailableError, blob_key
+from registry.storage.s3 import S3BlobStore
+from tests.support.s3 import S3Endpoint, s3_blob_store, s3_client
+
+MiB = 1024 * 1024
+PREFIX = "reliquary/"
+
+
+def bucket_keys(endpoint: S3Endpoint, bucket: str) -> set[str]:
+    pages = s3_client(endpoint).get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return {item["Key"] for page in pages for item in page.get("Contents", [])}
+
+
+def open_multipart_uploads(endpoint: S3Endpoint, bucket: str) -> list[str]:
+    uploads = s3_client(endpoint).list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    return [upload["Key"] for upload in uploads]
+
+
+def test_commit_leaves_only_the_blob_and_part_keys(
+    s3_test_endpoint: S3Endpoint, s3_bucket: str
+) -> None:
+    store = s3_blob_store(s3_test_endpoint, s3_bucket, prefix=PREFIX)
+    big, small = b"x" * (6 * MiB), b"small"
+    hexes = []
+    for data in (big, small, big):  # the second `big` finds its key taken
+        writer = store.open_writer()
+        writer.write(data)
+        writer.commit(blake3(data).hexdigest())
+        hexes.append(blake3(data).hexdigest())
+    part = store.open_part_writer("u1", "0")
+    part.write(big)
+    part.commit("ignored")
+
+    assert bucket_keys(s3_test_endpoint, s3_bucket) == {
+        PREFIX + blob_key(hexes[0]),
+        PREFIX + blob_key(hexes[1]),
+        PREFIX + "_uploads/u1/0",
+    }
+    assert open_multipart_uploads(s3_test_endpoint, s3_bucket) == []
+
+
+def test_nothing_lands_at_the_blob_key_before_commit(
+    s3_test_endpoint: S3Endpoint, s3_bucket: str
+) -> None:
+    store = s3_blob_store(s3_test_endpoint, s3_bucket, prefix=PREFIX)
+    writer = store.open_writer()
+    writer.write(b"y" * (11 * MiB))  # two parts uploaded, a third buffered
+
+    [staging] = open_multipart_uploads(s3_test_endpoint, s3_bucket)
+    assert staging.startswith(PREFIX + "_staging/")
+    assert bucket_keys(s3_test_endpoint, s3_bucket) == set()
+
+
+def test_abort_removes_the_multipart_upload(s3_test_endpoint: S3Endpoint, s3_bucket: str) -> None:
+    store = s3_blob_store(s3_test_endpoint, s3_bucket, prefix=PREFIX)
+    for writer in (store.open_writer(), store.open_part_writer("u1", "0")):
+        writer.write(b"z" * (6 * MiB))
+        writer.abort()
+
+    assert open_multipart_uploads(s3_test_endpoint, s3_bucket) == []
+    assert bucket_keys(s3_test_endpoint, s3_bucket) == set()
+
+
+def test_a_missing_bucket_fails_check_as_unavailable(s3_test_endpoint: S3Endpoint) -> None:
+    store = s3_blob_store(s3_test_endpoint, "reliquary-no-such-bucket")
+    with pytest.raises(StorageUnavailableError, match="bucket"):
+        store.check()
+    with pytest.raises(StorageUnavailableError, match="NoSuchBucket"):
+        store.list_upload_ids()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port  # nothing listens there once the socket is closed
+
+
+def test_an_unreachable_endpoint_raises_storage_unavailable() -> None:
+    endpoint_url = f"http://127.0.0.1:{closed_port()}"
+    store = S3BlobStore(
+        "reliquary",
+        endpoint_url=endpoint_url,
+        access_key_id="testing",
+        secret_access_key="testing",
+        max_attempts=1,
+    )
+    hex_digest = blake3(b"").hexdigest()
+    writer = store.open_writer()
+    writer.write(b"data")
+    calls: list[Callable[[], object]] = [
+        store.check,
+        lambda: store.size_of(hex_digest),
+        lambda: store.read(hex_digest),
+        lambda: list(store.list_blobs()),
+        store.list_upload_ids,
+        lambda: store.delete(hex_digest),
+        lambda: writer.commit(hex_digest),
+    ]
+    for call in calls:
+        with pytest.raises(StorageUnavailableError, match="check the endpoint URL") as caught:
+            call()
+        assert endpoint_url in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"part_size_bytes": MiB}, {"prefix": "/abs"}, {"access_key_id": "only-half"}],
+)
+def test_invalid_configuration_is_refused(kwargs: dict[str, str | int]) -> None:
+    with pytest.raises(ValueError):
+        S3BlobStore("bucket", endpoint_url="http://127.0.0.1:9", **kwargs)  # type: ignore[arg-type]
