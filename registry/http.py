@@ -8,13 +8,13 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response
-from litestar.exceptions import HTTPException
 from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from registry.domain.system.metrics import Metrics
 from registry.errors import AuthenticationRequiredError, RegistryError
-from registry.problems import MEDIA_TYPE, kind_of, problem_body, slug_for_status
+from registry.problems import MEDIA_TYPE, extra_of, kind_of, problem_body, slug_for_status
 
 log = logging.getLogger("reliquary.http")
 
@@ -38,7 +38,7 @@ def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respons
     """Translate any exception into an RFC 9457 problem+json response."""
     kind = kind_of(exc)
     if kind is not None:
-        extra = exc.extra if isinstance(exc, RegistryError) else {}
+        extra = extra_of(exc)
         detail = exc.detail if isinstance(exc, RegistryError) else str(exc)
         headers = None
         if isinstance(exc, AuthenticationRequiredError):

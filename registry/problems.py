@@ -32,6 +32,7 @@ from registry.errors import (
     NotFoundError,
     PermissionDeniedError,
     RangeNotSatisfiableError,
+    RegistryError,
     ServiceUnavailableError,
     TokenNotFoundError,
     UploadNotFoundError,
@@ -102,6 +103,23 @@ def kind_of(exc: BaseException) -> ProblemKind | None:
         if kind is not None:
             return kind
     return None
+
+
+MAX_EXPECTED_CHARS = 64 * 1024
+
+
+def extra_of(exc: BaseException) -> dict[str, Any]:
+    """Machine-readable fields an error adds to its problem body."""
+    if isinstance(exc, RegistryError):
+        return dict(exc.extra)
+    if isinstance(exc, NonCanonicalJSONError):
+        expected = exc.expected.decode("utf-8", errors="replace")
+        if len(expected) > MAX_EXPECTED_CHARS:
+            return {"expected": expected[:MAX_EXPECTED_CHARS], "expected_truncated": True}
+        return {"expected": expected}
+    if isinstance(exc, InvalidManifestError):
+        return {"problems": list(exc.problems)}
+    return {}
 
 
 def problem_body(

@@ -63,8 +63,10 @@ def upgrade() -> None:
         sa.Column("part_name", sa.String(64), nullable=False),
         sa.CheckConstraint("size_bytes > 0", name="ck_upload_parts_size_positive"),
         sa.ForeignKeyConstraint(
-            ["upload_id"], ["uploads.id"],
-            name="fk_upload_parts_upload_id_uploads", ondelete="CASCADE",
+            ["upload_id"],
+            ["uploads.id"],
+            name="fk_upload_parts_upload_id_uploads",
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("upload_id", "offset_bytes", name="pk_upload_parts"),
     )
@@ -92,8 +94,10 @@ def upgrade() -> None:
         sa.Column("artifact_digest", sa.String(64), nullable=False),
         sa.Column("blob_blake3", sa.String(64), nullable=False),
         sa.ForeignKeyConstraint(
-            ["artifact_digest"], ["artifacts.digest"],
-            name="fk_artifact_blobs_artifact_digest_artifacts", ondelete="CASCADE",
+            ["artifact_digest"],
+            ["artifacts.digest"],
+            name="fk_artifact_blobs_artifact_digest_artifacts",
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
             ["blob_blake3"], ["blobs.blake3"], name="fk_artifact_blobs_blob_blake3_blobs"
@@ -107,8 +111,10 @@ def upgrade() -> None:
         sa.Column("key", sa.String(63), nullable=False),
         sa.Column("value", sa.String(1024), nullable=False),
         sa.ForeignKeyConstraint(
-            ["artifact_digest"], ["artifacts.digest"],
-            name="fk_artifact_labels_artifact_digest_artifacts", ondelete="CASCADE",
+            ["artifact_digest"],
+            ["artifacts.digest"],
+            name="fk_artifact_labels_artifact_digest_artifacts",
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("artifact_digest", "key", name="pk_artifact_labels"),
     )
@@ -134,7 +140,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in (
-        "tokens", "artifact_labels", "artifact_blobs", "artifacts",
-        "upload_parts", "uploads", "blobs",
+        "tokens",
+        "artifact_labels",
+        "artifact_blobs",
+        "artifacts",
+        "upload_parts",
+        "uploads",
+        "blobs",
     ):
         op.drop_table(table)

@@ -203,5 +203,7 @@ def parse_manifest(raw: bytes) -> ParsedManifest:
     try:
         manifest = msgspec.convert(value, Manifest, strict=True)
     except msgspec.ValidationError as exc:
+        if isinstance(exc.__cause__, InvalidManifestError):  # raised by __post_init__
+            raise InvalidManifestError(exc.__cause__.problems) from None
         raise InvalidManifestError([str(exc)]) from None
     return ParsedManifest(manifest=manifest, raw=raw, digests=digest_bytes(raw))

@@ -136,7 +136,8 @@ def test_oversized_blob_refused_while_streaming(deployment: Deployment) -> None:
 
         # no Content-Length: the limit is enforced on the bytes as they arrive
         r = client.put(
-            f"/v1/blobs/{d.blake3}", content=chunks(),  # type: ignore[arg-type]
+            f"/v1/blobs/{d.blake3}",
+            content=chunks(),  # type: ignore[arg-type]
             headers={"authorization": f"Bearer {token}"},
         )
         assert r.status_code == 413

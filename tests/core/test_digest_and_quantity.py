@@ -20,8 +20,16 @@ def test_digest_round_trips_both_algorithms() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    [HEX, f"md5:{HEX}", f"blake3:{HEX.upper()}", f"blake3:{HEX[:-1]}", f"blake3:{HEX}0",
-     "blake3:", f"blake3:{'g' * 64}", f"blake3:../{HEX[3:]}"],
+    [
+        HEX,
+        f"md5:{HEX}",
+        f"blake3:{HEX.upper()}",
+        f"blake3:{HEX[:-1]}",
+        f"blake3:{HEX}0",
+        "blake3:",
+        f"blake3:{'g' * 64}",
+        f"blake3:../{HEX[3:]}",
+    ],
 )
 def test_malformed_digests_are_refused(text: str) -> None:
     with pytest.raises(InvalidDigestError):

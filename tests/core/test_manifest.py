@@ -53,8 +53,12 @@ def _problems(doc: dict[str, Any]) -> str:
 @pytest.mark.parametrize(
     ("path", "why"),
     [
-        ("../etc/passwd", "'..'"), ("/abs/file", "absolute"), ("a/./b", "'.'"),
-        ("a//b", "empty"), ("dir\\file", "backslash"), ("bad\nname", "control"),
+        ("../etc/passwd", "'..'"),
+        ("/abs/file", "absolute"),
+        ("a/./b", "'.'"),
+        ("a//b", "empty"),
+        ("dir\\file", "backslash"),
+        ("bad\nname", "control"),
     ],
 )
 def test_unsafe_paths_are_refused(path: str, why: str) -> None:
@@ -77,9 +81,12 @@ def test_files_must_be_sorted_unique_and_not_collide() -> None:
 @pytest.mark.parametrize(
     ("field", "value", "why"),
     [
-        ("name", "Veid/Trust", "segment"), ("name", "veid//x", "segment"),
-        ("version", "-v1", "version"), ("schema", "other.v2", "schema"),
-        ("kind", "weights", "kind"), ("unknown", 1, "unknown"),
+        ("name", "Veid/Trust", "segment"),
+        ("name", "veid//x", "segment"),
+        ("version", "-v1", "version"),
+        ("schema", "other.v2", "schema"),
+        ("kind", "weights", "kind"),
+        ("unknown", 1, "unknown"),
         ("reference", {"inputs": "md5:00"}, "reference.inputs"),
         ("parents", ["blake3:xyz"], "parents[0]"),
         ("labels", {"Bad Key": "x"}, "label key"),
@@ -99,3 +106,10 @@ def test_file_digest_and_size_rules() -> None:
 def test_constructing_an_invalid_manifest_raises() -> None:
     with pytest.raises(InvalidManifestError):
         Manifest(schema="reliquary.manifest.v1", kind="model", name="UPPER", version="v1", files=())
+
+
+def test_every_problem_is_listed_separately() -> None:
+    doc = {**valid(), "name": "A", "version": "-", "schema": "x"}
+    with pytest.raises(InvalidManifestError) as info:
+        parse_manifest(canonical_bytes(doc))
+    assert len(info.value.problems) == 3

@@ -22,8 +22,11 @@ def manifest_dict(
 ) -> dict[str, Any]:
     entries = [file_entry(path, files[path]) for path in sorted(files)]
     doc: dict[str, Any] = {
-        "schema": "reliquary.manifest.v1", "kind": "model", "name": name,
-        "version": version, "files": entries,
+        "schema": "reliquary.manifest.v1",
+        "kind": "model",
+        "name": name,
+        "version": version,
+        "files": entries,
     }
     doc.update(fields)
     return doc

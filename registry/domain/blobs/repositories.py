@@ -43,8 +43,10 @@ class BlobRepository:
         }
         dialect = self.session.get_bind().dialect.name
         stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(BlobRow).values(values)
-        result = self.session.execute(stmt.on_conflict_do_nothing(index_elements=["blake3"]))
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        inserted = self.session.execute(
+            stmt.on_conflict_do_nothing(index_elements=["blake3"]).returning(BlobRow.blake3)
+        ).scalar_one_or_none()
+        return inserted is not None
 
     def all_blake3(self) -> Iterable[BlobRow]:
         return self.session.scalars(select(BlobRow).execution_options(yield_per=1000))

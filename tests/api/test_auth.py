@@ -1,0 +1,147 @@
+"""Who may call what: the whole role x endpoint matrix, token lifecycle, anonymous reads."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import update
+
+from registry.core.roles import Role
+from registry.db.models import TokenRow
+from tests.conftest import Api, Deployment
+
+D = "blake3:" + "0" * 64
+U = "/v1/uploads/" + "0" * 32
+EVERYONE = frozenset(Role)
+PUBLISH = frozenset({Role.PUBLISHER, Role.ADMIN})
+ADMIN = frozenset({Role.ADMIN})
+
+# (method, path template, concrete path, roles allowed); None = no token needed
+MATRIX: list[tuple[str, str, str, frozenset[Role] | None]] = [
+    ("GET", "/healthz", "/healthz", None),
+    ("GET", "/readyz", "/readyz", None),
+    ("GET", "/metrics", "/metrics", None),
+    ("HEAD", "/v1/blobs/{digest:str}", f"/v1/blobs/{D}", EVERYONE),
+    ("GET", "/v1/blobs/{digest:str}", f"/v1/blobs/{D}", EVERYONE),
+    ("PUT", "/v1/blobs/{digest:str}", f"/v1/blobs/{D}", PUBLISH),
+    ("POST", "/v1/uploads", "/v1/uploads", PUBLISH),
+    ("HEAD", "/v1/uploads/{upload_id:str}", U, PUBLISH),
+    ("PATCH", "/v1/uploads/{upload_id:str}", U, PUBLISH),
+    ("PUT", "/v1/uploads/{upload_id:str}", U, PUBLISH),
+    ("DELETE", "/v1/uploads/{upload_id:str}", U, PUBLISH),
+    ("PUT", "/v1/artifacts", "/v1/artifacts", PUBLISH),
+    ("GET", "/v1/artifacts", "/v1/artifacts", EVERYONE),
+    ("GET", "/v1/artifacts/{digest:str}", f"/v1/artifacts/{D}", EVERYONE),
+    ("GET", "/v1/resolve", "/v1/resolve?name=a&version=v1", EVERYONE),
+    ("POST", "/v1/tokens", "/v1/tokens", ADMIN),
+    ("GET", "/v1/tokens", "/v1/tokens", ADMIN),
+    ("DELETE", "/v1/tokens/{token_id:str}", "/v1/tokens/ffffffffffffffff", ADMIN),
+]
+
+
+def call(api: Api, method: str, path: str, headers: dict[str, str]) -> int:
+    body = b'{"role": "reader"}' if path == "/v1/tokens" and method == "POST" else b"x"
+    if method in ("HEAD", "GET", "DELETE"):
+        body = b""
+    extra = {"upload-offset": "0"} if method == "PATCH" else {}
+    return api.client.request(method, path, content=body, headers={**headers, **extra}).status_code
+
+
+def test_the_matrix_covers_every_route(api: Api) -> None:
+    app = api.client.app
+    routes = {
+        (method, route.path)
+        for route in app.routes
+        for method in getattr(route, "methods", ())
+        if method != "OPTIONS"
+    }
+    listed = {(m, t) for m, t, _, _ in MATRIX}
+    assert routes == listed, "add new endpoints to MATRIX with the roles they admit"
+
+
+@pytest.mark.parametrize(("method", "template", "path", "allowed"), MATRIX)
+def test_role_matrix(
+    api: Api, method: str, template: str, path: str, allowed: frozenset[Role] | None
+) -> None:
+    if allowed is None:
+        assert call(api, method, path, {}) in (200, 503)
+        return
+    assert call(api, method, path, {}) == 401
+    assert call(api, method, path, {"authorization": "Bearer rlq_not-a-real-token"}) == 401
+    assert call(api, method, path, {"authorization": "Basic dXNlcjpwYXNz"}) == 401
+    for role in Role:
+        status = call(api, method, path, api.auth(role))
+        if role in allowed:
+            assert status not in (401, 403), (role, status)
+        else:
+            assert status == 403, (role, status)
+
+
+def test_errors_say_what_to_do(api: Api) -> None:
+    r = api.client.put(f"/v1/blobs/{D}", content=b"x", headers=api.auth(Role.READER))
+    assert r.status_code == 403
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["allowed_roles"] == ["admin", "publisher"]
+    r = api.client.get(f"/v1/blobs/{D}")
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"].startswith("Bearer")
+    assert "Authorization: Bearer" in r.json()["detail"]
+
+
+def test_expired_and_revoked_tokens_stop_working(api: Api, deployment: Deployment) -> None:
+    expiring = deployment.services().tokens.issue(Role.READER, expires_in_seconds=3600)
+    headers = {"authorization": f"Bearer {expiring.token}"}
+    assert api.client.get("/v1/artifacts", headers=headers).status_code == 200
+    with deployment.engine.begin() as conn:
+        conn.execute(
+            update(TokenRow)
+            .where(TokenRow.id == expiring.id)
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    r = api.client.get("/v1/artifacts", headers=headers)
+    assert r.status_code == 401
+    assert "expired" in r.json()["detail"]
+
+    issued = api.client.post(
+        "/v1/tokens", json={"role": "publisher", "description": "ci"}, headers=api.auth(Role.ADMIN)
+    )
+    assert issued.status_code == 201
+    token = issued.json()
+    assert token["token"].startswith("rlq_")
+    bearer = {"authorization": f"Bearer {token['token']}"}
+    assert api.client.get("/v1/artifacts", headers=bearer).status_code == 200
+    listed = api.client.get("/v1/tokens", headers=api.auth(Role.ADMIN)).json()
+    assert token["id"] in {t["id"] for t in listed}
+    assert all("token" not in t for t in listed)  # secrets are shown once, never listed
+    r = api.client.delete(f"/v1/tokens/{token['id']}", headers=api.auth(Role.ADMIN))
+    assert r.status_code == 204
+    r = api.client.get("/v1/artifacts", headers=bearer)
+    assert r.status_code == 401
+    assert "revoked" in r.json()["detail"]
+    r = api.client.delete("/v1/tokens/ffffffffffffffff", headers=api.auth(Role.ADMIN))
+    assert r.status_code == 404
+
+
+def test_token_requests_are_validated(api: Api) -> None:
+    admin = api.auth(Role.ADMIN)
+    for body in (
+        {"role": "root"},
+        {"role": "reader", "expires_in": "soon"},
+        {"role": "reader", "x": 1},
+    ):
+        r = api.client.post("/v1/tokens", json=body, headers=admin)
+        assert r.status_code == 400, body
+        assert r.headers["content-type"] == "application/problem+json"
+
+
+def test_anonymous_reads_when_enabled(deployment: Deployment) -> None:
+    publisher = {"authorization": f"Bearer {deployment.token(Role.PUBLISHER)}"}
+    with deployment.client(RELIQUARY_ANONYMOUS_READS="true") as client:
+        assert client.get("/v1/artifacts").status_code == 200
+        assert client.head(f"/v1/blobs/{D}").status_code == 404
+        assert client.put(f"/v1/blobs/{D}", content=b"x").status_code == 401
+        assert client.post("/v1/uploads").status_code == 401
+        assert client.put(f"/v1/blobs/{D}", content=b"x", headers=publisher).status_code == 400
+    with deployment.client() as client:  # off by default
+        assert client.get("/v1/artifacts").status_code == 401
