@@ -92,6 +92,13 @@ class BlobStore(Protocol):
     def list_blobs(self) -> Iterator[str]:
         """Every stored blob's blake3 hex, in no particular order."""
 
+    def purge_staging(self, older_than_seconds: float) -> int:
+        """Remove staged writes older than the cutoff, which crashed processes left behind.
+
+        Includes unfinished multipart uploads on S3. Returns how many went.
+        Raises StorageUnavailableError.
+        """
+
     def check(self) -> None:
         """Raise StorageUnavailableError unless the store is reachable and writable."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -186,6 +187,20 @@ class FilesystemBlobStore:
             if shard.is_dir():
                 for blob in sorted(shard.iterdir()):
                     yield blob.name
+
+    def purge_staging(self, older_than_seconds: float) -> int:
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        for path in (self.root / "_staging").iterdir():
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise StorageUnavailableError(f"cannot purge {path.name}: {exc}") from exc
+        return removed
 
     def check(self) -> None:
         probe = self.root / "_staging" / f"readyz-{secrets.token_hex(4)}"

@@ -18,7 +18,8 @@ Invariants, on top of those in ``base``:
   ``commit`` completes its upload.
 - ``abort`` (and a failed ``commit``) aborts the multipart upload and deletes
   any staging object. A crashed process can leave both behind: give the bucket
-  a lifecycle rule (AbortIncompleteMultipartUpload, expire ``_staging/``).
+  a lifecycle rule (AbortIncompleteMultipartUpload, expire ``_staging/``), or
+  let ``purge_staging`` (run by the registry with the upload TTL) sweep them.
 - Every botocore/boto3 error is translated: a missing key becomes
   ``StoredBlobMissingError``, anything else ``StorageUnavailableError`` with a
   hint at what to check. One client is shared by all threads (boto3 clients
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -290,7 +292,9 @@ class S3BlobStore:
         return True
 
     def open_writer(self) -> _S3Writer:
-        return _S3Writer(self, self.key(f"_staging/{secrets.token_hex(16)}"), for_blob=True)
+        # the creation time leads the name: purge_staging needs no server clock
+        name = f"{time.time_ns() // 1_000_000:013d}-{secrets.token_hex(8)}"
+        return _S3Writer(self, self.key(f"_staging/{name}"), for_blob=True)
 
     def _part_key(self, upload_id: str, part_name: str) -> str:
         return self.key(upload_prefix(_safe_name(upload_id)) + _safe_name(part_name))
@@ -324,6 +328,33 @@ class S3BlobStore:
                     )
         except _BOTO_ERRORS as exc:
             raise _unavailable(exc, f"deleting upload {upload_id}", self.description) from exc
+
+    def _staged_before(self, key: str, cutoff_ms: int) -> bool:
+        stamp = key[len(self.key("_staging/")) :].partition("-")[0]
+        return stamp.isdigit() and int(stamp) < cutoff_ms
+
+    def purge_staging(self, older_than_seconds: float) -> int:
+        cutoff_ms = int((time.time() - older_than_seconds) * 1000)
+        staging = self.key("_staging/")
+        removed = 0
+        try:
+            pages = self.client.get_paginator("list_objects_v2")
+            for page in pages.paginate(Bucket=self.bucket, Prefix=staging):
+                for item in page.get("Contents", []):
+                    if self._staged_before(item["Key"], cutoff_ms):
+                        self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
+                        removed += 1
+            uploads = self.client.get_paginator("list_multipart_uploads")
+            for listing in uploads.paginate(Bucket=self.bucket, Prefix=staging):
+                for upload in listing.get("Uploads", []):
+                    if self._staged_before(upload["Key"], cutoff_ms):
+                        self.client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                        removed += 1
+        except _BOTO_ERRORS as exc:
+            raise _unavailable(exc, "purging stale staging objects", self.description) from exc
+        return removed
 
     def list_upload_ids(self) -> list[str]:
         root = self.key("_uploads/")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -286,3 +287,15 @@ def test_check_passes_and_leaves_nothing_behind(blob_store: BlobStore) -> None:
     blob_store.check()
     assert list(blob_store.list_blobs()) == []
     assert blob_store.list_upload_ids() == []
+
+
+def test_purge_removes_only_stale_staged_writes(blob_store: BlobStore) -> None:
+    abandoned = blob_store.open_writer()  # a process crashed mid-write
+    abandoned.write(payload(6 * MiB, seed=7))
+    assert blob_store.purge_staging(older_than_seconds=3600) == 0  # still fresh: kept
+    time.sleep(1.1)
+    assert blob_store.purge_staging(older_than_seconds=1) >= 1
+    kept = store_blob(blob_store, payload(1000, seed=8))
+    assert blob_store.size_of(kept) == 1000
+    assert blob_store.purge_staging(older_than_seconds=0) == 0  # published blobs are never touched
+    assert blob_store.size_of(kept) == 1000

@@ -196,7 +196,8 @@ class UploadService:
         self._store.delete_upload(upload_id)
 
     def expire(self) -> int:
-        """Remove expired sessions and upload parts no session owns; how many went."""
+        """Remove expired sessions, upload parts no session owns, and staged writes
+        older than the upload TTL (left by crashed processes); how many sessions went."""
         removed = 0
         with self._writes.begin() as session:
             repo = UploadRepository(session)
@@ -211,4 +212,5 @@ class UploadService:
             live = UploadRepository(session).known_ids(stored)
         for upload_id in set(stored) - live:
             self._store.delete_upload(upload_id)
+        self._store.purge_staging(self._limits.upload_ttl_seconds)
         return removed
