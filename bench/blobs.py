@@ -1,0 +1,413 @@
+"""Blob push / pull / HEAD next to the machine's limits, in one run.
+
+Run: ``.venv/bin/python -m bench.blobs [--size 1GiB] [--rounds 3] [--head-requests 2000]``
+
+Each round measures every figure next to its reference, flipping the order of each
+A/B pair from one round to the next so that drift cancels; ratios are paired per
+round. MB = 10^6 bytes. CPU columns are % of one core over the timed interval.
+
+- write limit: ``dd if=<random file, in page cache> of=<data dir> bs=4M conv=fsync``.
+- push: ``curl -T`` (PUT) to a real ``reliquary-server``; curl's ``time_total`` (first
+  byte sent to 201 received: both digests and the fsync). The file's first bytes
+  change every round, so every push stores new content.
+- read limits: nginx (sendfile, one worker) serving the very file the registry
+  stored, pulled with ``curl -o /dev/null``; and ``dd of=/dev/null`` of that file.
+- pull: ``curl -o /dev/null`` of ``GET /v1/blobs/<digest>``. Both pulls read the page
+  cache (the blob was just written).
+- HEAD: sequential requests on one keep-alive connection, p50/p99 in ms, client time
+  included: from a raw socket (a few µs of client work) and from ``httpx.Client``.
+
+Only 127.0.0.1 is used; processes and the temp dir are removed at exit, error or not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import blake3
+import httpx
+
+HOST = "127.0.0.1"
+CHUNK = 4 * 2**20
+UNITS = {"": 1, "b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "mb": 10**6, "gb": 10**9}
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def parse_size(text: str) -> int:
+    match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", text)
+    if match is None or match.group(2).lower() not in UNITS:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 64MiB, 1GiB)")
+    return int(match.group(1)) * UNITS[match.group(2).lower()]
+
+
+@dataclass
+class Sample:
+    value: float
+    client_cpu: float | None = None  # fraction of one core
+    server_cpu: float | None = None
+
+
+@dataclass
+class Figure:
+    label: str
+    unit: str
+    samples: list[Sample] = field(default_factory=list)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def proc_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime of all threads
+
+
+def own_cpu() -> float:
+    """CPU seconds of this process and its finished children (curl, dd)."""
+    me, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def machine_line(data_dir: Path) -> str:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
+    mount = ["findmnt", "-no", "FSTYPE,SOURCE", "-T", str(data_dir)]
+    fs = subprocess.run(mount, capture_output=True, text=True, check=False).stdout.split()
+    return (
+        f"{model.group(1) if model else 'unknown CPU'}, nproc {os.cpu_count()}, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}, "
+        f"data dir on {' '.join(fs) or '?'}"
+    )
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(trust_env=False, timeout=2.0) as client:
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if client.get(url).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+    tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+    raise RuntimeError(f"{url} did not become ready in {timeout_s:.0f} s:\n{tail}")
+
+
+def raw_heads(port: int, path: str, headers: dict[str, str], count: int) -> list[float]:
+    """HEAD latencies (ms) from a bare keep-alive socket: the client costs a few µs."""
+    lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    request = f"HEAD {path} HTTP/1.1\r\nHost: {HOST}\r\n{lines}\r\n".encode()
+    latencies: list[float] = []
+    with socket.create_connection((HOST, port), timeout=10) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(count):
+            started = time.perf_counter_ns()
+            sock.sendall(request)
+            answer = b""
+            while b"\r\n\r\n" not in answer and len(answer) < 65536:
+                data = sock.recv(65536)
+                if not data:
+                    raise RuntimeError(f"HEAD {path}: connection closed")
+                answer += data
+            latencies.append((time.perf_counter_ns() - started) / 1e6)
+            if not answer.startswith(b"HTTP/1.1 200 "):
+                raise RuntimeError(f"HEAD {path}: {answer[:60]!r}")
+    return latencies
+
+
+def httpx_heads(port: int, path: str, headers: dict[str, str], count: int) -> list[float]:
+    latencies: list[float] = []
+    with httpx.Client(trust_env=False, timeout=10.0, headers=headers) as client:
+        for _ in range(count):
+            started = time.perf_counter_ns()
+            response = client.head(f"http://{HOST}:{port}{path}")
+            latencies.append((time.perf_counter_ns() - started) / 1e6)
+            if response.status_code != 200:
+                raise RuntimeError(f"HEAD {path}: HTTP {response.status_code}")
+    return latencies
+
+
+class Bench:
+    def __init__(self, root: Path, size: int) -> None:
+        self.root, self.size = root, size
+        self.src = root / "src.bin"  # random content, kept in the page cache
+        self.data = root / "data"  # registry data dir: SQLite + blob files
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.auth_file = root / "auth.headers"
+        self.token = ""
+        self.port = self.nginx_port = self.pid = self.nginx_pid = 0
+
+    def start_server(self) -> None:
+        exe = str(Path(sys.executable).parent / "reliquary-server")
+        env = os.environ | {"RELIQUARY_DATA_DIR": str(self.data)}
+        subprocess.run([exe, "db", "upgrade"], env=env, check=True, capture_output=True)
+        create = [exe, "token", "create", "--role", "admin"]
+        made = subprocess.run(create, env=env, check=True, capture_output=True, text=True)
+        self.token = made.stdout.strip()
+        self.auth_file.write_text(f"Authorization: Bearer {self.token}\n")
+        self.auth_file.chmod(0o600)
+        self.port, log = free_port(), self.root / "server.log"
+        cmd = [exe, "serve", "--host", HOST, "--port", str(self.port), "--log-level", "warning"]
+        with log.open("wb") as out:
+            self.procs.append(subprocess.Popen(cmd, env=env, stdout=out, stderr=out))
+        self.pid = self.procs[-1].pid
+        wait_ready(f"http://{HOST}:{self.port}/readyz", self.procs[-1], log, 60)
+
+    def start_nginx(self) -> None:
+        self.nginx_port, conf, log = free_port(), self.root / "nginx.conf", self.root / "nginx.log"
+        temps = "".join(f"{k}_temp_path {self.root}/{k};" for k in ("client_body", "proxy"))
+        temps += "".join(f"{k}_temp_path {self.root}/{k};" for k in ("fastcgi", "uwsgi", "scgi"))
+        conf.write_text(
+            ("user root;\n" if os.geteuid() == 0 else "")
+            + f"daemon off; master_process off; worker_processes 1; pid {self.root}/nginx.pid;\n"
+            "events { worker_connections 64; }\n"
+            "http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;\n"
+            f"  default_type application/octet-stream; {temps}\n"
+            f"  server {{ listen {HOST}:{self.nginx_port}; root {self.data}; }} }}\n"
+        )
+        cmd = ["nginx", "-p", str(self.root), "-c", str(conf), "-e", str(log)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        self.nginx_pid = proc.pid
+        (self.data / "ping").write_text("ok")
+        wait_ready(f"http://{HOST}:{self.nginx_port}/ping", proc, log, 20)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=15)
+
+    def prepare(self) -> None:
+        with self.src.open("wb") as out:
+            remaining = self.size
+            while remaining > 0:
+                remaining -= out.write(os.urandom(min(CHUNK, remaining)))
+
+    def new_content(self) -> str:
+        """Change the file's first bytes in place (it stays cached); its blake3 hex."""
+        with self.src.open("r+b") as f:
+            f.write(os.urandom(min(32, self.size)))
+        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        hasher.update_mmap(str(self.src))
+        return str(hasher.hexdigest())
+
+    def stored_path(self, hexdigest: str) -> str:
+        """The registry's file for a blob, as a URL path under nginx's root."""
+        found = [p for p in self.data.glob(f"**/{hexdigest}") if p.stat().st_size == self.size]
+        if len(found) != 1:
+            raise RuntimeError(f"expected one stored file for {hexdigest}, found {found}")
+        return "/" + str(found[0].relative_to(self.data))
+
+    def timed(self, run: Callable[[], float | None], server_pid: int | None) -> Sample:
+        """Run once; ``run`` returns its own elapsed seconds, or None to use wall time."""
+        os.sync()  # nothing an earlier step left dirty gets flushed inside this one
+        server0 = proc_cpu(server_pid) if server_pid else 0.0
+        client0, started = own_cpu(), time.perf_counter()
+        elapsed = run()
+        wall = time.perf_counter() - started
+        client = (own_cpu() - client0) / wall
+        server = (proc_cpu(server_pid) - server0) / wall if server_pid else None
+        return Sample(self.size / (elapsed or wall) / 1e6, client, server)
+
+    def dd(self, src: Path | str, dst: Path | str, *extra: str) -> None:
+        cmd = ["dd", f"if={src}", f"of={dst}", "bs=4M", *extra]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=900)
+
+    def curl(self, *args: str, expect: str) -> float:
+        cmd = ["curl", "-sS", "--noproxy", "*", "-o", "/dev/null", "-H", "Expect:"]
+        cmd += ["-w", "%{http_code} %{size_download} %{time_total}", *args]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=900)
+        status, downloaded, total = out.stdout.split()
+        if status != expect or (args[0] != "-T" and int(downloaded) != self.size):
+            raise RuntimeError(f"curl {args[-1]}: HTTP {status}, {downloaded} bytes")
+        return float(total)
+
+    def write_limit(self) -> tuple[Sample]:
+        dst = self.data / "dd-write.bin"
+        sample = self.timed(lambda: self.dd(self.src, dst, "conv=fsync"), None)
+        dst.unlink()
+        return (sample,)
+
+    def push(self, hexdigest: str) -> tuple[Sample]:
+        url = f"http://{HOST}:{self.port}/v1/blobs/blake3:{hexdigest}"
+        args = ["-T", str(self.src), "-H", f"@{self.auth_file}", url]
+        return (self.timed(partial(self.curl, *args, expect="201"), self.pid),)
+
+    def pull(self, hexdigest: str) -> tuple[Sample]:
+        url = f"http://{HOST}:{self.port}/v1/blobs/blake3:{hexdigest}"
+        args = ["-H", f"@{self.auth_file}", url]
+        return (self.timed(partial(self.curl, *args, expect="200"), self.pid),)
+
+    def nginx_pull(self, path: str) -> tuple[Sample]:
+        url = f"http://{HOST}:{self.nginx_port}{path}"
+        return (self.timed(partial(self.curl, url, expect="200"), self.nginx_pid),)
+
+    def file_read(self, path: str) -> tuple[Sample]:
+        return (self.timed(lambda: self.dd(f"{self.data}{path}", "/dev/null"), None),)
+
+    def heads(self, client: str, registry: bool, path: str, count: int) -> tuple[Sample, ...]:
+        port, pid = (self.port, self.pid) if registry else (self.nginx_port, self.nginx_pid)
+        headers = {"Authorization": f"Bearer {self.token}"} if registry else {}
+        measure = raw_heads if client == "raw" else httpx_heads
+        measure(port, path, headers, min(count, 50))  # warm up
+        server0, client0, started = proc_cpu(pid), own_cpu(), time.perf_counter()
+        cuts = statistics.quantiles(measure(port, path, headers, count), n=100)
+        wall = time.perf_counter() - started
+        cpu = ((own_cpu() - client0) / wall, (proc_cpu(pid) - server0) / wall)
+        return Sample(cuts[49], *cpu), Sample(cuts[98], *cpu)
+
+
+Step = tuple[tuple[str, ...], Callable[[], tuple[Sample, ...]]]
+
+
+def run_pair(figs: dict[str, Figure], steps: list[Step], flip: bool) -> None:
+    """Run an A/B pair, B first when ``flip``; file each sample under its figure."""
+    for keys, step in steps[::-1] if flip else steps:
+        for key, sample in zip(keys, step(), strict=True):
+            figs[key].samples.append(sample)
+
+
+def run_rounds(bench: Bench, rounds: int, count: int) -> dict[str, Figure]:
+    figs = {
+        "dd": Figure("write limit: dd bs=4M conv=fsync", "MB/s"),
+        "push": Figure("Reliquary PUT blob (curl -T)", "MB/s"),
+        "nginx": Figure("read limit: nginx sendfile (curl)", "MB/s"),
+        "cat": Figure("read limit: dd of=/dev/null", "MB/s"),
+        "pull": Figure("Reliquary GET blob (curl)", "MB/s"),
+    }
+    for who in ("nginx", "Reliquary"):
+        for client, q in ((c, q) for c in ("raw", "httpx") for q in ("p50", "p99")):
+            name = "raw socket" if client == "raw" else "httpx"
+            figs[f"{who}/{client}/{q}"] = Figure(f"HEAD {q}, {who} ({name})", "ms")
+    for index in range(rounds):
+        flip = index % 2 == 1
+        hexdigest = bench.new_content()
+        print(f"round {index + 1}/{rounds} (order {'B, A' if flip else 'A, B'}) ...", flush=True)
+        push = partial(bench.push, hexdigest)
+        run_pair(figs, [(("dd",), bench.write_limit), (("push",), push)], flip)
+        path = bench.stored_path(hexdigest)
+        bench.file_read(path)  # just written, so cached anyway: make it certain
+        nginx_pull, pull = partial(bench.nginx_pull, path), partial(bench.pull, hexdigest)
+        run_pair(figs, [(("nginx",), nginx_pull), (("pull",), pull)], flip)
+        figs["cat"].samples += bench.file_read(path)
+        blob = f"/v1/blobs/blake3:{hexdigest}"
+        for client in ("raw", "httpx"):
+            steps: list[Step] = [
+                (
+                    (f"{who}/{client}/p50", f"{who}/{client}/p99"),
+                    partial(bench.heads, client, who == "Reliquary", url, count),
+                )
+                for who, url in (("nginx", path), ("Reliquary", blob))
+            ]
+            run_pair(figs, steps, flip)
+    return figs
+
+
+def report(figs: dict[str, Figure], header: list[str]) -> None:
+    print("\n" + "\n".join(header) + "\n")
+    row = "{:<38} {:>9} {:>20} {:>10} {:>10}"
+    print(row.format("figure", "median", "min-max", "client CPU", "server CPU"))
+
+    def pct(samples: list[Sample], attr: str) -> str:
+        values = [v for s in samples if (v := getattr(s, attr)) is not None]
+        return f"{statistics.median(values) * 100:.0f}%" if values else "-"
+
+    for fig in figs.values():
+        values, digits = [s.value for s in fig.samples], 0 if fig.unit == "MB/s" else 3
+        span = f"{min(values):.{digits}f}-{max(values):.{digits}f} {fig.unit}"
+        med = f"{statistics.median(values):.{digits}f}"
+        cpu = (pct(fig.samples, "client_cpu"), pct(fig.samples, "server_cpu"))
+        print(row.format(fig.label, med, span, *cpu))
+    print("\n" + row.format("ratio (paired per round)", "median", "min-max", "target", "verdict"))
+
+    def ratio(label: str, num: str, den: str | None, target: float | None, higher: bool) -> None:
+        values = [s.value for s in figs[num].samples]
+        if den is not None:
+            values = [x / y.value for x, y in zip(values, figs[den].samples, strict=True)]
+        med = statistics.median(values)
+        goal, verdict = "-", "-"
+        if target is not None:
+            goal = f"{'>=' if higher else '<='} {target:.2f}"
+            verdict = "meets" if (med >= target if higher else med <= target) else "MISSES"
+        span = f"{min(values):.2f}-{max(values):.2f}"
+        print(row.format(label, f"{med:.2f}", span, goal, verdict))
+
+    ratio("push / dd conv=fsync", "push", "dd", 0.8, True)
+    ratio("pull / nginx sendfile", "pull", "nginx", 0.8, True)
+    ratio("HEAD p50 Reliquary, raw socket (ms)", "Reliquary/raw/p50", None, 0.25, False)
+    ratio("HEAD p50 Reliquary / nginx, raw", "Reliquary/raw/p50", "nginx/raw/p50", None, False)
+    ratio("HEAD p50 Reliquary, httpx (ms)", "Reliquary/httpx/p50", None, None, False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.blobs", description=__doc__)
+    parser.add_argument("--size", type=parse_size, default=2**30, help="blob size [1GiB]")
+    parser.add_argument("--rounds", type=int, default=3, help="A/B rounds [3]")
+    parser.add_argument("--head-requests", type=int, default=2000, help="HEADs per round [2000]")
+    parser.add_argument("--dir", type=Path, default=None, help="parent of the temp dir [$TMPDIR]")
+    args = parser.parse_args(argv)
+    if not (1 <= args.rounds <= 50 and 2 <= args.head_requests <= 100_000 and args.size > 0):
+        parser.error("--rounds must be 1..50, --head-requests 2..100000, --size > 0")
+    for tool in ("curl", "dd", "nginx", "findmnt"):
+        if shutil.which(tool) is None:
+            parser.error(f"{tool} is not installed (apt-get install -y nginx curl)")
+
+    def on_term(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+    root = Path(tempfile.mkdtemp(prefix="reliquary-bench-", dir=args.dir))
+    bench = Bench(root, args.size)
+    try:
+        bench.data.mkdir()
+        print(f"preparing {args.size} random bytes in {root} ...", flush=True)
+        bench.prepare()
+        bench.start_server()
+        bench.start_nginx()
+        header = [
+            f"Reliquary blob benchmark, {datetime.date.today().isoformat()}",
+            f"machine: {machine_line(bench.data)}",
+            f"blob {args.size} bytes ({args.size / 2**20:g} MiB), {args.rounds} rounds, A/B "
+            f"order flipped each round, {args.head_requests} HEADs per client per round; "
+            "MB = 10^6 bytes; CPU = % of one core",
+        ]
+        report(run_rounds(bench, args.rounds, args.head_requests), header)
+    finally:
+        bench.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
