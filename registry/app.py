@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +32,7 @@ from registry.domain.blobs.uploads import UploadService
 from registry.domain.system.controllers import SystemController
 from registry.domain.system.metrics import Metrics
 from registry.domain.system.services import HealthService
+from registry.fastpath import FastPath
 from registry.http import MetricsMiddleware, problem_response
 from registry.settings import Settings
 from registry.storage import BlobStore
@@ -64,7 +64,6 @@ class Services:
     engine: Engine
     store: BlobStore
     metrics: Metrics
-    executor: ThreadPoolExecutor
     tokens: TokenService
     blobs: BlobService
     uploads: UploadService
@@ -78,23 +77,20 @@ class Services:
         reads = make_session_factory(engine, read_only=True)
         store = open_blob_store(settings)
         metrics = Metrics()
-        executor = ThreadPoolExecutor(max_workers=48, thread_name_prefix="reliquary-io")
-        blobs = BlobService(store, writes, reads, executor, metrics)
+        blobs = BlobService(store, writes, reads, metrics)
         return cls(
             settings=settings,
             engine=engine,
             store=store,
             metrics=metrics,
-            executor=executor,
-            tokens=TokenService(writes, reads),
+            tokens=TokenService(writes, reads, settings.auth.token_cache_seconds),
             blobs=blobs,
-            uploads=UploadService(blobs, writes, reads, settings.limits, executor),
+            uploads=UploadService(blobs, writes, reads, settings.limits),
             artifacts=ArtifactService(blobs, writes, reads),
             health=HealthService(reads, store),
         )
 
     def close(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
         self.engine.dispose()
 
 
@@ -114,8 +110,13 @@ async def _expire_uploads_forever(services: Services) -> None:
         await asyncio.sleep(interval)
 
 
-def create_app(settings: Settings, *, services: Services | None = None) -> Litestar:
-    """The registry API for ``settings`` (``services`` lets tests share an engine)."""
+def create_app(
+    settings: Settings, *, services: Services | None = None, close_services: bool = False
+) -> Litestar:
+    """The registry API for ``settings`` (``services`` lets tests share an engine).
+
+    The app closes the services at shutdown when it built them or ``close_services``.
+    """
     svc = services or Services.build(settings)
 
     @contextlib.asynccontextmanager
@@ -127,7 +128,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            if services is None:
+            if services is None or close_services:
                 svc.close()
 
     return Litestar(
@@ -160,6 +161,13 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
     )
 
 
-def app_from_env() -> Litestar:
+def create_asgi(settings: Settings, *, services: Services | None = None) -> FastPath:
+    """The app as served: the memory fast path for hot immutable reads, then Litestar."""
+    svc = services or Services.build(settings)
+    app = create_app(settings, services=svc, close_services=services is None)
+    return FastPath(app, svc.tokens, svc.blobs, svc.artifacts, svc.metrics)
+
+
+def app_from_env() -> FastPath:
     """Factory for ``uvicorn --factory``: settings from ``RELIQUARY_*`` variables."""
-    return create_app(Settings.from_env())
+    return create_asgi(Settings.from_env())

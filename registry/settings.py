@@ -48,6 +48,7 @@ class LimitSettings:
 @dataclass(frozen=True, slots=True)
 class AuthSettings:
     anonymous_reads: bool = False
+    token_cache_seconds: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,10 +123,17 @@ class Settings:
         anonymous = (get("anonymous_reads", "false") or "false").lower()
         if anonymous not in ("true", "false", "1", "0", "yes", "no"):
             raise ValueError(f"RELIQUARY_ANONYMOUS_READS must be true or false, not {anonymous!r}")
+        cache_text = get("token_cache_ttl")
+        try:
+            token_cache = 2.0 if cache_text is None else parse_duration(cache_text)
+        except ValueError as exc:
+            raise ValueError(f"RELIQUARY_TOKEN_CACHE_TTL: {exc}") from exc
         return cls(
             data_dir=data_dir,
             database=DatabaseSettings(url=database_url),
             storage=storage,
             limits=limits,
-            auth=AuthSettings(anonymous_reads=anonymous in ("true", "1", "yes")),
+            auth=AuthSettings(
+                anonymous_reads=anonymous in ("true", "1", "yes"), token_cache_seconds=token_cache
+            ),
         )

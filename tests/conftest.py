@@ -24,10 +24,11 @@ from litestar.testing import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
-from registry.app import Services, create_app
+from registry.app import Services, create_asgi
 from registry.core.roles import Role
 from registry.db.engine import make_engine
 from registry.db.models import Base
+from registry.fastpath import FastPath
 from registry.migrate import upgrade
 from registry.settings import Settings
 from tests.support.s3 import S3Endpoint, create_bucket, s3_endpoint
@@ -112,17 +113,20 @@ class Deployment:
         self._services.append(svc)
         return svc
 
-    def client(self, **env: str) -> TestClient[Any]:
-        """An in-process client for an app on this deployment; env overrides settings."""
+    def asgi(self, **env: str) -> FastPath:
+        """The app as served, on this deployment; env overrides settings."""
         svc = self.services(**env)
-        return TestClient(create_app(svc.settings, services=svc), raise_server_exceptions=False)
+        return create_asgi(svc.settings, services=svc)
+
+    def client(self, app: FastPath | None = None, **env: str) -> TestClient[Any]:
+        """An in-process client for ``app`` or a new app on this deployment."""
+        return TestClient(app or self.asgi(**env), raise_server_exceptions=False)
 
     def token(self, role: Role, **kwargs: Any) -> str:
         return self.services().tokens.issue(role, **kwargs).token
 
     def close(self) -> None:
-        for svc in self._services:
-            svc.executor.shutdown(wait=False)
+        self._services.clear()
 
 
 @pytest.fixture(params=["embedded", "production"])
@@ -163,6 +167,7 @@ class Api:
 
     client: TestClient[Any]
     tokens: dict[Role, str]
+    app: FastPath
 
     def auth(self, role: Role = Role.PUBLISHER) -> dict[str, str]:
         return {"authorization": f"Bearer {self.tokens[role]}"}
@@ -171,5 +176,6 @@ class Api:
 @pytest.fixture
 def api(deployment: Deployment) -> Iterator[Api]:
     tokens = {role: deployment.token(role) for role in Role}
-    with deployment.client() as client:
-        yield Api(client, tokens)
+    app = deployment.asgi()
+    with deployment.client(app) as client:
+        yield Api(client, tokens, app)

@@ -12,7 +12,6 @@ from registry.core.digest import Digest
 from registry.domain.artifacts.deps import ArtifactServiceDep
 from registry.domain.artifacts.schemas import MANIFEST_MEDIA_TYPE, Artifact, ArtifactPage
 from registry.domain.auth.guards import principal_of, publishers, readers
-from registry.domain.blobs.controllers import IMMUTABLE
 from registry.domain.blobs.ingest import body_chunks
 from registry.domain.system.deps import SettingsDep
 from registry.errors import InvalidRequestError
@@ -44,15 +43,12 @@ class ArtifactController(Controller):
     async def manifest(
         self, request: AnyRequest, digest: FromPath[str], artifact_service: ArtifactServiceDep
     ) -> Response[bytes]:
-        stored = await anyio.to_thread.run_sync(artifact_service.manifest, Digest.parse(digest))
-        etag = f'"{stored.digest}"'
-        headers = {
-            "etag": etag,
-            "cache-control": IMMUTABLE,
-            "reliquary-blake3": str(stored.digest),
-            "reliquary-sha256": str(stored.sha256),
-        }
-        if request.headers.get("if-none-match") == etag:
+        ref = Digest.parse(digest)
+        stored = artifact_service.cached_manifest(ref)
+        if stored is None:
+            stored = await anyio.to_thread.run_sync(artifact_service.manifest, ref)
+        headers = stored.headers()
+        if request.headers.get("if-none-match") == stored.etag:
             return Response(b"", status_code=304, headers=headers)
         return Response(stored.raw, media_type=MANIFEST_MEDIA_TYPE, headers=headers)
 

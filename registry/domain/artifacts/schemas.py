@@ -8,6 +8,7 @@ from datetime import datetime
 import msgspec
 
 from registry.core.digest import Digest
+from registry.domain.blobs.schemas import IMMUTABLE
 
 MANIFEST_MEDIA_TYPE = "application/vnd.reliquary.manifest.v1+json"
 
@@ -19,6 +20,19 @@ class StoredManifest:
     digest: Digest  # blake3 of the bytes
     sha256: Digest
     raw: bytes
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.digest}"'
+
+    def headers(self) -> dict[str, str]:
+        """Response headers every answer with this manifest carries (GET, 304)."""
+        return {
+            "etag": self.etag,
+            "cache-control": IMMUTABLE,
+            "reliquary-blake3": str(self.digest),
+            "reliquary-sha256": str(self.sha256),
+        }
 
 
 class Artifact(msgspec.Struct):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -81,6 +82,7 @@ class ArtifactService:
         self._writes = writes
         self._reads = reads
         self._manifests: LRUCache[Digest, StoredManifest] = LRUCache(maxsize=20_000)
+        self._lock = threading.Lock()
 
     def push(self, raw: bytes, token_id: str | None) -> PushResult:
         """Validate and store a manifest.
@@ -178,8 +180,13 @@ class ArtifactService:
                 mismatched=wrong,
             )
 
+    def cached_manifest(self, digest: Digest) -> StoredManifest | None:
+        """The manifest if this process has served it (no I/O: safe on the event loop)."""
+        with self._lock:
+            return self._manifests.get(digest)
+
     def find_manifest(self, digest: Digest) -> StoredManifest | None:
-        cached = self._manifests.get(digest)
+        cached = self.cached_manifest(digest)
         if cached is not None:
             return cached
         with self._reads() as session:
@@ -187,8 +194,9 @@ class ArtifactService:
         if row is None:
             return None
         stored = StoredManifest(Digest.blake3(row.digest), Digest.sha256(row.sha256), row.manifest)
-        self._manifests[stored.digest] = stored
-        self._manifests[stored.sha256] = stored
+        with self._lock:
+            self._manifests[stored.digest] = stored
+            self._manifests[stored.sha256] = stored
         return stored
 
     def manifest(self, digest: Digest) -> StoredManifest:

@@ -37,7 +37,11 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Princi
     if scheme.lower() != "bearer" or not secret.strip():
         raise AuthenticationRequiredError("send the token as 'Authorization: Bearer <token>'")
     service: TokenService = connection.app.state[TOKEN_SERVICE_KEY]
-    return await anyio.to_thread.run_sync(service.authenticate, secret.strip())
+    token = secret.strip()
+    principal = service.cached(token)  # no thread hop for a recently seen token
+    if principal is not None:
+        return principal
+    return await anyio.to_thread.run_sync(service.authenticate, token)
 
 
 def requires(*roles: Role) -> Guard:

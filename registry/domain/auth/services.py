@@ -2,14 +2,22 @@
 
 Invariants: a token's secret is never stored, only its SHA-256; an expired or
 revoked token authenticates nobody; every token has exactly one role.
+
+Valid tokens are cached in memory for ``cache_seconds`` (setting
+``RELIQUARY_TOKEN_CACHE_TTL``, default 2s). A revocation through this process
+takes effect at once; through another replica or the CLI, within that TTL.
+Expiry is always checked against the clock, cached or not.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from cachetools import TTLCache
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.core.roles import Role
@@ -37,10 +45,25 @@ def _to_dto(row: TokenRow) -> Token:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _CachedToken:
+    principal: Principal
+    expires_at: datetime | None
+
+
 class TokenService:
-    def __init__(self, writes: sessionmaker[Session], reads: sessionmaker[Session]) -> None:
+    def __init__(
+        self,
+        writes: sessionmaker[Session],
+        reads: sessionmaker[Session],
+        cache_seconds: float = 0.0,
+    ) -> None:
         self._writes = writes
         self._reads = reads
+        self._cache: TTLCache[str, _CachedToken] | None = (
+            TTLCache(maxsize=10_000, ttl=cache_seconds) if cache_seconds > 0 else None
+        )
+        self._lock = threading.Lock()
 
     def issue(
         self, role: Role, description: str = "", expires_in_seconds: float | None = None
@@ -74,13 +97,12 @@ class TokenService:
         Raises:
             AuthenticationRequiredError: unknown, expired or revoked token.
         """
-        if not secret.startswith(TOKEN_PREFIX) or len(secret) > MAX_TOKEN_CHARS:
-            raise AuthenticationRequiredError(
-                "the bearer token is malformed: tokens start with 'rlq_'; "
-                "create one with `reliquary-server token create --role ...`"
-            )
+        principal = self.cached(secret)
+        if principal is not None:
+            return principal
+        key = _secret_hash(secret)
         with self._reads() as session:
-            row = TokenRepository(session).by_secret_hash(_secret_hash(secret))
+            row = TokenRepository(session).by_secret_hash(key)
         now = datetime.now(UTC)
         if row is None:
             raise AuthenticationRequiredError("the bearer token is not known to this registry")
@@ -92,7 +114,38 @@ class TokenService:
             raise AuthenticationRequiredError(
                 f"token {row.id} expired at {row.expires_at.isoformat()}; ask an admin for a new one"
             )
-        return Principal(token_id=row.id, role=Role(row.role))
+        principal = Principal(token_id=row.id, role=Role(row.role))
+        if self._cache is not None:
+            with self._lock:
+                self._cache[key] = _CachedToken(principal, row.expires_at)
+        return principal
+
+    def cached(self, secret: str) -> Principal | None:
+        """The principal for a recently seen valid token, without touching the database.
+
+        Raises:
+            AuthenticationRequiredError: malformed, or cached but now expired.
+        """
+        if not secret.startswith(TOKEN_PREFIX) or len(secret) > MAX_TOKEN_CHARS:
+            raise AuthenticationRequiredError(
+                "the bearer token is malformed: tokens start with 'rlq_'; "
+                "create one with `reliquary-server token create --role ...`"
+            )
+        if self._cache is None:
+            return None
+        key = _secret_hash(secret)
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is None:
+            return None
+        if hit.expires_at is not None and hit.expires_at <= datetime.now(UTC):
+            with self._lock:
+                self._cache.pop(key, None)
+            raise AuthenticationRequiredError(
+                f"token {hit.principal.token_id} expired at {hit.expires_at.isoformat()}; "
+                "ask an admin for a new one"
+            )
+        return hit.principal
 
     def revoke(self, token_id: str) -> None:
         """Revoke a token (idempotent).
@@ -103,6 +156,10 @@ class TokenService:
         with self._writes.begin() as session:
             if not TokenRepository(session).revoke(token_id, datetime.now(UTC)):
                 raise TokenNotFoundError(f"no token with id {token_id!r}")
+        if self._cache is not None:
+            with self._lock:
+                for key in [k for k, v in self._cache.items() if v.principal.token_id == token_id]:
+                    self._cache.pop(key, None)
 
     def list(self) -> list[Token]:
         with self._reads() as session:

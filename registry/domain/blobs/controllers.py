@@ -17,25 +17,13 @@ from registry.domain.blobs.deps import BlobServiceDep, UploadServiceDep
 from registry.domain.blobs.ingest import body_chunks
 from registry.domain.blobs.ranges import parse_range
 from registry.domain.blobs.schemas import Blob, BlobInfo, UploadSession
+from registry.domain.blobs.services import BlobService
 from registry.domain.system.deps import MetricsDep, SettingsDep
 from registry.domain.system.metrics import Metrics
 from registry.errors import InvalidRequestError
 from registry.http import HeadResponse
 
-IMMUTABLE = "public, max-age=31536000, immutable"
 AnyRequest = Request[Any, Any, Any]
-
-
-def blob_headers(info: BlobInfo) -> dict[str, str]:
-    d = info.digests
-    return {
-        "etag": info.etag,
-        "cache-control": IMMUTABLE,
-        "accept-ranges": "bytes",
-        "reliquary-blake3": str(d.blake3),
-        "reliquary-sha256": str(d.sha256),
-        "docker-content-digest": str(d.sha256),
-    }
 
 
 def _not_modified(request: AnyRequest, info: BlobInfo) -> bool:
@@ -52,6 +40,14 @@ async def _stream(chunks: Iterator[bytes], metrics: Metrics) -> AsyncIterator[by
         yield chunk
 
 
+async def _blob(blob_service: BlobService, digest: Digest) -> BlobInfo:
+    """The blob, from this process's cache when it can (no thread hop), else the database."""
+    info = blob_service.cached(digest)
+    if info is None:
+        info = await anyio.to_thread.run_sync(blob_service.get, digest)
+    return info
+
+
 def _caller(request: AnyRequest) -> str | None:
     principal = principal_of(request)
     return None if principal.role is Role.ADMIN else principal.token_id
@@ -64,8 +60,8 @@ class BlobController(Controller):
     async def head_blob(
         self, digest: FromPath[str], blob_service: BlobServiceDep
     ) -> Response[None]:
-        info = await anyio.to_thread.run_sync(blob_service.get, Digest.parse(digest))
-        headers = blob_headers(info) | {"content-length": str(info.digests.size_bytes)}
+        info = await _blob(blob_service, Digest.parse(digest))
+        headers = info.headers() | {"content-length": str(info.digests.size_bytes)}
         return HeadResponse(None, headers=headers, media_type="application/octet-stream")
 
     @get("/{digest:str}", guards=[readers])
@@ -76,8 +72,8 @@ class BlobController(Controller):
         blob_service: BlobServiceDep,
         metrics: MetricsDep,
     ) -> Response[Any]:
-        info = await anyio.to_thread.run_sync(blob_service.get, Digest.parse(digest))
-        headers = blob_headers(info)
+        info = await _blob(blob_service, Digest.parse(digest))
+        headers = info.headers()
         if _not_modified(request, info):
             return Response(content=None, status_code=304, headers=headers)
         size = info.digests.size_bytes

@@ -4,13 +4,14 @@ Invariants:
 - A body is refused (``BodyTooLargeError``) as soon as it passes its limit, and a
   body shorter than its ``Content-Length`` or cut by a disconnect is refused
   (``IncompleteBodyError``): nothing is published in either case.
-- The pipeline overlaps three threads (blake3, sha256, storage write) with the
-  event loop receiving the next batch; each consumer sees batches in order.
+- The pipeline overlaps a hashing lane and a writing lane (one thread each,
+  batches in order) with the event loop receiving the next batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -21,6 +22,7 @@ from registry.errors import BodyTooLargeError, IncompleteBodyError
 from registry.storage import BlobWriter
 
 BATCH_BYTES = 4 * 1024 * 1024
+WINDOW = 4  # batches in flight per upload
 
 Receive = Callable[[], Awaitable[Any]]
 
@@ -78,30 +80,34 @@ async def batched(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         yield b"".join(pending)
 
 
-async def hash_and_write(
-    chunks: AsyncIterator[bytes], writer: BlobWriter | None, executor: ThreadPoolExecutor
-) -> BlobDigests:
-    """Hash (both digests) and write a stream, pipelined across threads.
+async def hash_and_write(chunks: AsyncIterator[bytes], writer: BlobWriter | None) -> BlobDigests:
+    """Hash (both digests) and write a stream, pipelined across two lanes.
 
+    One thread hashes, another writes, each taking batches in order, while the
+    event loop receives the next ones; at most WINDOW batches are in flight, so
+    memory stays bounded and a slow disk slows the sender (backpressure).
     ``writer=None`` hashes only. The caller commits or aborts the writer.
     """
     loop = asyncio.get_running_loop()
     hasher = DualHasher()
-    in_flight: list[asyncio.Future[None]] = []
+    hash_lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reliquary-hash")
+    write_lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reliquary-write")
+    in_flight: deque[list[asyncio.Future[None]]] = deque()
     try:
         async for batch in batched(chunks):
-            if in_flight:
-                await asyncio.gather(*in_flight)
-            in_flight = [
-                loop.run_in_executor(executor, hasher.update_blake3, batch),
-                loop.run_in_executor(executor, hasher.update_sha256, batch),
-            ]
+            while len(in_flight) >= WINDOW:
+                await asyncio.gather(*in_flight.popleft())
+            lanes = [loop.run_in_executor(hash_lane, hasher.update, batch)]
             if writer is not None:
-                in_flight.append(loop.run_in_executor(executor, writer.write, batch))
-        if in_flight:
-            await asyncio.gather(*in_flight)
+                lanes.append(loop.run_in_executor(write_lane, writer.write, batch))
+            in_flight.append(lanes)
+        while in_flight:
+            await asyncio.gather(*in_flight.popleft())
     except BaseException:
-        # let running threads finish before the caller aborts the writer
-        await asyncio.gather(*in_flight, return_exceptions=True)
+        # let queued work drain before the caller aborts the writer
+        await asyncio.gather(*(f for lanes in in_flight for f in lanes), return_exceptions=True)
         raise
+    finally:
+        hash_lane.shutdown(wait=False)
+        write_lane.shutdown(wait=False)
     return hasher.finish()

@@ -9,6 +9,8 @@ import msgspec
 
 from registry.core.digest import BlobDigests
 
+IMMUTABLE = "public, max-age=31536000, immutable"
+
 
 @dataclass(frozen=True, slots=True)
 class BlobInfo:
@@ -19,6 +21,18 @@ class BlobInfo:
     @property
     def etag(self) -> str:
         return f'"{self.digests.blake3}"'
+
+    def headers(self) -> dict[str, str]:
+        """Response headers every answer about this blob carries (HEAD, GET, 304)."""
+        d = self.digests
+        return {
+            "etag": self.etag,
+            "cache-control": IMMUTABLE,
+            "accept-ranges": "bytes",
+            "reliquary-blake3": str(d.blake3),
+            "reliquary-sha256": str(d.sha256),
+            "docker-content-digest": str(d.sha256),
+        }
 
 
 class Blob(msgspec.Struct):

@@ -9,9 +9,9 @@ Invariants:
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -55,20 +55,24 @@ class BlobService:
         store: BlobStore,
         writes: sessionmaker[Session],
         reads: sessionmaker[Session],
-        executor: ThreadPoolExecutor,
         metrics: Metrics,
     ) -> None:
         self.store = store
         self._writes = writes
         self._reads = reads
-        self._executor = executor
         self._metrics = metrics
         self._cache: LRUCache[Digest, BlobInfo] = LRUCache(maxsize=100_000)
+        self._cache_lock = threading.Lock()
 
     # -- lookups ----------------------------------------------------------------------
+    def cached(self, digest: Digest) -> BlobInfo | None:
+        """The blob if this process has seen it (no I/O: safe on the event loop)."""
+        with self._cache_lock:
+            return self._cache.get(digest)
+
     def find(self, digest: Digest) -> BlobInfo | None:
         """The blob named by either digest, or None. Found blobs are cached (immutable)."""
-        cached = self._cache.get(digest)
+        cached = self.cached(digest)
         if cached is not None:
             return cached
         with self._reads() as session:
@@ -76,8 +80,9 @@ class BlobService:
         if row is None:
             return None
         info = _info(row)
-        self._cache[info.digests.blake3] = info
-        self._cache[info.digests.sha256] = info
+        with self._cache_lock:
+            self._cache[info.digests.blake3] = info
+            self._cache[info.digests.sha256] = info
         return info
 
     def get(self, digest: Digest) -> BlobInfo:
@@ -108,7 +113,7 @@ class BlobService:
         started = time.perf_counter()
         writer = await anyio.to_thread.run_sync(self.store.open_writer)
         try:
-            digests = await hash_and_write(chunks, writer, self._executor)
+            digests = await hash_and_write(chunks, writer)
             self._metrics.bytes_in.inc(digests.size_bytes)
             result = await anyio.to_thread.run_sync(self.publish, claimed, writer, digests)
         except BaseException:

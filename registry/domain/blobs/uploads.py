@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import anyio.to_thread
@@ -39,14 +38,12 @@ class UploadService:
         writes: sessionmaker[Session],
         reads: sessionmaker[Session],
         limits: LimitSettings,
-        executor: ThreadPoolExecutor,
     ) -> None:
         self._blobs = blobs
         self._store: BlobStore = blobs.store
         self._writes = writes
         self._reads = reads
         self._limits = limits
-        self._executor = executor
 
     def _expiry(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self._limits.upload_ttl_seconds)
@@ -153,9 +150,7 @@ class UploadService:
         parts = await anyio.to_thread.run_sync(self._parts, upload_id)
         writer = await anyio.to_thread.run_sync(self._store.open_writer)
         try:
-            digests = await hash_and_write(
-                self._read_parts(upload_id, parts), writer, self._executor
-            )
+            digests = await hash_and_write(self._read_parts(upload_id, parts), writer)
             result = await anyio.to_thread.run_sync(self._blobs.publish, claimed, writer, digests)
         except BaseException:
             await anyio.to_thread.run_sync(writer.abort)

@@ -1,0 +1,65 @@
+"""Hot immutable reads served from memory answer exactly as the full app does."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from registry.core.roles import Role
+from tests.conftest import Api
+from tests.support.content import digests, manifest_bytes
+
+VOLATILE = {"date", "server"}
+
+
+def _same(cold: Any, warm: Any) -> None:
+    assert warm.status_code == cold.status_code
+    assert warm.content == cold.content
+    strip = lambda r: {k: v for k, v in r.headers.items() if k not in VOLATILE}  # noqa: E731
+    assert strip(warm) == strip(cold)
+
+
+def test_head_blob_and_manifest_get_from_memory_match_the_app(api: Api) -> None:
+    fast = api.app
+    data = os.urandom(70_000)
+    d = digests(data)
+    api.client.put(f"/v1/blobs/{d.blake3}", content=data, headers=api.auth())
+    raw = manifest_bytes("acme/fast", "v1", {"w.bin": data})
+    api.client.put("/v1/artifacts", content=raw, headers=api.auth())
+    reader = api.auth(Role.READER)
+
+    before = fast.answered
+    cold = api.client.head(f"/v1/blobs/{d.sha256}", headers=reader)
+    warm = api.client.head(f"/v1/blobs/{d.sha256}", headers=reader)
+    assert fast.answered == before + 1
+    _same(cold, warm)
+
+    ref = digests(raw).blake3
+    cold = api.client.get(f"/v1/artifacts/{ref}", headers=reader)
+    warm = api.client.get(f"/v1/artifacts/{ref}", headers=reader)
+    assert fast.answered == before + 2
+    _same(cold, warm)
+    assert warm.content == raw
+    etag = {"if-none-match": warm.headers["etag"]}
+    not_modified = api.client.get(f"/v1/artifacts/{ref}", headers={**reader, **etag})
+    assert not_modified.status_code == 304
+    assert fast.answered == before + 3
+
+
+def test_the_fast_path_never_skips_authentication(api: Api) -> None:
+    fast = api.app
+    data = b"guarded"
+    d = digests(data)
+    api.client.put(f"/v1/blobs/{d.blake3}", content=data, headers=api.auth())
+    api.client.head(f"/v1/blobs/{d.blake3}", headers=api.auth(Role.READER))  # warm the caches
+    before = fast.answered
+    assert api.client.head(f"/v1/blobs/{d.blake3}").status_code == 401
+    bogus = {"authorization": "Bearer rlq_bogus"}
+    assert api.client.head(f"/v1/blobs/{d.blake3}", headers=bogus).status_code == 401
+    issued = api.client.post("/v1/tokens", json={"role": "reader"}, headers=api.auth(Role.ADMIN))
+    token = {"authorization": f"Bearer {issued.json()['token']}"}
+    assert api.client.head(f"/v1/blobs/{d.blake3}", headers=token).status_code == 200
+    assert api.client.head(f"/v1/blobs/{d.blake3}", headers=token).status_code == 200
+    api.client.delete(f"/v1/tokens/{issued.json()['id']}", headers=api.auth(Role.ADMIN))
+    assert api.client.head(f"/v1/blobs/{d.blake3}", headers=token).status_code == 401
+    assert fast.answered == before + 1  # only the valid token's second HEAD came from memory
