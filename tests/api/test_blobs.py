@@ -50,6 +50,16 @@ def test_same_blob_twice_is_idempotent(api: Api) -> None:
     assert again.json()["size_bytes"] == len(data)  # type: ignore[attr-defined]
 
 
+def test_wrong_bytes_for_a_stored_blob_are_still_refused(api: Api) -> None:
+    data = b"the stored bytes"
+    d = digests(data)
+    assert put_blob(api, data).status_code == 201  # type: ignore[attr-defined]
+    r = api.client.put(f"/v1/blobs/{d.blake3}", content=b"other bytes", headers=api.auth())
+    assert r.status_code == 400
+    assert r.json()["type"].endswith("/digest-mismatch")
+    assert api.client.get(f"/v1/blobs/{d.blake3}", headers=api.auth()).content == data
+
+
 def test_head_answers_size_and_digests_without_a_body(api: Api) -> None:
     data = os.urandom(123_456)
     d = digests(data)

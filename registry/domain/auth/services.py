@@ -74,7 +74,7 @@ class TokenService:
         if expires_in_seconds is not None and expires_in_seconds <= 0:
             raise InvalidRequestError("expiry must be in the future")
         now = datetime.now(UTC)
-        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        secret = TOKEN_PREFIX + secrets.token_hex(32)  # hex: never starts with '-' in a shell
         row = TokenRow(
             id=secrets.token_hex(8),
             secret_sha256=_secret_hash(secret),

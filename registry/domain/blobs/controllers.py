@@ -48,6 +48,15 @@ async def _blob(blob_service: BlobService, digest: Digest) -> BlobInfo:
     return info
 
 
+def _stored(info: BlobInfo, created: bool) -> Response[Blob]:
+    """201 for a new blob, 200 for one already stored, pointing at it either way."""
+    return Response(
+        Blob.of(info),
+        status_code=201 if created else 200,
+        headers={"location": f"/v1/blobs/{info.digests.blake3}", "etag": info.etag},
+    )
+
+
 def _caller(request: AnyRequest) -> str | None:
     principal = principal_of(request)
     return None if principal.role is Role.ADMIN else principal.token_id
@@ -101,20 +110,10 @@ class BlobController(Controller):
         settings: SettingsDep,
     ) -> Response[Blob]:
         claimed = Digest.parse(digest)
-        existing = await anyio.to_thread.run_sync(blob_service.find, claimed)
         limit = settings.limits.max_blob_bytes
         chunks = body_chunks(request.receive, request.content_length, limit, "blob")
-        if existing is not None:  # content addressed: the bytes are already here
-            async for _ in chunks:
-                pass
-            info, created = existing, False
-        else:
-            info, created = await blob_service.ingest(claimed, chunks)
-        return Response(
-            Blob.of(info),
-            status_code=201 if created else 200,
-            headers={"location": f"/v1/blobs/{info.digests.blake3}", "etag": info.etag},
-        )
+        info, created = await blob_service.ingest(claimed, chunks)
+        return _stored(info, created)
 
 
 def _upload_headers(upload: UploadSession) -> dict[str, str]:
@@ -186,11 +185,7 @@ class UploadController(Controller):
         if body:
             raise InvalidRequestError("commit takes no body: send every chunk with PATCH first")
         info, created = await upload_service.commit(upload_id, _caller(request), claimed)
-        return Response(
-            Blob.of(info),
-            status_code=201 if created else 200,
-            headers={"location": f"/v1/blobs/{info.digests.blake3}", "etag": info.etag},
-        )
+        return _stored(info, created)
 
     @delete("/{upload_id:str}", status_code=204)
     async def abort(

@@ -35,6 +35,19 @@ def _info(row: BlobRow) -> BlobInfo:
     )
 
 
+def _verify(claimed: Digest, digests: BlobDigests) -> None:
+    """Raises DigestMismatchError unless ``digests`` are those ``claimed`` names."""
+    if not digests.matches(claimed):
+        raise DigestMismatchError(
+            f"the {digests.size_bytes} bytes received hash to {digests.blake3} "
+            f"({digests.sha256}), not to the claimed {claimed}; nothing was stored",
+            claimed=str(claimed),
+            received_blake3=str(digests.blake3),
+            received_sha256=str(digests.sha256),
+            received_size_bytes=digests.size_bytes,
+        )
+
+
 @dataclass(slots=True)
 class FsckReport:
     checked: int = 0
@@ -105,11 +118,18 @@ class BlobService:
     async def ingest(self, claimed: Digest, chunks: AsyncIterator[bytes]) -> tuple[BlobInfo, bool]:
         """Receive, verify and publish a blob; (info, True) when it is new.
 
+        A blob already stored is not written again, but the bytes sent are still
+        hashed: a body that does not match its digest is refused either way.
+
         Raises:
             DigestMismatchError: the bytes hash to another digest; nothing stored.
             BodyTooLargeError, IncompleteBodyError: from the body stream; nothing stored.
             StorageError: the store failed; nothing visible.
         """
+        existing = self.cached(claimed) or await anyio.to_thread.run_sync(self.find, claimed)
+        if existing is not None:
+            _verify(claimed, await hash_and_write(chunks, None))
+            return existing, False
         started = time.perf_counter()
         writer = await anyio.to_thread.run_sync(self.store.open_writer)
         try:
@@ -127,15 +147,7 @@ class BlobService:
         self, claimed: Digest, writer: BlobWriter, digests: BlobDigests
     ) -> tuple[BlobInfo, bool]:
         """Commit verified bytes to the store, then record the row (idempotent)."""
-        if not digests.matches(claimed):
-            raise DigestMismatchError(
-                f"the {digests.size_bytes} bytes received hash to {digests.blake3} "
-                f"({digests.sha256}), not to the claimed {claimed}; nothing was stored",
-                claimed=str(claimed),
-                received_blake3=str(digests.blake3),
-                received_sha256=str(digests.sha256),
-                received_size_bytes=digests.size_bytes,
-            )
+        _verify(claimed, digests)
         writer.commit(digests.blake3.hex)
         row = BlobRow(
             blake3=digests.blake3.hex,
