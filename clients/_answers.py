@@ -1,0 +1,99 @@
+"""Reading what the registry answered, without trusting it.
+
+Invariant: every helper here either returns a value that names exactly what
+was asked for (digest, size) or raises ``VerificationError`` (for claims about
+content) or ``ReliquaryError`` (for answers missing what the protocol promises).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from clients.errors import ReliquaryError, VerificationError
+from registry.core.digest import Algorithm, Digest
+from registry.core.errors import InvalidDigestError
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteBlob:
+    """What the registry says it stores for a digest: both digests and the size."""
+
+    blake3: Digest
+    sha256: Digest
+    size_bytes: int
+
+    def names(self, digest: Digest) -> bool:
+        """True when ``digest`` (either algorithm) is one of this blob's digests."""
+        return (self.blake3 if digest.algorithm is Algorithm.BLAKE3 else self.sha256) == digest
+
+
+def remote_blob(blake3: object, sha256: object, size: object, asked: Digest) -> RemoteBlob:
+    """Parse what the server reported about ``asked``.
+
+    Raises:
+        VerificationError: a field is missing or malformed, or it names other bytes.
+    """
+    try:
+        blob = RemoteBlob(Digest.parse(str(blake3)), Digest.parse(str(sha256)), int(str(size)))
+    except (InvalidDigestError, ValueError):
+        raise VerificationError(
+            f"the registry described {asked} with malformed digests or size "
+            f"(blake3={blake3!r}, sha256={sha256!r}, size={size!r})"
+        ) from None
+    if not blob.names(asked):
+        raise VerificationError(
+            f"asked about {asked} but the registry answered for {blob.blake3} ({blob.sha256})"
+        )
+    return blob
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The response body as a JSON object.
+
+    Raises:
+        ReliquaryError: the body is not a JSON object.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise ReliquaryError(
+            f"{response.request.method} {response.url} answered HTTP {response.status_code} "
+            "without a JSON object body",
+            status=response.status_code,
+        )
+    return body
+
+
+def stored(response: httpx.Response, digest: Digest, size_bytes: int) -> bool:
+    """True for 201 (created), False for 200, once the answer names ``digest``.
+
+    Raises:
+        VerificationError: the server stored other bytes or another size.
+    """
+    body = json_object(response)
+    blob = remote_blob(body.get("blake3"), body.get("sha256"), body.get("size_bytes"), digest)
+    if blob.size_bytes != size_bytes:
+        raise VerificationError(
+            f"sent {size_bytes} bytes for {digest} but the registry stored {blob.size_bytes}"
+        )
+    return response.status_code == 201
+
+
+def upload_offset(response: httpx.Response) -> int:
+    """The ``Upload-Offset`` header.
+
+    Raises:
+        ReliquaryError: it is missing or not a number.
+    """
+    offset = response.headers.get("upload-offset", "")
+    if not offset.isdigit():
+        raise ReliquaryError(
+            f"{response.request.method} {response.url} answered without an Upload-Offset",
+            status=response.status_code,
+        )
+    return int(offset)

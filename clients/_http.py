@@ -1,0 +1,221 @@
+"""Retrying HTTP under the SDK: one ``httpx.Client``, backoff with jitter, typed errors.
+
+Invariants:
+- Only 2xx responses leave ``HttpSession.request``. Every other answer becomes
+  the matching ``clients.errors`` class (``error_from_response``) and every httpx
+  exception a ``TransportError`` naming the URL; httpx errors never escape.
+- A request is sent again only when that cannot change the outcome:
+  ``Retry.IDEMPOTENT`` requests (GET/HEAD, PUT by digest) after connection errors,
+  429 and 5xx; ``Retry.CONNECT_ONLY`` requests (POST, PATCH) only when no
+  connection was made, so nothing reached the server.
+- Request bodies come from a factory called once per attempt, so every attempt
+  streams a fresh iterator from disk and nothing is held whole in memory.
+- Requests only go to the configured origin: a ``Location`` naming another host
+  is refused rather than sent our bearer token.
+- ``HttpSession`` holds no per-request state; one may be shared by many threads.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from enum import Enum
+from pathlib import Path
+
+import httpx
+
+from clients import __version__
+from clients.errors import ReliquaryError, TransportError, error_from_response
+
+PIECE_BYTES = 2**20  # read and write files in 1 MiB pieces
+CONNECT_TIMEOUT_SECONDS = 10.0
+MAX_BACKOFF_SECONDS = 30.0
+OCTETS = "application/octet-stream"
+
+Body = bytes | Callable[[], Iterator[bytes]] | None
+
+
+class Retry(Enum):
+    IDEMPOTENT = "idempotent"
+    CONNECT_ONLY = "connect-only"
+
+
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def _retryable_status(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+class HttpSession:
+    """The connection pool and retry policy every ``RegistryClient`` call goes through."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        timeout_seconds: float,
+        max_retries: int,
+        backoff_seconds: float,
+    ) -> None:
+        headers = {"user-agent": f"reliquary/{__version__}"}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(timeout_seconds, connect=CONNECT_TIMEOUT_SECONDS),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        )
+        self.max_retries = max_retries
+        self._backoff_seconds = backoff_seconds
+
+    @property
+    def base_url(self) -> httpx.URL:
+        return self._http.base_url
+
+    def close(self) -> None:
+        self._http.close()
+
+    def resolve(self, location: str) -> httpx.URL:
+        """``location`` made absolute against the base URL.
+
+        Raises:
+            ReliquaryError: it names another scheme, host or port.
+        """
+        url = self.base_url.join(location)
+        base = self.base_url
+        if (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port):
+            raise ReliquaryError(
+                f"the registry at {base} pointed at {url}, another origin; refusing to follow it"
+            )
+        return url
+
+    def backoff(self, attempt: int, response: httpx.Response | None = None) -> None:
+        """Sleep before retry number ``attempt`` (1-based): Retry-After, else 2^n with jitter."""
+        delay = self._backoff_seconds * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)  # noqa: S311 -- jitter, not crypto
+        retry_after = response.headers.get("retry-after", "") if response is not None else ""
+        if retry_after.isdigit():
+            delay = float(retry_after)
+        time.sleep(min(delay, MAX_BACKOFF_SECONDS))
+
+    def request(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        retry: Retry,
+        params: Mapping[str, str | int] | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: Body = None,
+        stream: bool = False,
+    ) -> httpx.Response:
+        """Send with retries; the 2xx response (its body unread when ``stream``).
+
+        A streamed response must be closed by the caller.
+
+        Raises:
+            TransportError: no answer after the allowed attempts.
+            ReliquaryError: the subclass ``error_from_response`` picks for the last answer.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            last = attempt > self.max_retries
+            try:
+                response = self._attempt(method, url, params, headers, body, stream)
+            except httpx.TransportError as exc:
+                may_retry = retry is Retry.IDEMPOTENT or isinstance(exc, _NOT_SENT)
+                if last or not may_retry:
+                    raise self.transport_error(method, url, exc, attempt) from exc
+                self.backoff(attempt)
+                continue
+            if response.is_success:
+                return response
+            if retry is Retry.IDEMPOTENT and _retryable_status(response.status_code) and not last:
+                self.backoff(attempt, response)
+                continue
+            raise error_from_response(response)
+
+    def _attempt(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        params: Mapping[str, str | int] | None,
+        headers: Mapping[str, str] | None,
+        body: Body,
+        stream: bool,
+    ) -> httpx.Response:
+        """One exchange; the body is read unless a 2xx response is to be streamed."""
+        content = body() if callable(body) else body
+        request = self._http.build_request(
+            method, url, params=params, headers=headers, content=content
+        )
+        response = self._http.send(request, stream=True)
+        if stream and response.is_success:
+            return response
+        try:
+            response.read()
+        finally:
+            response.close()
+        return response
+
+    def transport_error(
+        self, method: str, url: str | httpx.URL, exc: Exception, attempts: int = 1
+    ) -> TransportError:
+        target = self.base_url.join(url).copy_with(query=None)
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        return TransportError(
+            f"could not reach the registry: {method} {target} failed{tries} "
+            f"({type(exc).__name__}: {exc or 'no detail'}); check the registry URL "
+            "(`reliquary login` or RELIQUARY_URL) and that the server is running"
+        )
+
+    def iter_raw(self, response: httpx.Response) -> Iterator[bytes]:
+        """The response body as it arrives, undecoded, in pieces of up to 1 MiB.
+
+        Raises:
+            TransportError: the connection broke mid-body (resume with a Range).
+        """
+        try:
+            yield from response.iter_raw(PIECE_BYTES)
+        except httpx.TransportError as exc:
+            raise self.transport_error(response.request.method, response.url, exc) from exc
+
+
+class Progress:
+    """Reports each byte position to ``on_bytes`` once, however often a range is resent."""
+
+    def __init__(self, on_bytes: Callable[[int], None] | None) -> None:
+        self._on_bytes = on_bytes
+        self.reported = 0
+
+    def reach(self, position: int) -> None:
+        if position <= self.reported:
+            return
+        delta, self.reported = position - self.reported, position
+        if self._on_bytes is not None:
+            self._on_bytes(delta)
+
+
+def file_pieces(path: Path, start: int, length: int, progress: Progress) -> Iterator[bytes]:
+    """``length`` bytes of ``path`` from ``start``, in 1 MiB reads, reporting each once sent.
+
+    Raises:
+        ReliquaryError: the file is shorter than expected (it changed during the upload).
+    """
+    with path.open("rb") as file:
+        file.seek(start)
+        sent = 0
+        while sent < length:
+            piece = file.read(min(PIECE_BYTES, length - sent))
+            if not piece:
+                raise ReliquaryError(
+                    f"{path} ended at {start + sent} bytes, expected {start + length}: "
+                    "it changed while being uploaded"
+                )
+            yield piece
+            sent += len(piece)
+            progress.reach(start + sent)

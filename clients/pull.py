@@ -1,0 +1,197 @@
+"""``reliquary pull``: fetch an artifact by hash and write it only once every byte verified.
+
+The server is never trusted:
+1. REF is a digest of the manifest (``blake3:``/``sha256:``) or ``name@version``;
+   the manifest bytes must hash to the digest, and for ``name@version`` the
+   manifest must name that very name and version.
+2. The manifest is parsed and validated here: unsafe paths are refused even if
+   a server serves them.
+3. Each file is streamed into the local cache, checked for size, blake3 and
+   sha256 while it arrives; an interrupted download resumes with Range.
+4. Files are copied from the cache (verified again) into a staging directory
+   beside DIR and moved into place only when all of them verified: a failure
+   leaves DIR as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from clients.cache import BlobCache
+from clients.client import RegistryClient
+from clients.errors import InvalidRequestError, VerificationError
+from clients.files import CHUNK_BYTES, check_entry, copy_verified, hash_file
+from clients.progress import TransferProgress
+from registry.core.digest import Digest, DualHasher
+from registry.core.errors import CoreError
+from registry.core.manifest import FileEntry, Manifest, parse_manifest, validate_name
+
+
+@dataclass(frozen=True, slots=True)
+class PullResult:
+    digest: str
+    name: str
+    version: str
+    files: int
+    total_bytes: int
+    downloaded_bytes: int
+    cached_bytes: int
+    kept_bytes: int  # already in DIR and verified (--verify-existing)
+
+
+def resolve_ref(client: RegistryClient, ref: str) -> tuple[Digest, tuple[str, str] | None]:
+    """The manifest digest REF names, and the name@version it must carry if given so."""
+    if ref.startswith(("blake3:", "sha256:")):
+        try:
+            return Digest.parse(ref), None
+        except CoreError as exc:
+            raise InvalidRequestError(str(exc)) from exc
+    name, sep, version = ref.rpartition("@")
+    if not sep or validate_name(name):
+        raise InvalidRequestError(
+            f"cannot read {ref!r}: give blake3:<hex>, sha256:<hex> or name@version"
+        )
+    return Digest.parse(str(client.resolve(name, version)["digest"])), (name, version)
+
+
+def fetch_manifest(client: RegistryClient, ref: str) -> tuple[Digest, Manifest]:
+    """The manifest REF names (verified, validated) and its blake3 digest.
+
+    Raises VerificationError on any lie.
+    """
+    digest, expected = resolve_ref(client, ref)
+    raw = client.manifest(digest)  # the client checks the bytes hash to ``digest``
+    try:
+        parsed = parse_manifest(raw)
+    except CoreError as exc:
+        raise VerificationError(
+            f"the registry served an invalid manifest for {digest}: {exc}"
+        ) from exc
+    manifest = parsed.manifest
+    if expected is not None and (manifest.name, manifest.version) != expected:
+        raise VerificationError(
+            f"the registry resolved {expected[0]}@{expected[1]} to {digest}, but that manifest "
+            f"is {manifest.name}@{manifest.version}; refusing it"
+        )
+    return parsed.digests.blake3, manifest
+
+
+def download(
+    client: RegistryClient, cache: BlobCache, entry: FileEntry, advance: Callable[[int], None]
+) -> int:
+    """Bring one blob into the cache, verified; the bytes downloaded for it."""
+    partial = cache.partial_path(entry.blake3)
+    hasher = DualHasher()
+    offset = 0
+    if partial.exists():
+        if partial.stat().st_size > entry.size:
+            partial.unlink()
+        else:  # resume: re-hash what arrived before
+            with partial.open("rb") as handle:
+                while chunk := handle.read(CHUNK_BYTES):
+                    hasher.update(chunk)
+                    offset += len(chunk)
+            advance(offset)
+    fetched = 0
+    with partial.open("ab") as out:
+        if offset < entry.size or entry.size == 0:
+            with client.open_blob(Digest.blake3(entry.blake3), offset=offset) as chunks:
+                for chunk in chunks:
+                    if offset + len(chunk) > entry.size:
+                        break  # more than the manifest says: verification fails below
+                    out.write(chunk)
+                    hasher.update(chunk)
+                    offset += len(chunk)
+                    fetched += len(chunk)
+                    advance(len(chunk))
+        out.flush()
+        os.fsync(out.fileno())
+    try:
+        check_entry(entry, hasher.finish(), "the downloaded blob")
+    except VerificationError:
+        partial.unlink()
+        raise
+    cache.admit(partial, entry.blake3)
+    return fetched
+
+
+def _kept(out_dir: Path, entry: FileEntry) -> bool:
+    target = out_dir / entry.path
+    if not target.is_file() or target.is_symlink() or target.stat().st_size != entry.size:
+        return False
+    try:
+        check_entry(entry, hash_file(target), "the existing file")
+    except VerificationError:
+        return False
+    return True
+
+
+def pull(
+    client: RegistryClient,
+    ref: str,
+    out_dir: Path,
+    *,
+    cache: BlobCache,
+    progress: TransferProgress,
+    verify_existing: bool = False,
+    parallel: int = 4,
+) -> PullResult:
+    """Pull REF into ``out_dir``.
+
+    Raises:
+        VerificationError: a byte, digest, name or path did not check out; ``out_dir``
+            is left as it was.
+        NotFoundError, AuthError, InvalidRequestError, TransportError, ServerError.
+    """
+    digest, manifest = fetch_manifest(client, ref)
+    files = list(manifest.files)
+    kept = [e for e in files if verify_existing and _kept(out_dir, e)]
+    needed = [e for e in files if e not in kept]
+    unique = list({e.blake3: e for e in needed}.values())
+    to_fetch = [e for e in unique if not cache.contains(e.blake3, e.size)]
+    bar = progress.task("downloading", sum(e.size for e in to_fetch))
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        downloaded = sum(pool.map(lambda e: download(client, cache, e, bar), to_fetch))
+    _install(cache, needed, out_dir)
+    return PullResult(
+        digest=str(digest),
+        name=manifest.name,
+        version=manifest.version,
+        files=len(files),
+        total_bytes=manifest.total_size_bytes,
+        downloaded_bytes=downloaded,
+        cached_bytes=sum(e.size for e in unique if e not in to_fetch),
+        kept_bytes=sum(e.size for e in kept),
+    )
+
+
+def _install(cache: BlobCache, entries: list[FileEntry], out_dir: Path) -> None:
+    """Copy verified files into a staging dir beside ``out_dir``, then move them in."""
+    out_dir = out_dir.absolute()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.parent / f".{out_dir.name}.reliquary-{secrets.token_hex(4)}"
+    staging.mkdir()
+    try:
+        for entry in entries:
+            try:
+                copy_verified(cache.path(entry.blake3), staging / entry.path, entry)
+            except VerificationError:
+                cache.evict(entry.blake3)  # a corrupted cache entry is never used twice
+                raise
+        if not out_dir.exists():
+            staging.replace(out_dir)
+            return
+        for entry in entries:
+            target = out_dir / entry.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            (staging / entry.path).replace(target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(staging)
