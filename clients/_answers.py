@@ -7,6 +7,8 @@ content) or ``ReliquaryError`` (for answers missing what the protocol promises).
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +17,7 @@ import httpx
 from clients.errors import ReliquaryError, VerificationError
 from registry.core.digest import Algorithm, Digest
 from registry.core.errors import InvalidDigestError
+from registry.core.merkle import HASH_SIZE
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +100,49 @@ def upload_offset(response: httpx.Response) -> int:
             status=response.status_code,
         )
     return int(offset)
+
+
+def json_list(response: httpx.Response, field: str | None = None) -> list[dict[str, Any]]:
+    """The body (or its ``field``) as a JSON list of objects.
+
+    Raises:
+        ReliquaryError: the body is not that shape.
+    """
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = None
+    if field is not None:
+        body = body.get(field) if isinstance(body, dict) else None
+    if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
+        where = f" field {field!r}" if field else ""
+        raise ReliquaryError(
+            f"{response.request.method} {response.url} answered HTTP {response.status_code} "
+            f"without a JSON list of objects{where}",
+            status=response.status_code,
+        )
+    return body
+
+
+def proof_hashes(response: httpx.Response) -> list[bytes]:
+    """The ``hashes`` of a Merkle proof answer, decoded; nothing is trusted yet.
+
+    Raises:
+        VerificationError: ``hashes`` is missing, or an element is not base64 of 32 bytes.
+    """
+    hashes = json_object(response).get("hashes")
+    if not isinstance(hashes, list):
+        raise VerificationError(f"{response.url} answered a proof without a list of hashes")
+    decoded: list[bytes] = []
+    for position, text in enumerate(hashes):
+        try:
+            value = base64.b64decode(str(text), validate=True)
+        except binascii.Error:
+            value = b""
+        if not isinstance(text, str) or len(value) != HASH_SIZE:
+            raise VerificationError(
+                f"{response.url} answered a proof whose hash {position} is not base64 of "
+                f"{HASH_SIZE} bytes"
+            )
+        decoded.append(value)
+    return decoded

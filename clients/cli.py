@@ -1,6 +1,8 @@
 """``reliquary``: push, pull, inspect and find artifacts from a shell.
 
-Library code raises; only this module prints and exits. Exit codes:
+Signing keys, ``sign`` and ``attestations`` live in ``clients.cli_trust``, ``audit`` in
+``clients.cli_audit``; all hang on the one group of ``clients._cli``.
+Library code raises; only the CLI modules print, and only ``main`` exits. Exit codes:
 0 done, 1 failed (network, server), 2 bad usage or request, 3 not found,
 4 verification failed, 5 refused (version taken, missing blobs, policy),
 6 authentication or role.
@@ -10,48 +12,27 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from clients import cli_audit  # noqa: F401 -- adds its commands to `cli`
+from clients._cli import cli, client_of, emit, err, out, say
 from clients.cache import BlobCache
+from clients.cli_trust import publish_options
 from clients.client import RegistryClient
-from clients.config import cache_root, load_config, save_login
+from clients.config import cache_root, save_login
 from clients.errors import ReliquaryError
 from clients.progress import TransferProgress
 from clients.pull import fetch_manifest, pull
 from clients.push import push_directory
+from clients.signing import PublishSigner
 from registry.core.quantity import format_size, parse_size
 
-EXIT_CODES = """Exit codes: 0 done, 1 failed (network, server), 2 bad usage or request,
-3 not found, 4 verification failed, 5 refused (version taken, missing blobs,
-policy), 6 authentication or role."""
-
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-
-
-def _client(ctx: click.Context) -> RegistryClient:
-    obj: dict[str, Any] = ctx.ensure_object(dict)
-    try:
-        config = load_config(obj.get("url"), obj.get("token"))
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
-    client = RegistryClient(config.url, config.token)
-    ctx.call_on_close(client.close)
-    return client
-
-
-def _emit(as_json: bool, data: dict[str, Any], text: Callable[[], None]) -> None:
-    if as_json:
-        click.echo(json.dumps(data, sort_keys=True))
-    else:
-        text()
+__all__ = ["cli", "main"]
 
 
 def _size(value: str) -> int:
@@ -59,17 +40,6 @@ def _size(value: str) -> int:
         return parse_size(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
-
-
-@click.group(epilog=EXIT_CODES)
-@click.option("--url", envvar="RELIQUARY_URL", default=None, help="Registry URL [RELIQUARY_URL].")
-@click.option(
-    "--token", envvar="RELIQUARY_TOKEN", default=None, help="Bearer token [RELIQUARY_TOKEN]."
-)
-@click.pass_context
-def cli(ctx: click.Context, url: str | None, token: str | None) -> None:
-    """Reliquary: content-addressed, signed, verified ML artifacts."""
-    ctx.ensure_object(dict).update(url=url, token=token)
 
 
 @cli.command()
@@ -102,10 +72,17 @@ def login(url: str, login_token: str) -> None:
     show_default=True,
     help="Files this big or bigger go through resumable uploads.",
 )
+@click.option(
+    "--sign-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Sign a publish/v1 statement about the pushed manifest with this key.",
+)
+@publish_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def push(
     ctx: click.Context,
+    /,
     directory: Path,
     name: str,
     version: str,
@@ -114,16 +91,18 @@ def push(
     parallel: int,
     chunk_size: str,
     resumable_from: str,
+    sign_key: Path | None,
     as_json: bool,
+    **publish: str | None,
 ) -> None:
-    """Publish DIRECTORY as NAME@VERSION; print the artifact digest."""
-    parsed: dict[str, str] = {}
-    for label in labels:
-        key, sep, value = label.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{label!r} is not key=value", param_hint="--label")
-        parsed[key] = value
-    client = _client(ctx)
+    """Publish DIRECTORY as NAME@VERSION; print the artifact digest.
+
+    With --sign-key, then sign and post a publish/v1 statement about it.
+    """
+    if sign_key is None and any(publish.values()):
+        raise click.UsageError("--publisher and --source-*/--training-run need --sign-key")
+    signer = PublishSigner.prepare(sign_key, **publish) if sign_key is not None else None
+    client = client_of(ctx)
     with TransferProgress(enabled=not as_json) as progress:
         result = push_directory(
             client,
@@ -131,13 +110,14 @@ def push(
             name=name,
             version=version,
             kind=kind,
-            labels=parsed,
+            labels=_labels(labels),
             cache=BlobCache(cache_root()),
             progress=progress,
             parallel=parallel,
             chunk_bytes=_size(chunk_size),
             resumable_from_bytes=_size(resumable_from),
         )
+    signed = signer.sign(client, result.manifest_raw) if signer is not None else None
 
     def text() -> None:
         verb = "pushed" if result.created else "already there:"
@@ -146,9 +126,24 @@ def push(
             f"{format_size(result.total_bytes)}; sent {format_size(result.uploaded_bytes)} "
             f"({result.blobs_uploaded} blobs, {result.blobs_present} already stored)"
         )
+        if signed is not None:
+            say(f"signed publish/v1 with {signed.keyid}: log index {signed.log_index}")
         out.print(result.digest)
 
-    _emit(as_json, asdict(result), text)
+    summary = result.summary()
+    if signed is not None:
+        summary["attestation"] = asdict(signed)
+    emit(as_json, summary, text)
+
+
+def _labels(labels: tuple[str, ...]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for label in labels:
+        key, sep, value = label.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{label!r} is not key=value", param_hint="--label")
+        parsed[key] = value
+    return parsed
 
 
 @cli.command("pull")
@@ -168,7 +163,7 @@ def pull_command(
     ctx: click.Context, ref: str, output: Path, verify_existing: bool, as_json: bool
 ) -> None:
     """Fetch REF (blake3:…, sha256:… or name@version), verify every byte, write it to DIR."""
-    client = _client(ctx)
+    client = client_of(ctx)
     with TransferProgress(enabled=not as_json) as progress:
         result = pull(
             client,
@@ -187,7 +182,7 @@ def pull_command(
         )
         out.print(result.digest)
 
-    _emit(as_json, asdict(result), text)
+    emit(as_json, asdict(result), text)
 
 
 @cli.command("ls")
@@ -206,7 +201,7 @@ def ls(
     as_json: bool,
 ) -> None:
     """List artifacts, newest first."""
-    page = _client(ctx).list_artifacts(name=name, kind=kind, label=label, limit=limit)
+    page = client_of(ctx).list_artifacts(name=name, kind=kind, label=label, limit=limit)
 
     def text() -> None:
         table = Table("name@version", "kind", "size", "created", "digest", box=None)
@@ -220,7 +215,7 @@ def ls(
             )
         out.print(table)
 
-    _emit(as_json, page, text)
+    emit(as_json, page, text)
 
 
 @cli.command()
@@ -229,7 +224,7 @@ def ls(
 @click.pass_context
 def inspect(ctx: click.Context, ref: str, as_json: bool) -> None:
     """Show REF's manifest (verified against its digest)."""
-    digest, manifest = fetch_manifest(_client(ctx), ref)
+    digest, manifest = fetch_manifest(client_of(ctx), ref)
     fields = manifest.to_dict()
     doc: dict[str, Any] = {"digest": str(digest), "manifest": fields}
 
@@ -244,7 +239,7 @@ def inspect(ctx: click.Context, ref: str, as_json: bool) -> None:
             if value:
                 out.print(f"{key}: {json.dumps(value, sort_keys=True)}")
 
-    _emit(as_json, doc, text)
+    emit(as_json, doc, text)
 
 
 @cli.command()
@@ -256,8 +251,8 @@ def resolve(ctx: click.Context, ref: str, as_json: bool) -> None:
     name, sep, version = ref.rpartition("@")
     if not sep:
         raise click.BadParameter("give name@version", param_hint="REF")
-    artifact = _client(ctx).resolve(name, version)
-    _emit(as_json, artifact, lambda: out.print(artifact["digest"]))
+    artifact = client_of(ctx).resolve(name, version)
+    emit(as_json, artifact, lambda: out.print(artifact["digest"]))
 
 
 def main() -> None:
@@ -265,7 +260,7 @@ def main() -> None:
     try:
         cli.main(standalone_mode=False)
     except ReliquaryError as exc:
-        err.print(f"error: {exc}", markup=False)
+        err.print(f"error: {exc}", markup=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         err.print("aborted")

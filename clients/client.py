@@ -7,7 +7,8 @@ Invariants:
   (GET/HEAD, PUT of blobs and manifests, upload commits) retry on connection
   errors, 429 and 5xx; ``POST /v1/uploads`` only when nothing reached the
   server; chunk PATCHes by asking the server for its offset and resending from
-  there.
+  there. Key registration and revocation and attestation posts are idempotent
+  on the server and retry like GETs.
 - Every non-2xx answer raises the ``clients.errors`` class for it.
 - The server is not trusted: ``manifest()`` returns bytes only after they hash
   to the requested digest; digests the server reports about a blob or an upload
@@ -29,6 +30,7 @@ from typing import Any
 
 from clients._answers import RemoteBlob, json_object, remote_blob, stored
 from clients._http import OCTETS, HttpSession, Progress, Retry, file_pieces
+from clients._trust_api import TrustApi
 from clients._uploads import ResumableUpload
 from clients.errors import NotFoundError, ReliquaryError, VerificationError
 from registry.core.digest import Algorithm, Digest, digest_bytes
@@ -39,8 +41,11 @@ MAX_MANIFEST_BYTES = 64 * 2**20  # a lying server cannot make us buffer more tha
 __all__ = ["RegistryClient", "RemoteBlob"]
 
 
-class RegistryClient:
-    """A registry at ``base_url``, called with ``token`` (``None``: anonymous)."""
+class RegistryClient(TrustApi):
+    """A registry at ``base_url``, called with ``token`` (``None``: anonymous).
+
+    Signing keys, attestations and the transparency log: see ``clients._trust_api``.
+    """
 
     def __init__(
         self,

@@ -31,7 +31,13 @@ from clients.files import CHUNK_BYTES, check_entry, copy_verified, hash_file
 from clients.progress import TransferProgress
 from registry.core.digest import Digest, DualHasher
 from registry.core.errors import CoreError
-from registry.core.manifest import FileEntry, Manifest, parse_manifest, validate_name
+from registry.core.manifest import (
+    FileEntry,
+    Manifest,
+    ParsedManifest,
+    parse_manifest,
+    validate_name,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +72,15 @@ def fetch_manifest(client: RegistryClient, ref: str) -> tuple[Digest, Manifest]:
 
     Raises VerificationError on any lie.
     """
+    parsed = fetch_parsed_manifest(client, ref)
+    return parsed.digests.blake3, parsed.manifest
+
+
+def fetch_parsed_manifest(client: RegistryClient, ref: str) -> ParsedManifest:
+    """The manifest REF names, verified and validated, with its exact bytes and both digests.
+
+    Raises VerificationError on any lie.
+    """
     digest, expected = resolve_ref(client, ref)
     raw = client.manifest(digest)  # the client checks the bytes hash to ``digest``
     try:
@@ -80,7 +95,7 @@ def fetch_manifest(client: RegistryClient, ref: str) -> tuple[Digest, Manifest]:
             f"the registry resolved {expected[0]}@{expected[1]} to {digest}, but that manifest "
             f"is {manifest.name}@{manifest.version}; refusing it"
         )
-    return parsed.digests.blake3, manifest
+    return parsed
 
 
 def download(

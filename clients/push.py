@@ -17,7 +17,7 @@ import os
 import stat
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,8 @@ class LocalFile:
 @dataclass(frozen=True, slots=True)
 class PushResult:
     """What a push did. ``uploaded_bytes`` counts the blobs the registry lacked
-    (a resumed upload's earlier part included); 0 means nothing needed sending."""
+    (a resumed upload's earlier part included); 0 means nothing needed sending.
+    ``manifest_raw`` is the canonical manifest as pushed: sign its digests."""
 
     digest: str
     sha256: str
@@ -58,6 +59,13 @@ class PushResult:
     uploaded_bytes: int
     blobs_uploaded: int
     blobs_present: int
+    manifest_raw: bytes = field(default=b"", repr=False)  # the exact bytes pushed
+
+    def summary(self) -> dict[str, Any]:
+        """Every field but the manifest bytes: what ``push --json`` prints."""
+        fields = asdict(self)
+        del fields["manifest_raw"]
+        return fields
 
 
 def walk(root: Path) -> list[tuple[str, Path]]:
@@ -219,4 +227,5 @@ def push_directory(
         uploaded_bytes=sent[0],
         blobs_uploaded=len(missing),
         blobs_present=len(unique) - len(missing),
+        manifest_raw=raw,
     )

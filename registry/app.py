@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -20,15 +22,27 @@ from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from sqlalchemy import Engine
 
+from registry.core.checkpoint import NoteSigner
+from registry.core.keys import SigningKey
+from registry.core.policy import Policy, parse_policy
 from registry.db.engine import make_engine, make_session_factory
 from registry.domain.artifacts.controllers import ArtifactController, ResolveController
 from registry.domain.artifacts.services import ArtifactService
+from registry.domain.attestations.controllers import AttestationController
+from registry.domain.attestations.services import AttestationService
 from registry.domain.auth.controllers import TokenController
 from registry.domain.auth.guards import ANONYMOUS_READS_KEY, TOKEN_SERVICE_KEY
 from registry.domain.auth.services import TokenService
 from registry.domain.blobs.controllers import BlobController, UploadController
 from registry.domain.blobs.services import BlobService
 from registry.domain.blobs.uploads import UploadService
+from registry.domain.channels.controllers import ChannelController, StatusController
+from registry.domain.channels.evidence import Evidence
+from registry.domain.channels.services import ChannelService
+from registry.domain.keys.controllers import KeyController
+from registry.domain.keys.services import KeyService
+from registry.domain.log.controllers import LogController
+from registry.domain.log.services import TransparencyLog
 from registry.domain.system.controllers import SystemController
 from registry.domain.system.metrics import Metrics
 from registry.domain.system.services import HealthService
@@ -40,6 +54,48 @@ from registry.storage.filesystem import FilesystemBlobStore
 from registry.storage.s3 import S3BlobStore
 
 log = logging.getLogger("reliquary")
+
+
+def create_log_key(path: Path) -> bool:
+    """Write a new Ed25519 checkpoint key (0600) unless one exists; True if written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(SigningKey.generate().to_pem())
+    return True
+
+
+def load_log_signer(settings: Settings) -> NoteSigner:
+    """The checkpoint signer. The embedded default creates its key on first start;
+    elsewhere a missing key is an error (every replica must share one key).
+
+    Raises:
+        RuntimeError: no key file outside the embedded default.
+    """
+    path = settings.log.key_file
+    if not path.exists():
+        if not settings.embedded:
+            raise RuntimeError(
+                f"the log signing key {path} does not exist: create it once with "
+                "`reliquary-server log-key create` and give every API replica the same file "
+                "(RELIQUARY_LOG_KEY_FILE)"
+            )
+        create_log_key(path)
+    key = SigningKey.from_pem(path.read_bytes())
+    return NoteSigner(settings.log.origin, key.private_raw())
+
+
+def load_policy(settings: Settings) -> Policy:
+    """The promotion policy from RELIQUARY_POLICY_FILE, or one with no requirements.
+
+    Raises:
+        InvalidPolicyError, OSError: the configured file is unreadable or invalid.
+    """
+    path = settings.policy.file
+    return parse_policy(b"" if path is None else path.read_bytes())
 
 
 def open_blob_store(settings: Settings) -> BlobStore:
@@ -69,6 +125,10 @@ class Services:
     uploads: UploadService
     artifacts: ArtifactService
     health: HealthService
+    log: TransparencyLog
+    keys: KeyService
+    attestations: AttestationService
+    channels: ChannelService
 
     @classmethod
     def build(cls, settings: Settings, engine: Engine | None = None) -> Services:
@@ -78,6 +138,11 @@ class Services:
         store = open_blob_store(settings)
         metrics = Metrics()
         blobs = BlobService(store, writes, reads, metrics)
+        log = TransparencyLog(writes, reads, load_log_signer(settings))
+        artifacts = ArtifactService(blobs, writes, reads, log)
+        keys = KeyService(writes, reads, log)
+        attestations = AttestationService(artifacts, keys, writes, reads, log)
+        evidence = Evidence(artifacts, attestations, keys)
         return cls(
             settings=settings,
             engine=engine,
@@ -86,8 +151,12 @@ class Services:
             tokens=TokenService(writes, reads, settings.auth.token_cache_seconds),
             blobs=blobs,
             uploads=UploadService(blobs, writes, reads, settings.limits),
-            artifacts=ArtifactService(blobs, writes, reads),
+            artifacts=artifacts,
             health=HealthService(reads, store),
+            log=log,
+            keys=keys,
+            attestations=attestations,
+            channels=ChannelService(artifacts, evidence, writes, reads, log, load_policy(settings)),
         )
 
     def close(self) -> None:
@@ -121,6 +190,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(svc.channels.record_policy)
         task = asyncio.create_task(_expire_uploads_forever(svc))
         try:
             yield
@@ -139,6 +209,11 @@ def create_app(
             ArtifactController,
             ResolveController,
             TokenController,
+            KeyController,
+            AttestationController,
+            LogController,
+            ChannelController,
+            StatusController,
         ],
         dependencies={
             "settings": _provide(settings),
@@ -148,6 +223,10 @@ def create_app(
             "upload_service": _provide(svc.uploads),
             "artifact_service": _provide(svc.artifacts),
             "health_service": _provide(svc.health),
+            "transparency_log": _provide(svc.log),
+            "key_service": _provide(svc.keys),
+            "attestation_service": _provide(svc.attestations),
+            "channel_service": _provide(svc.channels),
         },
         state=State(
             {TOKEN_SERVICE_KEY: svc.tokens, ANONYMOUS_READS_KEY: settings.auth.anonymous_reads}

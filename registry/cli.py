@@ -26,6 +26,9 @@ _OPTIONS = [
     ("--s3-bucket", "s3_bucket", "S3 bucket."),
     ("--s3-region", "s3_region", "S3 region."),
     ("--s3-prefix", "s3_prefix", "Key prefix inside the bucket."),
+    ("--log-origin", "log_origin", "Checkpoint origin / note key name [reliquary.local/log]."),
+    ("--log-key-file", "log_key_file", "Checkpoint signing key [<data-dir>/log-key.pem]."),
+    ("--policy-file", "policy_file", "Promotion policy (TOML); none: no requirements."),
 ]
 
 
@@ -166,6 +169,32 @@ def token_revoke(token_id: str, **values: str | None) -> None:
     finally:
         engine.dispose()
     click.echo(f"revoked token {token_id}", err=True)
+
+
+@main.group("log-key")
+def log_key() -> None:
+    """The Ed25519 key that signs transparency-log checkpoints."""
+
+
+@log_key.command("create")
+@click.option("--data-dir", "data_dir", default=None, help="[./.reliquary]")
+@click.option(
+    "--log-key-file",
+    "log_key_file",
+    default=None,
+    help="Where to write it [<data-dir>/log-key.pem, RELIQUARY_LOG_KEY_FILE].",
+)
+@click.option(
+    "--log-origin", "log_origin", default=None, help="Checkpoint origin [RELIQUARY_LOG_ORIGIN]."
+)
+def log_key_create(data_dir: str | None, log_key_file: str | None, log_origin: str | None) -> None:
+    """Create the checkpoint key (0600) if missing and print the note verifier key."""
+    from registry.app import create_log_key, load_log_signer
+
+    settings = _load({"data_dir": data_dir, "log_key_file": log_key_file, "log_origin": log_origin})
+    created = create_log_key(settings.log.key_file)
+    click.echo(f"{'created' if created else 'kept existing'} {settings.log.key_file}", err=True)
+    click.echo(load_log_signer(settings).verifier_key())
 
 
 @main.command()

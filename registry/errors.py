@@ -93,3 +93,27 @@ class ServiceUnavailableError(RegistryError):
 
 class MissingReferenceError(RegistryError):
     """A manifest's ``reference.inputs`` names an artifact the registry does not hold."""
+
+
+class KeyNotFoundError(NotFoundError):
+    pass
+
+
+class KeyConflictError(RegistryError):
+    """A key id is already registered (with another role), or already revoked."""
+
+
+class AttestationRejectedError(RegistryError):
+    """An envelope failed a check: subject, key, role, revocation or signature."""
+
+
+class PolicyUnmetError(RegistryError):
+    """Promotion refused: the channel's policy has unmet requirements (listed)."""
+
+
+class RollbackTargetError(RegistryError):
+    """A rollback names a digest the channel never held, or there is nothing to go back to."""
+
+
+class ChannelNotFoundError(NotFoundError):
+    pass

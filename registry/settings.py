@@ -52,12 +52,30 @@ class AuthSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LogSettings:
+    origin: str  # the checkpoint origin line and note key name
+    key_file: Path  # Ed25519 private key (PKCS8 PEM) that signs checkpoints
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySettings:
+    file: Path | None  # TOML promotion policy; None: channels have no requirements
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path
     database: DatabaseSettings
     storage: StorageSettings
+    log: LogSettings
+    policy: PolicySettings = field(default_factory=lambda: PolicySettings(None))
     limits: LimitSettings = field(default_factory=LimitSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+
+    @property
+    def embedded(self) -> bool:
+        """True on the embedded default (SQLite): the registry may create its own log key."""
+        return self.database.url.startswith("sqlite")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: str | None) -> Settings:
@@ -132,6 +150,13 @@ class Settings:
             data_dir=data_dir,
             database=DatabaseSettings(url=database_url),
             storage=storage,
+            log=LogSettings(
+                origin=get("log_origin") or "reliquary.local/log",
+                key_file=Path(get("log_key_file") or data_dir / "log-key.pem").absolute(),
+            ),
+            policy=PolicySettings(
+                file=None if not get("policy_file") else Path(str(get("policy_file"))).absolute()
+            ),
             limits=limits,
             auth=AuthSettings(
                 anonymous_reads=anonymous in ("true", "1", "yes"), token_cache_seconds=token_cache

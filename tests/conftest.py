@@ -24,7 +24,7 @@ from litestar.testing import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
-from registry.app import Services, create_asgi
+from registry.app import Services, create_asgi, create_log_key
 from registry.core.roles import Role
 from registry.db.engine import make_engine
 from registry.db.models import Base
@@ -94,6 +94,7 @@ def wipe(engine: Engine) -> None:
     with engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(text(f"DELETE FROM {table.name}"))
+        conn.execute(text("INSERT INTO log_head (id, size) VALUES (1, 0)"))
 
 
 @dataclass
@@ -151,7 +152,10 @@ def deployment(
             "RELIQUARY_S3_REGION": endpoint.region,
             "RELIQUARY_S3_ACCESS_KEY_ID": endpoint.access_key_id,
             "RELIQUARY_S3_SECRET_ACCESS_KEY": endpoint.secret_access_key,
+            # production never creates its own log key: the operator provides one
+            "RELIQUARY_LOG_KEY_FILE": str(tmp_path / "log-key.pem"),
         }
+        create_log_key(tmp_path / "log-key.pem")
     env["RELIQUARY_DATABASE_URL"] = engine.url.render_as_string(hide_password=False)
     dep = Deployment(request.param, engine, env)
     try:

@@ -10,24 +10,13 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.checks import hex64
 from registry.db.models import UTCDateTime
 
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-
-def _hex64(table: str, column: str) -> sa.CheckConstraint:
-    """64 lowercase hex, in this dialect's syntax (the model declares both)."""
-    if op.get_bind().dialect.name == "postgresql":
-        return sa.CheckConstraint(
-            f"{column} ~ '^[0-9a-f]{{64}}$'", name=f"ck_{table}_{column}_hex_pg"
-        )
-    return sa.CheckConstraint(
-        f"length({column}) = 64 AND {column} NOT GLOB '*[^0-9a-f]*'",
-        name=f"ck_{table}_{column}_hex_sqlite",
-    )
 
 
 def upgrade() -> None:
@@ -37,8 +26,8 @@ def upgrade() -> None:
         sa.Column("sha256", sa.String(64), nullable=False),
         sa.Column("size_bytes", sa.BigInteger(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
-        _hex64("blobs", "blake3"),
-        _hex64("blobs", "sha256"),
+        hex64("blobs", "blake3"),
+        hex64("blobs", "sha256"),
         sa.CheckConstraint("size_bytes >= 0", name="ck_blobs_size_nonnegative"),
         sa.PrimaryKeyConstraint("blake3", name="pk_blobs"),
         sa.UniqueConstraint("sha256", name="uq_blobs_sha256"),
@@ -81,8 +70,8 @@ def upgrade() -> None:
         sa.Column("size_bytes", sa.BigInteger(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("token_id", sa.String(32), nullable=True),
-        _hex64("artifacts", "digest"),
-        _hex64("artifacts", "sha256"),
+        hex64("artifacts", "digest"),
+        hex64("artifacts", "sha256"),
         sa.PrimaryKeyConstraint("digest", name="pk_artifacts"),
         sa.UniqueConstraint("name", "version", name="uq_artifacts_name_version"),
         sa.UniqueConstraint("sha256", name="uq_artifacts_sha256"),
@@ -128,7 +117,7 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("expires_at", UTCDateTime(), nullable=True),
         sa.Column("revoked_at", UTCDateTime(), nullable=True),
-        _hex64("tokens", "secret_sha256"),
+        hex64("tokens", "secret_sha256"),
         sa.CheckConstraint(
             "role IN ('admin', 'publisher', 'worker', 'governor', 'reader')",
             name="ck_tokens_role_known",

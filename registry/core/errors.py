@@ -36,3 +36,19 @@ class InvalidManifestError(CoreError):
 
 class InvalidQuantityError(CoreError):
     """A size or duration setting could not be parsed (``10GiB``, ``24h``)."""
+
+
+class InvalidKeyError(CoreError):
+    """Key material is not a valid Ed25519 key (wrong type, length, keyid or encoding)."""
+
+
+class InvalidEnvelopeError(CoreError):
+    """Bytes are not a well-formed DSSE JSON envelope, or its payload type is unsupported."""
+
+
+class InvalidSignatureError(CoreError):
+    """No signature of a DSSE envelope verifies against a trusted key."""
+
+
+class InvalidStatementError(CoreError):
+    """A payload is not a valid in-toto Statement v1 with a Reliquary predicate."""

@@ -18,6 +18,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     String,
@@ -172,3 +173,102 @@ class TokenRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class SigningKeyRow(Base):
+    __tablename__ = "signing_keys"
+    __table_args__ = (
+        *hex64_checks("keyid"),
+        CheckConstraint("role IN ('publisher', 'worker', 'governor')", name="role_known"),
+    )
+
+    keyid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)  # raw 32-byte Ed25519
+    role: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_reason: Mapped[str | None] = mapped_column(String(1024))
+    log_index: Mapped[int] = mapped_column(BigInteger)
+
+
+class AttestationRow(Base):
+    __tablename__ = "attestations"
+    __table_args__ = (
+        *hex64_checks("envelope_sha256"),
+        Index("ix_attestations_artifact_predicate", "artifact_digest", "predicate_type"),
+    )
+
+    envelope_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    artifact_digest: Mapped[str] = mapped_column(ForeignKey("artifacts.digest"))
+    predicate_type: Mapped[str] = mapped_column(String(128))
+    keyid: Mapped[str] = mapped_column(ForeignKey("signing_keys.keyid"), index=True)
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)
+    log_index: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    token_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class LogEntryRow(Base):
+    """One transparency-log leaf: the exact canonical JSON bytes that were hashed."""
+
+    __tablename__ = "log_entries"
+    __table_args__ = (CheckConstraint("idx >= 0", name="idx_nonnegative"),)
+
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    entry: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LogNodeRow(Base):
+    """A perfect subtree's hash: level 0 are leaf hashes (see registry.core.merkle)."""
+
+    __tablename__ = "log_nodes"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LogHeadRow(Base):
+    """The single row appends lock: the log's current size."""
+
+    __tablename__ = "log_head"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
+class ChannelRow(Base):
+    """Where a release channel of a name points now."""
+
+    __tablename__ = "channels"
+    __table_args__ = (*hex64_checks("digest"),)
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(63), primary_key=True)
+    digest: Mapped[str] = mapped_column(ForeignKey("artifacts.digest"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    log_index: Mapped[int] = mapped_column(BigInteger)
+
+
+class ChannelEventRow(Base):
+    """One promote or rollback, forever; its log entry has the same index."""
+
+    __tablename__ = "channel_events"
+    __table_args__ = (
+        CheckConstraint("action IN ('promote', 'rollback')", name="action_known"),
+        Index("ix_channel_events_name_channel", "name", "channel", "log_index"),
+    )
+
+    log_index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(255))
+    channel: Mapped[str] = mapped_column(String(63))
+    action: Mapped[str] = mapped_column(String(16))
+    from_digest: Mapped[str | None] = mapped_column(String(64))
+    to_digest: Mapped[str] = mapped_column(ForeignKey("artifacts.digest"))
+    reason: Mapped[str] = mapped_column(String(1024))
+    token_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

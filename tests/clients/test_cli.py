@@ -151,7 +151,7 @@ def _session_location(cache: Path) -> str | None:
 def test_a_killed_push_resumes_from_the_servers_offset(registry: Registry, tmp_path: Path) -> None:
     model = tmp_path / "big"
     model.mkdir()
-    data = random.Random(4).randbytes(48 * MiB)
+    data = random.Random(4).randbytes(96 * MiB)
     (model / "weights.bin").write_bytes(data)
     args = [
         "push",
@@ -164,7 +164,7 @@ def test_a_killed_push_resumes_from_the_servers_offset(registry: Registry, tmp_p
         "--resumable-from",
         "1MiB",
         "--chunk-size",
-        "4MiB",
+        "2MiB",
         "--parallel",
         "1",
     ]
@@ -174,7 +174,7 @@ def test_a_killed_push_resumes_from_the_servers_offset(registry: Registry, tmp_p
     headers = {"authorization": f"Bearer {registry.token}"}
     location, offset = None, 0
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and offset < 8 * MiB:
+    while time.monotonic() < deadline and offset < 4 * MiB:
         location = location or _session_location(registry.home / "cache")
         if location is not None:
             head = httpx.head(f"{registry.server.url}/{location}", headers=headers)

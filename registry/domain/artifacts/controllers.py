@@ -13,6 +13,7 @@ from registry.domain.artifacts.deps import ArtifactServiceDep
 from registry.domain.artifacts.schemas import MANIFEST_MEDIA_TYPE, Artifact, ArtifactPage
 from registry.domain.auth.guards import principal_of, publishers, readers
 from registry.domain.blobs.ingest import body_chunks
+from registry.domain.channels.deps import ChannelServiceDep
 from registry.domain.system.deps import SettingsDep
 from registry.errors import InvalidRequestError
 
@@ -76,9 +77,15 @@ class ResolveController(Controller):
     async def resolve(
         self,
         artifact_service: ArtifactServiceDep,
+        channel_service: ChannelServiceDep,
         name: FromQuery[str],
         version: FromQuery[str | None] = None,
+        channel: FromQuery[str | None] = None,
     ) -> Artifact:
-        if version is None:
-            raise InvalidRequestError("resolve needs ?name=...&version=...")
+        if (version is None) == (channel is None):
+            raise InvalidRequestError("resolve needs ?name=… and either &version=… or &channel=…")
+        if channel is not None:
+            digest = await anyio.to_thread.run_sync(channel_service.resolve, name, channel)
+            return await anyio.to_thread.run_sync(artifact_service.describe, digest)
+        assert version is not None
         return await anyio.to_thread.run_sync(artifact_service.resolve, name, version)

@@ -20,6 +20,8 @@ class StoredManifest:
     digest: Digest  # blake3 of the bytes
     sha256: Digest
     raw: bytes
+    name: str
+    version: str
 
     @property
     def etag(self) -> str:

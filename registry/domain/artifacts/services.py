@@ -7,6 +7,8 @@ Invariants:
   another digest is refused with both named.
 - Manifest bytes are stored and served exactly as received; they are cached
   by digest since they never change.
+- Every stored artifact has an ``artifact.pushed`` log entry, written in the
+  same transaction.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from registry.db.models import ArtifactRow
 from registry.domain.artifacts.repositories import ArtifactRepository
 from registry.domain.artifacts.schemas import Artifact, ArtifactPage, StoredManifest
 from registry.domain.blobs.services import BlobService
+from registry.domain.log.services import TransparencyLog
 from registry.errors import (
     ArtifactNotFoundError,
     ImmutableVersionError,
@@ -76,9 +79,14 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 class ArtifactService:
     def __init__(
-        self, blobs: BlobService, writes: sessionmaker[Session], reads: sessionmaker[Session]
+        self,
+        blobs: BlobService,
+        writes: sessionmaker[Session],
+        reads: sessionmaker[Session],
+        log: TransparencyLog,
     ) -> None:
         self._blobs = blobs
+        self._log = log
         self._writes = writes
         self._reads = reads
         self._manifests: LRUCache[Digest, StoredManifest] = LRUCache(maxsize=20_000)
@@ -114,6 +122,17 @@ class ArtifactService:
         try:
             with self._writes.begin() as session:
                 ArtifactRepository(session).add(row, [f.blake3 for f in m.files], dict(m.labels))
+                self._log.append(
+                    session,
+                    "artifact.pushed",
+                    {
+                        "digest": f"blake3:{row.digest}",
+                        "sha256": f"sha256:{row.sha256}",
+                        "name": m.name,
+                        "version": m.version,
+                        "kind": m.kind,
+                    },
+                )
         except IntegrityError:  # a concurrent push of the same name@version won
             with self._reads() as session:
                 existing = ArtifactRepository(session).by_name_version(m.name, m.version)
@@ -193,7 +212,13 @@ class ArtifactService:
             row = ArtifactRepository(session).get(digest)
         if row is None:
             return None
-        stored = StoredManifest(Digest.blake3(row.digest), Digest.sha256(row.sha256), row.manifest)
+        stored = StoredManifest(
+            Digest.blake3(row.digest),
+            Digest.sha256(row.sha256),
+            row.manifest,
+            row.name,
+            row.version,
+        )
         with self._lock:
             self._manifests[stored.digest] = stored
             self._manifests[stored.sha256] = stored
@@ -207,6 +232,11 @@ class ArtifactService:
                 f"no artifact {digest} in this registry", digest=str(digest)
             )
         return stored
+
+    def describe(self, digest: Digest) -> Artifact:
+        """Raises ArtifactNotFoundError."""
+        stored = self.manifest(digest)
+        return self.resolve(stored.name, stored.version)
 
     def resolve(self, name: str, version: str) -> Artifact:
         """Raises ArtifactNotFoundError."""

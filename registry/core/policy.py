@@ -1,0 +1,293 @@
+"""Promotion policy: which evidence a channel demands before it may point at a digest.
+
+A ``Policy`` is parsed from TOML (ARCHITECTURE §8) and is always valid; its
+``version`` is the sha256 of the exact bytes it came from. ``evaluate`` is pure:
+given the facts about one artifact, it answers every requirement with met or
+unmet and why, so the status endpoint and promote explain the same thing.
+
+```toml
+[channels.production]
+require_publisher_signature = true
+evaluation = { r2 = ">=0.85", mae = "<=8.0", rmse = "<=10.0" }
+evaluation_source = "attestation"          # or "attestation-or-manifest"
+approvals = { role = "governor", min = 1 }
+max_regression = { r2 = 0.02 }             # direction taken from the evaluation rule
+reproducibility = [{ profile = "cpu-tensorflow", min_workers = 2 }]
+```
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import operator
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from registry.core.errors import CoreError
+
+_RULE = re.compile(r"\s*(<=|>=|<|>|==)\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*")
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le,
+    ">=": operator.ge,
+    "<": operator.lt,
+    ">": operator.gt,
+    "==": operator.eq,
+}
+_CHANNEL = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+_CHANNEL_KEYS = frozenset(
+    {
+        "require_publisher_signature",
+        "evaluation",
+        "evaluation_source",
+        "approvals",
+        "max_regression",
+        "reproducibility",
+    }
+)
+
+
+class InvalidPolicyError(CoreError):
+    """The policy document is not valid; the message names the field."""
+
+
+def channel_problem(channel: str) -> str | None:
+    if not _CHANNEL.fullmatch(channel):
+        return f"channel {channel!r} must match [a-z0-9][a-z0-9._-]{{0,62}}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    metric: str
+    op: str
+    value: float
+
+    def holds(self, actual: float) -> bool:
+        return _OPS[self.op](actual, self.value)
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.op in (">=", ">")
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class Reproducibility:
+    profile: str
+    min_workers: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelPolicy:
+    require_publisher_signature: bool = False
+    evaluation: tuple[Threshold, ...] = ()
+    evaluation_from_manifest: bool = False
+    approvals_min: int = 0
+    max_regression: Mapping[str, float] = field(default_factory=dict)
+    reproducibility: tuple[Reproducibility, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    channels: Mapping[str, ChannelPolicy]
+    version: str  # sha256 hex of the source bytes
+
+    def for_channel(self, channel: str) -> ChannelPolicy:
+        """The channel's rules; a channel the policy does not name has none."""
+        return self.channels.get(channel, ChannelPolicy())
+
+
+def _thresholds(where: str, table: object) -> tuple[Threshold, ...]:
+    if not isinstance(table, dict):
+        raise InvalidPolicyError(f'{where}.evaluation must be a table of metric = "<op><number>"')
+    out = []
+    for metric, rule in sorted(table.items()):
+        match = _RULE.fullmatch(rule) if isinstance(rule, str) else None
+        if match is None:
+            raise InvalidPolicyError(f"{where}.evaluation.{metric}: {rule!r} is not like '>=0.85'")
+        out.append(Threshold(metric, match.group(1), float(match.group(2))))
+    return tuple(out)
+
+
+def _channel(name: str, doc: object) -> ChannelPolicy:
+    where = f"channels.{name}"
+    if channel_problem(name) or not isinstance(doc, dict):
+        raise InvalidPolicyError(f"{where}: a table per channel, named like a name segment")
+    unknown = set(doc) - _CHANNEL_KEYS
+    if unknown:
+        raise InvalidPolicyError(f"{where}: unknown keys {sorted(unknown)}")
+    evaluation = _thresholds(where, doc.get("evaluation", {}))
+    source = doc.get("evaluation_source", "attestation")
+    if source not in ("attestation", "attestation-or-manifest"):
+        raise InvalidPolicyError(
+            f"{where}.evaluation_source: attestation or attestation-or-manifest"
+        )
+    approvals = doc.get("approvals", {"min": 0})
+    if (
+        not isinstance(approvals, dict)
+        or approvals.get("role", "governor") != "governor"
+        or not isinstance(approvals.get("min", 0), int)
+        or approvals.get("min", 0) < 0
+    ):
+        raise InvalidPolicyError(f'{where}.approvals: {{ role = "governor", min = <n >= 0> }}')
+    regression = doc.get("max_regression", {})
+    directions = {t.metric for t in evaluation}
+    if not isinstance(regression, dict) or any(
+        m not in directions or not isinstance(v, int | float) or v < 0
+        for m, v in regression.items()
+    ):
+        raise InvalidPolicyError(
+            f"{where}.max_regression: metric = <allowed drop >= 0>, for metrics that have an "
+            "evaluation rule (it says whether higher or lower is better)"
+        )
+    repro = doc.get("reproducibility", [])
+    if not isinstance(repro, list) or any(
+        not isinstance(r, dict)
+        or not isinstance(r.get("profile"), str)
+        or not isinstance(r.get("min_workers", 1), int)
+        or r.get("min_workers", 1) < 1
+        for r in repro
+    ):
+        raise InvalidPolicyError(f'{where}.reproducibility: [{{ profile = "…", min_workers = n }}]')
+    signature = doc.get("require_publisher_signature", False)
+    if not isinstance(signature, bool):
+        raise InvalidPolicyError(f"{where}.require_publisher_signature must be true or false")
+    return ChannelPolicy(
+        require_publisher_signature=signature,
+        evaluation=evaluation,
+        evaluation_from_manifest=source == "attestation-or-manifest",
+        approvals_min=int(approvals.get("min", 0)),
+        max_regression={m: float(v) for m, v in regression.items()},
+        reproducibility=tuple(
+            Reproducibility(r["profile"], int(r.get("min_workers", 1))) for r in repro
+        ),
+    )
+
+
+def parse_policy(source: bytes) -> Policy:
+    """Raises InvalidPolicyError naming the first problem."""
+    try:
+        doc = tomllib.loads(source.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidPolicyError(f"policy is not TOML: {exc}") from exc
+    unknown = set(doc) - {"channels"}
+    if unknown:
+        raise InvalidPolicyError(f"unknown top-level keys {sorted(unknown)}")
+    channels = doc.get("channels", {})
+    if not isinstance(channels, dict):
+        raise InvalidPolicyError("channels must be a table")
+    return Policy(
+        channels={name: _channel(name, spec) for name, spec in channels.items()},
+        version=hashlib.sha256(source).hexdigest(),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the registry verified about one artifact, for one channel."""
+
+    publisher_keys: frozenset[str] = frozenset()  # keyids of accepted publish/v1 statements
+    attested_metrics: Mapping[str, float] | None = None  # latest accepted evaluation/v1
+    manifest_metrics: Mapping[str, float] = field(default_factory=dict)
+    approval_keys: frozenset[str] = frozenset()  # distinct unrevoked governor keys, this channel
+    current_metrics: Mapping[str, float] | None = None  # the channel's current digest, if any
+    reproducible_workers: Mapping[str, int] = field(default_factory=dict)  # profile -> agreeing
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    name: str
+    met: bool
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"requirement": self.name, "met": self.met, "reason": self.reason}
+
+
+def _metrics(rules: ChannelPolicy, facts: Facts) -> tuple[Mapping[str, float] | None, str]:
+    if facts.attested_metrics is not None:
+        return facts.attested_metrics, "the signed evaluation"
+    if rules.evaluation_from_manifest and facts.manifest_metrics:
+        return facts.manifest_metrics, "the manifest's metrics"
+    return None, ""
+
+
+def evaluate(rules: ChannelPolicy, facts: Facts) -> list[Requirement]:
+    """Every requirement of ``rules`` for ``facts``, met or not, with the reason."""
+    out: list[Requirement] = []
+    if rules.require_publisher_signature:
+        signed = bool(facts.publisher_keys)
+        out.append(
+            Requirement(
+                "publisher_signature",
+                signed,
+                f"signed by publisher key {sorted(facts.publisher_keys)[0][:16]}…"
+                if signed
+                else "no accepted publish/v1 statement from a registered publisher key",
+            )
+        )
+    metrics, source = _metrics(rules, facts)
+    for rule in rules.evaluation:
+        value = None if metrics is None else metrics.get(rule.metric)
+        if value is None or not math.isfinite(value):
+            where = "no signed evaluation/v1 statement" if metrics is None else f"{source} lacks it"
+            out.append(Requirement(f"evaluation.{rule.metric}", False, f"{rule}: {where}"))
+        else:
+            out.append(
+                Requirement(
+                    f"evaluation.{rule.metric}", rule.holds(value), f"{rule}: {value:g} in {source}"
+                )
+            )
+    for metric, allowed in sorted(rules.max_regression.items()):
+        out.append(_regression(rules, metric, allowed, metrics, facts.current_metrics))
+    if rules.approvals_min:
+        have = len(facts.approval_keys)
+        out.append(
+            Requirement(
+                "approvals",
+                have >= rules.approvals_min,
+                f"{have} of {rules.approvals_min} distinct governor approvals for this channel",
+            )
+        )
+    for need in rules.reproducibility:
+        have = facts.reproducible_workers.get(need.profile, 0)
+        out.append(
+            Requirement(
+                f"reproducibility.{need.profile}",
+                have >= need.min_workers,
+                f"{have} of {need.min_workers} agreeing worker attestations for {need.profile}",
+            )
+        )
+    return out
+
+
+def _regression(
+    rules: ChannelPolicy,
+    metric: str,
+    allowed: float,
+    metrics: Mapping[str, float] | None,
+    current: Mapping[str, float] | None,
+) -> Requirement:
+    name = f"max_regression.{metric}"
+    if current is None or metric not in current:
+        return Requirement(name, True, "the channel holds nothing to compare with")
+    if metrics is None or metric not in metrics:
+        return Requirement(name, False, f"no evaluated {metric} to compare with the channel's")
+    rule = next(t for t in rules.evaluation if t.metric == metric)
+    drop = (
+        current[metric] - metrics[metric]
+        if rule.higher_is_better
+        else metrics[metric] - current[metric]
+    )
+    return Requirement(
+        name,
+        drop <= allowed + 1e-12,
+        f"{metric} {metrics[metric]:g} vs {current[metric]:g} now in the channel: "
+        f"regression {max(drop, 0.0):g}, allowed {allowed:g}",
+    )

@@ -1,0 +1,21 @@
+"""Attestation DTOs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+
+class Attestation(msgspec.Struct):
+    envelope_sha256: str
+    artifact: str  # blake3:<hex> of the manifest
+    predicate_type: str
+    keyid: str
+    log_index: int
+    created_at: datetime
+    envelope: dict[str, object]  # the DSSE envelope as posted
+
+
+class AttestationPage(msgspec.Struct):
+    attestations: list[Attestation]

@@ -1,0 +1,174 @@
+"""Accepting signed statements about artifacts (DSSE envelopes carrying in-toto v1).
+
+An envelope is stored only after every check passed, in this order:
+1. it parses as a DSSE envelope of type ``application/vnd.in-toto+json``;
+2. its payload is an in-toto Statement v1 with a known predicate type whose
+   predicate is well formed;
+3. a subject carries both digests of the artifact it is posted to (a statement
+   about another artifact cannot be replayed here);
+4. a signature comes from a registered, unrevoked key whose role may make this
+   predicate, and it verifies over the PAE of the payload.
+The same envelope posted again is a no-op that answers the first log index.
+Acceptance appends ``attestation.accepted`` to the log in the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from registry.core import intoto
+from registry.core.digest import Digest
+from registry.core.dsse import PAYLOAD_TYPE, Envelope, verify_envelope
+from registry.core.errors import InvalidSignatureError
+from registry.core.keys import PublicKey
+from registry.db.models import AttestationRow
+from registry.domain.artifacts.services import ArtifactService
+from registry.domain.attestations.schemas import Attestation
+from registry.domain.keys.schemas import KeyRole
+from registry.domain.keys.services import KeyService
+from registry.domain.log.services import TransparencyLog
+from registry.errors import AttestationRejectedError
+
+PREDICATE_ROLES: dict[str, frozenset[KeyRole]] = {
+    intoto.PUBLISH: frozenset({KeyRole.PUBLISHER}),
+    intoto.EVALUATION: frozenset({KeyRole.PUBLISHER, KeyRole.WORKER}),
+    intoto.APPROVAL: frozenset({KeyRole.GOVERNOR}),
+    intoto.REPRODUCIBILITY: frozenset({KeyRole.WORKER}),
+}
+
+
+def _dto(row: AttestationRow) -> Attestation:
+    return Attestation(
+        envelope_sha256=row.envelope_sha256,
+        artifact=f"blake3:{row.artifact_digest}",
+        predicate_type=row.predicate_type,
+        keyid=row.keyid,
+        log_index=row.log_index,
+        created_at=row.created_at,
+        envelope=json.loads(row.envelope),
+    )
+
+
+class AttestationService:
+    def __init__(
+        self,
+        artifacts: ArtifactService,
+        keys: KeyService,
+        writes: sessionmaker[Session],
+        reads: sessionmaker[Session],
+        log: TransparencyLog,
+    ) -> None:
+        self._artifacts = artifacts
+        self._keys = keys
+        self._writes = writes
+        self._reads = reads
+        self._log = log
+
+    def post(self, ref: Digest, raw: bytes, token_id: str | None) -> tuple[Attestation, bool]:
+        """Verify and store an envelope about artifact ``ref``; (attestation, created).
+
+        Raises:
+            ArtifactNotFoundError; InvalidEnvelopeError, InvalidStatementError (400);
+            AttestationRejectedError (422): wrong subject, no acceptable key, bad signature.
+        """
+        stored = self._artifacts.manifest(ref)
+        envelope = Envelope.from_json(raw)  # 1
+        if envelope.payload_type != PAYLOAD_TYPE:
+            raise AttestationRejectedError(
+                f"payloadType must be {PAYLOAD_TYPE!r}, not {envelope.payload_type!r}"
+            )
+        statement = intoto.Statement.from_payload(envelope.payload)  # 2
+        intoto.validate_predicate(statement.predicate_type, statement.predicate)
+        if not statement.names(stored.digest.hex, stored.sha256.hex):  # 3
+            named = ", ".join(f"{s.name} blake3:{s.blake3}" for s in statement.subjects)
+            raise AttestationRejectedError(
+                f"the statement is about {named}, not this artifact ({stored.digest}); "
+                "sign a statement whose subject carries both digests of this manifest",
+                artifact=str(stored.digest),
+            )
+        envelope_sha256 = hashlib.sha256(raw).hexdigest()
+        existing = self._find(envelope_sha256)
+        if existing is not None:
+            return existing, False
+        keyid = self._verify(envelope, statement.predicate_type)  # 4
+        try:
+            with self._writes.begin() as session:
+                index = self._log.append(
+                    session,
+                    "attestation.accepted",
+                    {
+                        "artifact": str(stored.digest),
+                        "predicate_type": statement.predicate_type,
+                        "keyid": keyid,
+                        "envelope_sha256": envelope_sha256,
+                    },
+                )
+                row = AttestationRow(
+                    envelope_sha256=envelope_sha256,
+                    artifact_digest=stored.digest.hex,
+                    predicate_type=statement.predicate_type,
+                    keyid=keyid,
+                    envelope=raw,
+                    log_index=index,
+                    created_at=datetime.now(UTC),
+                    token_id=token_id,
+                )
+                session.add(row)
+        except IntegrityError:  # the same envelope, posted concurrently
+            existing = self._find(envelope_sha256)
+            if existing is None:
+                raise
+            return existing, False
+        return _dto(row), True
+
+    def _verify(self, envelope: Envelope, predicate_type: str) -> str:
+        """The keyid of a registered, unrevoked, allowed key whose signature verifies."""
+        allowed = PREDICATE_ROLES[predicate_type]
+        trusted: dict[str, PublicKey] = {}
+        refused: list[str] = []
+        for signature in envelope.signatures:
+            key = self._keys.find(signature.keyid)
+            if key is None:
+                refused.append(f"{signature.keyid[:16]}… is not registered")
+            elif key.revoked_at is not None:
+                refused.append(f"{key.keyid[:16]}… was revoked at {key.revoked_at.isoformat()}")
+            elif key.role not in allowed:
+                refused.append(
+                    f"{key.keyid[:16]}… is a {key.role.value} key; {predicate_type} needs "
+                    + " or ".join(sorted(r.value for r in allowed))
+                )
+            else:
+                trusted[key.keyid] = PublicKey.from_pem(key.public_key.encode())
+        if not trusted:
+            raise AttestationRejectedError(
+                "no signature is from a key that may make this statement: " + "; ".join(refused),
+                refused=refused,
+            )
+        try:
+            verified = verify_envelope(envelope, trusted)
+        except InvalidSignatureError as exc:
+            raise AttestationRejectedError(f"signature check failed: {exc}") from exc
+        return sorted(verified.keyids)[0]
+
+    def _find(self, envelope_sha256: str) -> Attestation | None:
+        with self._reads() as session:
+            row = session.get(AttestationRow, envelope_sha256)
+            return None if row is None else _dto(row)
+
+    def list(self, ref: Digest, predicate_type: str | None = None) -> list[Attestation]:
+        """Raises ArtifactNotFoundError."""
+        stored = self._artifacts.manifest(ref)
+        with self._reads() as session:
+            query = select(AttestationRow).where(
+                AttestationRow.artifact_digest == stored.digest.hex
+            )
+            if predicate_type is not None:
+                query = query.where(AttestationRow.predicate_type == predicate_type)
+            rows = session.scalars(query.order_by(AttestationRow.log_index))
+            return [_dto(r) for r in rows]

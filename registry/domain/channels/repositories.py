@@ -1,0 +1,45 @@
+"""Channel pointers and their event history."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from registry.db.models import ChannelEventRow, ChannelRow
+
+
+class ChannelRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, name: str, channel: str) -> ChannelRow | None:
+        return self.session.get(ChannelRow, (name, channel))
+
+    def of_name(self, name: str) -> list[ChannelRow]:
+        return list(
+            self.session.scalars(
+                select(ChannelRow).where(ChannelRow.name == name).order_by(ChannelRow.channel)
+            )
+        )
+
+    def held(self, name: str, channel: str) -> list[ChannelEventRow]:
+        """Every event of this channel, oldest first."""
+        return list(
+            self.session.scalars(
+                select(ChannelEventRow)
+                .where(ChannelEventRow.name == name, ChannelEventRow.channel == channel)
+                .order_by(ChannelEventRow.log_index)
+            )
+        )
+
+    def history(
+        self, name: str, channel: str | None, before: int | None, limit: int
+    ) -> list[ChannelEventRow]:
+        query = select(ChannelEventRow).where(ChannelEventRow.name == name)
+        if channel is not None:
+            query = query.where(ChannelEventRow.channel == channel)
+        if before is not None:
+            query = query.where(ChannelEventRow.log_index < before)
+        return list(
+            self.session.scalars(query.order_by(ChannelEventRow.log_index.desc()).limit(limit))
+        )

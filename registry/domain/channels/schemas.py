@@ -1,0 +1,55 @@
+"""Channel DTOs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+
+class Promote(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    channel: str
+    digest: str
+    reason: str
+
+
+class Rollback(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    channel: str
+    reason: str
+    digest: str | None = None  # default: the digest the channel held before the current one
+
+
+class ChannelEvent(msgspec.Struct):
+    log_index: int
+    name: str
+    channel: str
+    action: str
+    from_digest: str | None
+    to_digest: str
+    reason: str
+    by: str | None  # the token id that did it
+    at: datetime
+
+
+class ChannelPointer(msgspec.Struct):
+    name: str
+    channel: str
+    digest: str
+    updated_at: datetime
+    log_index: int
+
+
+class ChannelStatus(msgspec.Struct):
+    digest: str
+    channel: str
+    policy_version: str
+    promotable: bool
+    requirements: list[dict[str, Any]]
+
+
+class HistoryPage(msgspec.Struct):
+    events: list[ChannelEvent]
+    next_cursor: str | None

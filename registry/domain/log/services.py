@@ -1,0 +1,169 @@
+"""The transparency log: append entries in the caller's transaction, sign checkpoints,
+serve entries and proofs.
+
+Invariants:
+- Every state change (artifact pushed, attestation accepted, key registered or
+  revoked, promote, rollback, policy changed) appends its entry in the same
+  database transaction as the change itself: both commit or neither does.
+- Appends are serialised by the head row lock, so indexes have no gaps and no
+  duplicates whatever the concurrency.
+- Entries are canonical JSON that name their own index; a leaf is
+  ``H(0x00 || entry)``. Every perfect subtree's hash is stored when it completes,
+  so roots and proofs read O(log n) nodes, never the whole log. Stored nodes
+  never change, so they are cached in memory once read.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cachetools import LRUCache
+from sqlalchemy.orm import Session, sessionmaker
+
+from registry.core import merkle
+from registry.core.canonical import canonical_bytes
+from registry.core.checkpoint import Checkpoint, NoteSigner
+from registry.db.models import LogEntryRow
+from registry.domain.log.repositories import LogRepository
+from registry.errors import InvalidRequestError
+
+MAX_ENTRIES_PER_PAGE = 1000
+_PLACEHOLDER = bytes(32)
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    index: int
+    kind: str
+    entry: bytes  # the exact leaf bytes
+
+
+class TransparencyLog:
+    def __init__(
+        self, writes: sessionmaker[Session], reads: sessionmaker[Session], signer: NoteSigner
+    ) -> None:
+        self._writes = writes
+        self._reads = reads
+        self.signer = signer
+        self._nodes: LRUCache[tuple[int, int], bytes] = LRUCache(maxsize=200_000)
+        self._lock = threading.Lock()
+        self._signed: tuple[int, bytes] | None = None
+
+    # -- writing ----------------------------------------------------------------------
+    def append(self, session: Session, kind: str, fields: dict[str, Any]) -> int:
+        """Append an entry inside the caller's write transaction; its index."""
+        repo = LogRepository(session)
+        index = repo.lock_head()
+        now = datetime.now(UTC)
+        entry = canonical_bytes(
+            {**fields, "index": index, "kind": kind, "time": now.isoformat(timespec="microseconds")}
+        )
+        leaf = merkle.leaf_hash(entry)
+        nodes = merkle.completed_nodes(index, leaf, self._reader(session, index, "append"))
+        repo.add(LogEntryRow(idx=index, kind=kind, entry=entry, created_at=now), nodes)
+        repo.set_size(index + 1)
+        return index
+
+    # -- reading ----------------------------------------------------------------------
+    def _reader(self, session: Session, size: int, what: str) -> merkle.NodeReader:
+        """A NodeReader over committed nodes, fetched in one query per call of ``what``."""
+        cache, lock = self._nodes, self._lock
+
+        def get(level: int, index: int) -> bytes:
+            with lock:
+                hit = cache.get((level, index))
+            if hit is not None:
+                return hit
+            found = LogRepository(session).nodes([(level, index)])
+            if (level, index) not in found:
+                raise RuntimeError(f"log node {level}/{index} is missing ({what}, size {size})")
+            with lock:
+                cache[(level, index)] = found[(level, index)]
+            return found[(level, index)]
+
+        return get
+
+    def _prefetch(self, session: Session, plan: list[tuple[int, int]]) -> None:
+        with self._lock:
+            missing = [k for k in plan if k not in self._nodes]
+        if missing:
+            found = LogRepository(session).nodes(missing)
+            with self._lock:
+                for key, value in found.items():
+                    self._nodes[key] = value
+
+    @staticmethod
+    def _plan(compute: Any) -> list[tuple[int, int]]:
+        """The nodes ``compute(get)`` will read (which depends on sizes only, not hashes)."""
+        keys: list[tuple[int, int]] = []
+
+        def record(level: int, index: int) -> bytes:
+            keys.append((level, index))
+            return _PLACEHOLDER
+
+        compute(record)
+        return keys
+
+    def size(self) -> int:
+        with self._reads() as session:
+            return LogRepository(session).size()
+
+    def root(self, size: int) -> bytes:
+        with self._reads() as session:
+            self._check_size(session, size)
+            self._prefetch(session, self._plan(lambda g: merkle.root(size, g)))
+            return merkle.root(size, self._reader(session, size, "root"))
+
+    def checkpoint(self) -> bytes:
+        """The signed note for the current tree head."""
+        with self._reads() as session:
+            size = LogRepository(session).size()
+            signed = self._signed
+            if signed is not None and signed[0] == size:
+                return signed[1]
+            self._prefetch(session, self._plan(lambda g: merkle.root(size, g)))
+            root = merkle.root(size, self._reader(session, size, "checkpoint"))
+        note = self.signer.sign(Checkpoint(origin=self.signer.name, size=size, root=root))
+        self._signed = (size, note)
+        return note
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """Raises InvalidRequestError for an index or size the log does not have."""
+        if not 0 <= index < size:
+            raise InvalidRequestError(f"index must be in [0, size); got index {index}, size {size}")
+        with self._reads() as session:
+            self._check_size(session, size)
+            self._prefetch(session, self._plan(lambda g: merkle.inclusion_proof(index, size, g)))
+            return merkle.inclusion_proof(index, size, self._reader(session, size, "inclusion"))
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        """Raises InvalidRequestError unless 0 < old_size <= new_size <= log size."""
+        if not 0 < old_size <= new_size:
+            raise InvalidRequestError(f"need 0 < from <= to; got from {old_size}, to {new_size}")
+        with self._reads() as session:
+            self._check_size(session, new_size)
+            plan = self._plan(lambda g: merkle.consistency_proof(old_size, new_size, g))
+            self._prefetch(session, plan)
+            return merkle.consistency_proof(
+                old_size, new_size, self._reader(session, new_size, "consistency")
+            )
+
+    def entries(self, start: int, end: int) -> list[LogEntry]:
+        if not 0 <= start < end or end - start > MAX_ENTRIES_PER_PAGE:
+            raise InvalidRequestError(
+                f"need 0 <= start < end and at most {MAX_ENTRIES_PER_PAGE} entries per request"
+            )
+        with self._reads() as session:
+            rows = LogRepository(session).entries(start, end)
+        return [LogEntry(r.idx, r.kind, r.entry) for r in rows]
+
+    @staticmethod
+    def _check_size(session: Session, size: int) -> None:
+        current = LogRepository(session).size()
+        if size > current:
+            raise InvalidRequestError(
+                f"the log has {current} entries; size {size} is in the future"
+            )
