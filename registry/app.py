@@ -26,7 +26,11 @@ from registry.core.checkpoint import NoteSigner
 from registry.core.keys import SigningKey
 from registry.core.policy import Policy, parse_policy
 from registry.db.engine import make_engine, make_session_factory
-from registry.domain.artifacts.controllers import ArtifactController, ResolveController
+from registry.domain.artifacts.controllers import (
+    ArtifactController,
+    ResolveController,
+    RevokeController,
+)
 from registry.domain.artifacts.services import ArtifactService
 from registry.domain.attestations.controllers import AttestationController
 from registry.domain.attestations.services import AttestationService
@@ -208,6 +212,7 @@ def create_app(
             UploadController,
             ArtifactController,
             ResolveController,
+            RevokeController,
             TokenController,
             KeyController,
             AttestationController,

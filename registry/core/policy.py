@@ -198,6 +198,7 @@ class Facts:
     approval_keys: frozenset[str] = frozenset()  # distinct unrevoked governor keys, this channel
     current_metrics: Mapping[str, float] | None = None  # the channel's current digest, if any
     reproducible_workers: Mapping[str, int] = field(default_factory=dict)  # profile -> agreeing
+    revoked_reason: str | None = None  # a revoked artifact never goes to any channel
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +222,10 @@ def _metrics(rules: ChannelPolicy, facts: Facts) -> tuple[Mapping[str, float] | 
 def evaluate(rules: ChannelPolicy, facts: Facts) -> list[Requirement]:
     """Every requirement of ``rules`` for ``facts``, met or not, with the reason."""
     out: list[Requirement] = []
+    if facts.revoked_reason is not None:
+        out.append(
+            Requirement("not_revoked", False, f"the artifact was revoked: {facts.revoked_reason}")
+        )
     if rules.require_publisher_signature:
         signed = bool(facts.publisher_keys)
         out.append(

@@ -133,6 +133,8 @@ class ArtifactRow(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)  # sum of file sizes
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     token_id: Mapped[str | None] = mapped_column(String(32))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_reason: Mapped[str | None] = mapped_column(String(1024))
 
 
 class ArtifactBlobRow(Base):

@@ -55,6 +55,7 @@ MATRIX: list[tuple[str, str, str, frozenset[Role] | None]] = [
     ("POST", "/v1/channels/promote", "/v1/channels/promote", GOVERN),
     ("POST", "/v1/channels/rollback", "/v1/channels/rollback", GOVERN),
     ("GET", "/v1/channels", "/v1/channels?name=a", EVERYONE),
+    ("POST", "/v1/artifacts/{digest:str}/revoke", f"/v1/artifacts/{D}/revoke", GOVERN),
     ("GET", "/v1/channels/history", "/v1/channels/history?name=a", EVERYONE),
     (
         "GET",

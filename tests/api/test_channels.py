@@ -289,3 +289,41 @@ def test_the_policy_in_force_is_logged_when_it_changes(
         pass
     versions = logged_versions()
     assert len(versions) == 2 and versions[0] != versions[1]
+
+
+def test_a_revoked_artifact_never_goes_to_a_channel_again(api: Api) -> None:
+    v1, v2, v3 = (push(api, f"v{i}") for i in (1, 2, 3))
+    for raw in (v1, v2):
+        assert promote(api, raw).status_code == 200
+    revoke = api.client.post(
+        f"/v1/artifacts/{digests(v1).blake3}/revoke",
+        json={"reason": "biased on region X"},
+        headers=api.auth(Role.GOVERNOR),
+    )
+    assert revoke.status_code == 200
+    assert revoke.json()["revoked_reason"] == "biased on region X"
+    again = api.client.post(
+        f"/v1/artifacts/{digests(v1).blake3}/revoke",
+        json={"reason": "twice"},
+        headers=api.auth(Role.GOVERNOR),
+    )
+    assert again.json()["revoked_reason"] == "biased on region X"  # the first revocation stands
+    assert unmet(status(api, v1)) == {"not_revoked"}
+    assert promote(api, v1).status_code == 409
+    back = api.client.post(
+        "/v1/channels/rollback",
+        json={"name": NAME, "channel": "production", "reason": "v2 broke"},
+        headers=api.auth(Role.GOVERNOR),
+    )
+    assert back.status_code == 409  # the previous digest, v1, is revoked
+    assert "revoked" in back.json()["detail"]
+    assert promote(api, v3).status_code == 200  # others are unaffected
+    kinds = [
+        json.loads(base64.b64decode(e["entry"]))["kind"]
+        for e in api.client.get(
+            "/v1/log/entries", params={"start": 0, "end": 100}, headers=api.auth()
+        ).json()["entries"]
+    ]
+    assert kinds.count("artifact.revoked") == 1
+    # the bytes stay available: revocation is a policy fact, not a deletion
+    assert api.client.get(f"/v1/artifacts/{digests(v1).blake3}", headers=api.auth()).content == v1

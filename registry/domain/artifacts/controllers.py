@@ -5,19 +5,26 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import anyio.to_thread
-from litestar import Controller, Request, Response, get, put
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar import Controller, Request, Response, get, post, put
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from registry.core.digest import Digest
+from registry.core.roles import Role
 from registry.domain.artifacts.deps import ArtifactServiceDep
-from registry.domain.artifacts.schemas import MANIFEST_MEDIA_TYPE, Artifact, ArtifactPage
-from registry.domain.auth.guards import principal_of, publishers, readers
+from registry.domain.artifacts.schemas import (
+    MANIFEST_MEDIA_TYPE,
+    Artifact,
+    ArtifactPage,
+    ArtifactRevoke,
+)
+from registry.domain.auth.guards import principal_of, publishers, readers, requires
 from registry.domain.blobs.ingest import body_chunks
 from registry.domain.channels.deps import ChannelServiceDep
 from registry.domain.system.deps import SettingsDep
 from registry.errors import InvalidRequestError
 
 AnyRequest = Request[Any, Any, Any]
+revokers = requires(Role.GOVERNOR)
 
 
 class ArtifactController(Controller):
@@ -67,6 +74,23 @@ class ArtifactController(Controller):
             lambda: artifact_service.list(
                 name=name, kind=kind, label=label, cursor=cursor, limit=limit
             )
+        )
+
+
+class RevokeController(Controller):
+    path = "/v1/artifacts/{digest:str}/revoke"
+
+    @post("", guards=[revokers], status_code=200)
+    async def revoke(
+        self,
+        request: AnyRequest,
+        digest: FromPath[str],
+        data: JSONBody[ArtifactRevoke],
+        artifact_service: ArtifactServiceDep,
+    ) -> Artifact:
+        ref = Digest.parse(digest)
+        return await anyio.to_thread.run_sync(
+            artifact_service.revoke, ref, data.reason, principal_of(request).token_id
         )
 
 

@@ -46,6 +46,12 @@ class Artifact(msgspec.Struct):
     size_bytes: int
     created_at: datetime
     labels: dict[str, str] = {}
+    revoked_at: datetime | None = None
+    revoked_reason: str | None = None
+
+
+class ArtifactRevoke(msgspec.Struct, forbid_unknown_fields=True):
+    reason: str
 
 
 class ArtifactPage(msgspec.Struct):

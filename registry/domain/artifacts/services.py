@@ -58,6 +58,8 @@ def _dto(row: ArtifactRow, labels: dict[str, str]) -> Artifact:
         size_bytes=row.size_bytes,
         created_at=row.created_at,
         labels=labels,
+        revoked_at=row.revoked_at,
+        revoked_reason=row.revoked_reason,
     )
 
 
@@ -232,6 +234,35 @@ class ArtifactService:
                 f"no artifact {digest} in this registry", digest=str(digest)
             )
         return stored
+
+    def revoke(self, digest: Digest, reason: str, token_id: str | None) -> Artifact:
+        """Revoke an artifact for good (logged): it can never be promoted or rolled back to.
+
+        Revoking twice keeps the first revocation. Raises ArtifactNotFoundError,
+        InvalidRequestError (no reason).
+        """
+        if not reason.strip() or len(reason) > 1024:
+            raise InvalidRequestError("a revocation needs a reason (1..1024 characters)")
+        stored = self.manifest(digest)
+        with self._writes.begin() as session:
+            row = ArtifactRepository(session).get(stored.digest)
+            assert row is not None  # artifacts are never deleted
+            if row.revoked_at is None:
+                self._log.append(
+                    session,
+                    "artifact.revoked",
+                    {"digest": str(stored.digest), "reason": reason, "by": token_id},
+                )
+                row.revoked_at = datetime.now(UTC)
+                row.revoked_reason = reason
+            labels = ArtifactRepository(session).labels_of([row.digest])[row.digest]
+            return _dto(row, labels)
+
+    @staticmethod
+    def revoked_reason(session: Session, digest: Digest) -> str | None:
+        """Why ``digest`` was revoked, read in the caller's transaction; None if it was not."""
+        row = ArtifactRepository(session).get(digest)
+        return None if row is None else row.revoked_reason
 
     def describe(self, digest: Digest) -> Artifact:
         """Raises ArtifactNotFoundError."""

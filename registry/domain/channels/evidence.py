@@ -59,7 +59,9 @@ class Evidence:
         manifest = parse_manifest(self._artifacts.manifest(ref).raw).manifest
         return attested, _numbers(manifest.metrics)
 
-    def facts(self, ref: Digest, channel: str, current: Digest | None) -> Facts:
+    def facts(
+        self, ref: Digest, channel: str, current: Digest | None, revoked_reason: str | None
+    ) -> Facts:
         trusted = self._trusted(ref)
         attested, manifest_metrics = self.metrics(ref)
         current_metrics = None
@@ -78,4 +80,5 @@ class Evidence:
                 if a.predicate_type == intoto.APPROVAL and _predicate(a).get("channel") == channel
             ),
             current_metrics=current_metrics,
+            revoked_reason=revoked_reason,
         )

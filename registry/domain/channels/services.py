@@ -103,7 +103,8 @@ class ChannelService:
         _check(name, channel)
         with self._reads() as session:
             current = self._current(session, name, channel)
-        facts = self._evidence.facts(stored.digest, channel, current)
+            revoked = self._artifacts.revoked_reason(session, stored.digest)
+        facts = self._evidence.facts(stored.digest, channel, current, revoked)
         requirements = evaluate(self.policy.for_channel(channel), facts)
         return ChannelStatus(
             digest=str(stored.digest),
@@ -131,7 +132,8 @@ class ChannelService:
         with self._writes.begin() as session:
             LogRepository(session).lock_head()
             current = self._current(session, name, channel)
-            facts = self._evidence.facts(stored.digest, channel, current)
+            revoked = self._artifacts.revoked_reason(session, stored.digest)
+            facts = self._evidence.facts(stored.digest, channel, current, revoked)
             requirements = evaluate(self.policy.for_channel(channel), facts)
             unmet = [r for r in requirements if not r.met]
             if unmet:
@@ -176,6 +178,11 @@ class ChannelService:
                 )
             if target == current:
                 raise RollbackTargetError(f"{name}:{channel} already points at {target}")
+            revoked = self._artifacts.revoked_reason(session, target)
+            if revoked is not None:
+                raise RollbackTargetError(
+                    f"{target} was revoked ({revoked}); a channel never goes back to it"
+                )
             return self._move(session, "rollback", name, channel, current, target, reason, token_id)
 
     def _move(
