@@ -43,6 +43,8 @@ from registry.domain.blobs.uploads import UploadService
 from registry.domain.channels.controllers import ChannelController, StatusController
 from registry.domain.channels.evidence import Evidence
 from registry.domain.channels.services import ChannelService
+from registry.domain.jobs.controllers import JobController, VerifyController
+from registry.domain.jobs.services import JobService
 from registry.domain.keys.controllers import KeyController
 from registry.domain.keys.services import KeyService
 from registry.domain.log.controllers import LogController
@@ -133,6 +135,7 @@ class Services:
     keys: KeyService
     attestations: AttestationService
     channels: ChannelService
+    jobs: JobService
 
     @classmethod
     def build(cls, settings: Settings, engine: Engine | None = None) -> Services:
@@ -147,6 +150,9 @@ class Services:
         keys = KeyService(writes, reads, log)
         attestations = AttestationService(artifacts, keys, writes, reads, log)
         evidence = Evidence(artifacts, attestations, keys)
+        policy = load_policy(settings)
+        jobs = JobService(artifacts, attestations, writes, reads, policy)
+        artifacts.add_push_hook(jobs.enqueue_required)
         return cls(
             settings=settings,
             engine=engine,
@@ -160,7 +166,8 @@ class Services:
             log=log,
             keys=keys,
             attestations=attestations,
-            channels=ChannelService(artifacts, evidence, writes, reads, log, load_policy(settings)),
+            channels=ChannelService(artifacts, evidence, writes, reads, log, policy),
+            jobs=jobs,
         )
 
     def close(self) -> None:
@@ -219,6 +226,8 @@ def create_app(
             LogController,
             ChannelController,
             StatusController,
+            JobController,
+            VerifyController,
         ],
         dependencies={
             "settings": _provide(settings),
@@ -232,6 +241,7 @@ def create_app(
             "key_service": _provide(svc.keys),
             "attestation_service": _provide(svc.attestations),
             "channel_service": _provide(svc.channels),
+            "job_service": _provide(svc.jobs),
         },
         state=State(
             {TOKEN_SERVICE_KEY: svc.tokens, ANONYMOUS_READS_KEY: settings.auth.anonymous_reads}

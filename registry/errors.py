@@ -117,3 +117,11 @@ class RollbackTargetError(RegistryError):
 
 class ChannelNotFoundError(NotFoundError):
     pass
+
+
+class JobNotFoundError(NotFoundError):
+    pass
+
+
+class JobLeaseError(RegistryError):
+    """The caller does not hold this job's lease (never did, or it expired and moved on)."""

@@ -32,6 +32,8 @@ from registry.errors import (
     ImmutableVersionError,
     IncompleteBodyError,
     InvalidRequestError,
+    JobLeaseError,
+    JobNotFoundError,
     KeyConflictError,
     KeyNotFoundError,
     ManifestFileMismatchError,
@@ -98,6 +100,8 @@ PROBLEMS: dict[type[Exception], ProblemKind] = {
     ChannelNotFoundError: ProblemKind(404, "channel-not-found", "Channel not found"),
     PolicyUnmetError: ProblemKind(409, "policy-unmet", "Promotion policy not met"),
     RollbackTargetError: ProblemKind(409, "invalid-rollback", "Invalid rollback target"),
+    JobNotFoundError: ProblemKind(404, "job-not-found", "Job not found"),
+    JobLeaseError: ProblemKind(409, "lease-lost", "Job lease not held"),
     ServiceUnavailableError: ProblemKind(503, "unavailable", "Service unavailable"),
     StorageError: ProblemKind(503, "storage-unavailable", "Blob storage unavailable"),
 }

@@ -274,3 +274,29 @@ class ChannelEventRow(Base):
     reason: Mapped[str] = mapped_column(String(1024))
     token_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class JobRow(Base):
+    """One verification job: a worker of ``profile`` must reproduce this artifact."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint("state IN ('queued', 'running', 'attested', 'failed')", name="state_known"),
+        CheckConstraint("attempts >= 0 AND attempts <= max_attempts", name="attempts_bounded"),
+        Index("ix_jobs_claimable", "state", "profile", "created_at"),
+        Index("ix_jobs_artifact_profile", "artifact_digest", "profile"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    artifact_digest: Mapped[str] = mapped_column(ForeignKey("artifacts.digest"))
+    profile: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    worker_token: Mapped[str | None] = mapped_column(String(32))
+    worker_name: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(String(2048))
+    attestation_sha256: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -18,6 +18,9 @@ EVERYONE = frozenset(Role)
 PUBLISH = frozenset({Role.PUBLISHER, Role.ADMIN})
 ADMIN = frozenset({Role.ADMIN})
 GOVERN = frozenset({Role.GOVERNOR, Role.ADMIN})
+WORKERS = frozenset({Role.WORKER, Role.ADMIN})
+REQUESTERS = frozenset({Role.PUBLISHER, Role.GOVERNOR, Role.ADMIN})
+J = "f" * 32
 SIGNERS = frozenset({Role.PUBLISHER, Role.WORKER, Role.GOVERNOR, Role.ADMIN})
 K = "0" * 64
 
@@ -56,6 +59,12 @@ MATRIX: list[tuple[str, str, str, frozenset[Role] | None]] = [
     ("POST", "/v1/channels/rollback", "/v1/channels/rollback", GOVERN),
     ("GET", "/v1/channels", "/v1/channels?name=a", EVERYONE),
     ("POST", "/v1/artifacts/{digest:str}/revoke", f"/v1/artifacts/{D}/revoke", GOVERN),
+    ("POST", "/v1/artifacts/{digest:str}/verify", f"/v1/artifacts/{D}/verify", REQUESTERS),
+    ("GET", "/v1/artifacts/{digest:str}/jobs", f"/v1/artifacts/{D}/jobs", EVERYONE),
+    ("POST", "/v1/jobs/claim", "/v1/jobs/claim", WORKERS),
+    ("POST", "/v1/jobs/{job_id:str}/heartbeat", f"/v1/jobs/{J}/heartbeat", WORKERS),
+    ("POST", "/v1/jobs/{job_id:str}/complete", f"/v1/jobs/{J}/complete", WORKERS),
+    ("POST", "/v1/jobs/{job_id:str}/fail", f"/v1/jobs/{J}/fail", WORKERS),
     ("GET", "/v1/channels/history", "/v1/channels/history?name=a", EVERYONE),
     (
         "GET",

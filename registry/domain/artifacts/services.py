@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -89,10 +90,15 @@ class ArtifactService:
     ) -> None:
         self._blobs = blobs
         self._log = log
+        self._push_hooks: list[Callable[[Session, ParsedManifest], None]] = []
         self._writes = writes
         self._reads = reads
         self._manifests: LRUCache[Digest, StoredManifest] = LRUCache(maxsize=20_000)
         self._lock = threading.Lock()
+
+    def add_push_hook(self, hook: Callable[[Session, ParsedManifest], None]) -> None:
+        """Run ``hook`` inside every new artifact's push transaction (jobs enqueue here)."""
+        self._push_hooks.append(hook)
 
     def push(self, raw: bytes, token_id: str | None) -> PushResult:
         """Validate and store a manifest.
@@ -135,6 +141,8 @@ class ArtifactService:
                         "kind": m.kind,
                     },
                 )
+                for hook in self._push_hooks:
+                    hook(session, parsed)
         except IntegrityError:  # a concurrent push of the same name@version won
             with self._reads() as session:
                 existing = ArtifactRepository(session).by_name_version(m.name, m.version)

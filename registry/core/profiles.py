@@ -1,0 +1,14 @@
+"""Verification profiles and the manifest engines each can run."""
+
+from __future__ import annotations
+
+PROFILE_ENGINES: dict[str, frozenset[str]] = {
+    "cpu-tensorflow": frozenset({"tensorflow-savedmodel"}),
+    "cpu-vllm": frozenset({"vllm"}),
+    "cuda-vllm": frozenset({"vllm"}),
+}
+
+
+def runs(profile: str, engine: str | None) -> bool:
+    """True when ``profile`` can run an artifact whose runtime engine is ``engine``."""
+    return engine is not None and engine in PROFILE_ENGINES.get(profile, frozenset())

@@ -1,0 +1,94 @@
+"""The job lease protocol for workers, and verification requests for everyone else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+from litestar import Controller, Request, Response, get, post
+from litestar.params import FromPath, JSONBody
+
+from registry.core.digest import Digest
+from registry.core.roles import Role
+from registry.domain.auth.guards import principal_of, readers, requires
+from registry.domain.blobs.ingest import body_chunks
+from registry.domain.jobs.deps import JobServiceDep
+from registry.domain.jobs.schemas import Claim, Failure, Job, VerifyRequest
+from registry.domain.system.deps import SettingsDep
+
+AnyRequest = Request[Any, Any, Any]
+workers = requires(Role.WORKER)
+requesters = requires(Role.PUBLISHER, Role.GOVERNOR)
+
+
+def _token(request: AnyRequest) -> str:
+    token_id = principal_of(request).token_id
+    assert token_id is not None  # guards admit no anonymous worker
+    return token_id
+
+
+class JobController(Controller):
+    path = "/v1/jobs"
+    guards = [workers]
+
+    @post("/claim")
+    async def claim(
+        self, request: AnyRequest, data: JSONBody[Claim], job_service: JobServiceDep
+    ) -> Response[Job | None]:
+        job = await anyio.to_thread.run_sync(
+            job_service.claim, data.profiles, _token(request), data.worker
+        )
+        return Response(job, status_code=200 if job is not None else 204)
+
+    @post("/{job_id:str}/heartbeat", status_code=200)
+    async def heartbeat(
+        self, request: AnyRequest, job_id: FromPath[str], job_service: JobServiceDep
+    ) -> Job:
+        return await anyio.to_thread.run_sync(job_service.heartbeat, job_id, _token(request))
+
+    @post("/{job_id:str}/complete", status_code=200, request_max_body_size=None)
+    async def complete(
+        self,
+        request: AnyRequest,
+        job_id: FromPath[str],
+        job_service: JobServiceDep,
+        settings: SettingsDep,
+    ) -> Job:
+        limit = settings.limits.max_json_body_bytes
+        raw = b"".join(
+            [
+                c
+                async for c in body_chunks(
+                    request.receive, request.content_length, limit, "envelope"
+                )
+            ]
+        )
+        return await anyio.to_thread.run_sync(job_service.complete, job_id, _token(request), raw)
+
+    @post("/{job_id:str}/fail", status_code=200)
+    async def fail(
+        self,
+        request: AnyRequest,
+        job_id: FromPath[str],
+        data: JSONBody[Failure],
+        job_service: JobServiceDep,
+    ) -> Job:
+        return await anyio.to_thread.run_sync(
+            job_service.fail, job_id, _token(request), data.error, data.retry
+        )
+
+
+class VerifyController(Controller):
+    path = "/v1/artifacts/{digest:str}"
+
+    @post("/verify", guards=[requesters], status_code=201)
+    async def request_verification(
+        self, digest: FromPath[str], data: JSONBody[VerifyRequest], job_service: JobServiceDep
+    ) -> list[Job]:
+        return await anyio.to_thread.run_sync(
+            job_service.request, Digest.parse(digest), data.profile, data.count
+        )
+
+    @get("/jobs", guards=[readers])
+    async def jobs(self, digest: FromPath[str], job_service: JobServiceDep) -> list[Job]:
+        return await anyio.to_thread.run_sync(job_service.of_artifact, Digest.parse(digest))

@@ -1,0 +1,205 @@
+"""Verification jobs: enqueue, claim with a lease, heartbeat, complete, fail.
+
+Invariants:
+- A job is held by at most one worker at a time: claiming locks the row (PostgreSQL
+  ``FOR UPDATE SKIP LOCKED``; SQLite serialises writers) and sets a lease.
+- A dead worker delays a job, never loses it: an expired lease makes the job
+  claimable again. Attempts are bounded: a job whose lease expired on its last
+  attempt, or that failed for good, ends ``failed`` with its last error.
+- Only the lease holder may heartbeat, complete or fail a job. Completing posts the
+  worker's signed statement through the attestation checks; nothing bypasses them.
+- One worker (token) never holds two jobs of the same artifact and profile, so
+  ``min_workers`` means distinct workers.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from registry.core.digest import Digest
+from registry.core.manifest import ParsedManifest
+from registry.core.policy import Policy
+from registry.core.profiles import PROFILE_ENGINES, runs
+from registry.db.models import JobRow
+from registry.domain.artifacts.services import ArtifactService
+from registry.domain.attestations.services import AttestationService
+from registry.domain.jobs.repositories import JobRepository
+from registry.domain.jobs.schemas import Job
+from registry.errors import InvalidRequestError, JobLeaseError, JobNotFoundError
+
+MAX_CLAIM_SCAN = 20
+
+
+def _dto(row: JobRow) -> Job:
+    return Job(
+        id=row.id,
+        artifact=f"blake3:{row.artifact_digest}",
+        profile=row.profile,
+        state=row.state,
+        attempts=row.attempts,
+        max_attempts=row.max_attempts,
+        worker=row.worker_name,
+        lease_expires_at=row.lease_expires_at,
+        last_error=row.last_error,
+        attestation_sha256=row.attestation_sha256,
+        created_at=row.created_at,
+    )
+
+
+def _new(digest_hex: str, profile: str, max_attempts: int, now: datetime) -> JobRow:
+    return JobRow(
+        id=secrets.token_hex(16),
+        artifact_digest=digest_hex,
+        profile=profile,
+        state="queued",
+        attempts=0,
+        max_attempts=max_attempts,
+        worker_token=None,
+        worker_name=None,
+        lease_expires_at=None,
+        last_error=None,
+        attestation_sha256=None,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+class JobService:
+    def __init__(
+        self,
+        artifacts: ArtifactService,
+        attestations: AttestationService,
+        writes: sessionmaker[Session],
+        reads: sessionmaker[Session],
+        policy: Policy,
+        lease_seconds: float = 300.0,
+        max_attempts: int = 3,
+    ) -> None:
+        self._artifacts = artifacts
+        self._attestations = attestations
+        self._writes = writes
+        self._reads = reads
+        self._policy = policy
+        self.lease_seconds = lease_seconds
+        self.max_attempts = max_attempts
+
+    def required(self, parsed: ParsedManifest) -> dict[str, int]:
+        """Jobs the policy needs for this artifact: profile -> workers (over all channels)."""
+        engine = (parsed.manifest.runtime or {}).get("engine")
+        need: dict[str, int] = {}
+        for rules in self._policy.channels.values():
+            for r in rules.reproducibility:
+                if runs(r.profile, engine if isinstance(engine, str) else None):
+                    need[r.profile] = max(need.get(r.profile, 0), r.min_workers)
+        return need
+
+    def enqueue_required(self, session: Session, parsed: ParsedManifest) -> None:
+        """Called in the push transaction: one job per worker the policy requires."""
+        now = datetime.now(UTC)
+        for profile, count in self.required(parsed).items():
+            session.add_all(
+                _new(parsed.digests.blake3.hex, profile, self.max_attempts, now)
+                for _ in range(count)
+            )
+
+    def request(self, ref: Digest, profile: str, count: int) -> list[Job]:
+        """More verification of ``ref`` by ``count`` workers of ``profile``."""
+        if profile not in PROFILE_ENGINES:
+            raise InvalidRequestError(
+                f"unknown profile {profile!r}; known: {sorted(PROFILE_ENGINES)}"
+            )
+        if not 1 <= count <= 16:
+            raise InvalidRequestError("count must be 1..16")
+        stored = self._artifacts.manifest(ref)
+        now = datetime.now(UTC)
+        rows = [_new(stored.digest.hex, profile, self.max_attempts, now) for _ in range(count)]
+        with self._writes.begin() as session:
+            session.add_all(rows)
+        return [_dto(r) for r in rows]
+
+    def claim(self, profiles: list[str], token_id: str, worker: str) -> Job | None:
+        """Lease the oldest claimable job of ``profiles``; None when there is none."""
+        unknown = [p for p in profiles if p not in PROFILE_ENGINES]
+        if not profiles or unknown:
+            raise InvalidRequestError(f"profiles must be among {sorted(PROFILE_ENGINES)}")
+        now = datetime.now(UTC)
+        with self._writes.begin() as session:
+            repo = JobRepository(session)
+            for _ in range(MAX_CLAIM_SCAN):
+                row = repo.next_claimable(profiles, token_id, now)
+                if row is None:
+                    return None
+                if row.attempts >= row.max_attempts:  # its last lease expired
+                    row.state, row.updated_at = "failed", now
+                    row.last_error = (row.last_error or "") + " [lease expired on the last attempt]"
+                    row.worker_token = row.lease_expires_at = None
+                    session.flush()
+                    continue
+                row.state, row.attempts, row.updated_at = "running", row.attempts + 1, now
+                row.worker_token, row.worker_name = token_id, worker[:128] or None
+                row.lease_expires_at = now + timedelta(seconds=self.lease_seconds)
+                session.flush()
+                return _dto(row)
+        return None
+
+    def _held(self, session: Session, job_id: str, token_id: str, now: datetime) -> JobRow:
+        row = JobRepository(session).get(job_id, lock=True)
+        if row is None:
+            raise JobNotFoundError(f"no job {job_id}", job_id=job_id)
+        expires = row.lease_expires_at
+        if (
+            row.state != "running"
+            or row.worker_token != token_id
+            or expires is None
+            or expires <= now
+        ):
+            raise JobLeaseError(
+                f"job {job_id} is {row.state} and its lease is not yours (expired or never "
+                "held): stop working on it and claim again",
+                state=row.state,
+            )
+        return row
+
+    def heartbeat(self, job_id: str, token_id: str) -> Job:
+        now = datetime.now(UTC)
+        with self._writes.begin() as session:
+            row = self._held(session, job_id, token_id, now)
+            row.lease_expires_at, row.updated_at = now + timedelta(seconds=self.lease_seconds), now
+            return _dto(row)
+
+    def complete(self, job_id: str, token_id: str, envelope: bytes) -> Job:
+        """Attach the worker's signed statement (checked like any attestation) and finish."""
+        with self._reads() as session:
+            row = self._held(session, job_id, token_id, datetime.now(UTC))
+            artifact = Digest.blake3(row.artifact_digest)
+        attestation, _ = self._attestations.post(artifact, envelope, token_id)
+        now = datetime.now(UTC)
+        with self._writes.begin() as session:
+            row = self._held(session, job_id, token_id, now)
+            row.state, row.updated_at = "attested", now
+            row.attestation_sha256 = attestation.envelope_sha256
+            row.lease_expires_at = None
+            return _dto(row)
+
+    def fail(self, job_id: str, token_id: str, error: str, retry: bool) -> Job:
+        """Give the job up: back to the queue while attempts remain and ``retry``."""
+        if not error.strip():
+            raise InvalidRequestError("say why the job failed")
+        now = datetime.now(UTC)
+        with self._writes.begin() as session:
+            row = self._held(session, job_id, token_id, now)
+            row.last_error, row.updated_at = error[:2048], now
+            row.lease_expires_at = None
+            if retry and row.attempts < row.max_attempts:
+                row.state, row.worker_token, row.worker_name = "queued", None, None
+            else:
+                row.state = "failed"
+            return _dto(row)
+
+    def of_artifact(self, ref: Digest) -> list[Job]:
+        stored = self._artifacts.manifest(ref)
+        with self._reads() as session:
+            return [_dto(r) for r in JobRepository(session).of_artifact(stored.digest.hex)]

@@ -1,0 +1,229 @@
+"""Verification jobs: leases that survive dead workers, distinct workers, bounded attempts."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import update
+
+from registry.core import intoto
+from registry.core.keys import SigningKey
+from registry.core.roles import Role
+from registry.db.models import JobRow
+from tests.conftest import Api, Deployment
+from tests.support.content import digests, manifest_bytes
+from tests.support.trust import signed, statement_about
+
+NAME = "veid/trust-score"
+POLICY = b"""
+[channels.production]
+reproducibility = [{ profile = "cpu-tensorflow", min_workers = 2 }]
+"""
+
+
+def start(deployment: Deployment, tmp_path: Path) -> Api:
+    policy = tmp_path / "policy.toml"
+    policy.write_bytes(POLICY)
+    tokens = {role: deployment.token(role) for role in Role}
+    client = deployment.client(RELIQUARY_POLICY_FILE=str(policy))
+    client.__enter__()
+    return Api(client, tokens, client.app)  # type: ignore[arg-type]
+
+
+def push(api: Api, version: str, engine: str | None = "tensorflow-savedmodel") -> bytes:
+    files = {"saved_model.pb": f"graph {version}".encode()}
+    for data in files.values():
+        api.client.put(f"/v1/blobs/{digests(data).blake3}", content=data, headers=api.auth())
+    extra: dict[str, Any] = {"runtime": {"engine": engine}} if engine else {}
+    raw = manifest_bytes(NAME, version, files, **extra)
+    assert api.client.put("/v1/artifacts", content=raw, headers=api.auth()).status_code == 201
+    return raw
+
+
+def worker(deployment: Deployment) -> dict[str, str]:
+    return {"authorization": f"Bearer {deployment.token(Role.WORKER)}"}
+
+
+def claim(api: Api, headers: dict[str, str]) -> Any:
+    return api.client.post(
+        "/v1/jobs/claim", json={"profiles": ["cpu-tensorflow"], "worker": "w"}, headers=headers
+    )
+
+
+def test_push_enqueues_what_the_policy_requires_for_distinct_workers(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    api = start(deployment, tmp_path)
+    try:
+        raw = push(api, "v1")
+        push(api, "v2", engine=None)  # nothing can run it: no jobs
+        jobs = api.client.get(
+            f"/v1/artifacts/{digests(raw).blake3}/jobs", headers=api.auth()
+        ).json()
+        assert [(j["profile"], j["state"]) for j in jobs] == [("cpu-tensorflow", "queued")] * 2
+        a, b, c = worker(deployment), worker(deployment), worker(deployment)
+        first = claim(api, a)
+        assert first.status_code == 200
+        assert first.json()["state"] == "running" and first.json()["attempts"] == 1
+        assert claim(api, a).status_code == 204  # the same worker never takes the second one
+        second = claim(api, b)
+        assert second.status_code == 200 and second.json()["id"] != first.json()["id"]
+        assert claim(api, c).status_code == 204
+        job = first.json()["id"]
+        assert api.client.post(f"/v1/jobs/{job}/heartbeat", headers=b).status_code == 409
+        beat = api.client.post(f"/v1/jobs/{job}/heartbeat", headers=a)
+        assert beat.status_code == 200
+
+        key = SigningKey.generate()
+        api.client.post(
+            "/v1/keys",
+            json={"public_key": key.public.to_pem().decode(), "role": "worker"},
+            headers=api.auth(Role.ADMIN),
+        )
+        statement = statement_about(
+            raw, NAME, "v1", intoto.REPRODUCIBILITY, {"profile": "cpu-tensorflow", "agree": True}
+        )
+        envelope = signed(statement, key).to_json()
+        stolen = api.client.post(f"/v1/jobs/{job}/complete", content=envelope, headers=b)
+        assert stolen.status_code == 409  # only the lease holder completes
+        done = api.client.post(f"/v1/jobs/{job}/complete", content=envelope, headers=a)
+        assert done.status_code == 200, done.text
+        assert done.json()["state"] == "attested"
+        listed = api.client.get(
+            f"/v1/artifacts/{digests(raw).blake3}/attestations", headers=api.auth()
+        ).json()["attestations"]
+        assert [x["predicate_type"] for x in listed] == [intoto.REPRODUCIBILITY]
+    finally:
+        api.client.__exit__(None, None, None)
+
+
+def test_a_dead_workers_job_is_redone_and_attempts_are_bounded(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    api = start(deployment, tmp_path)
+    try:
+        raw = push(api, "v1")
+        extra = api.client.post(
+            f"/v1/artifacts/{digests(raw).blake3}/verify",
+            json={"profile": "cpu-tensorflow", "count": 1},
+            headers=api.auth(Role.PUBLISHER),
+        )
+        assert extra.status_code == 201
+        dead, alive = worker(deployment), worker(deployment)
+        job = claim(api, dead).json()["id"]
+
+        def expire() -> None:
+            with deployment.engine.begin() as conn:
+                conn.execute(
+                    update(JobRow)
+                    .where(JobRow.id == job)
+                    .values(lease_expires_at=datetime.now(UTC) - timedelta(seconds=1))
+                )
+
+        expire()  # the worker died: its lease runs out
+        assert api.client.post(f"/v1/jobs/{job}/heartbeat", headers=dead).status_code == 409
+        for attempt in (2, 3):
+            again = api.client.post(
+                "/v1/jobs/claim",
+                json={"profiles": ["cpu-tensorflow"]},
+                headers=alive if attempt == 2 else worker(deployment),
+            )
+            taken = again.json()
+            while taken["id"] != job:  # other queued jobs come first; let them go
+                api.client.post(
+                    f"/v1/jobs/{taken['id']}/fail",
+                    json={"error": "skip", "retry": False},
+                    headers=alive,
+                )
+                taken = api.client.post(
+                    "/v1/jobs/claim", json={"profiles": ["cpu-tensorflow"]}, headers=alive
+                ).json()
+            assert taken["attempts"] == attempt
+            expire()
+        jobs = api.client.get(
+            f"/v1/artifacts/{digests(raw).blake3}/jobs", headers=api.auth()
+        ).json()
+        for _ in range(5):  # claiming sweeps the exhausted job into failed
+            api.client.post(
+                "/v1/jobs/claim", json={"profiles": ["cpu-tensorflow"]}, headers=worker(deployment)
+            )
+        jobs = api.client.get(
+            f"/v1/artifacts/{digests(raw).blake3}/jobs", headers=api.auth()
+        ).json()
+        final = next(j for j in jobs if j["id"] == job)
+        assert final["state"] == "failed"
+        assert "lease expired" in final["last_error"]
+    finally:
+        api.client.__exit__(None, None, None)
+
+
+def test_failures_retry_until_the_attempts_run_out(deployment: Deployment, tmp_path: Path) -> None:
+    api = start(deployment, tmp_path)
+    try:
+        raw = push(api, "v1")
+        seen = []
+        for attempt in (1, 2, 3):  # the oldest job comes back after each retryable failure
+            h = worker(deployment)
+            job = claim(api, h).json()
+            seen.append(job["id"])
+            assert job["attempts"] == attempt
+            r = api.client.post(
+                f"/v1/jobs/{job['id']}/fail",
+                json={"error": f"engine crashed #{attempt}"},
+                headers=h,
+            )
+            assert r.status_code == 200
+            assert r.json()["state"] == ("queued" if attempt < 3 else "failed")
+        assert len(set(seen)) == 1
+        states = {
+            j["id"]: j
+            for j in api.client.get(
+                f"/v1/artifacts/{digests(raw).blake3}/jobs", headers=api.auth()
+            ).json()
+        }
+        assert states[seen[0]]["last_error"] == "engine crashed #3"
+        assert [j["state"] for i, j in states.items() if i != seen[0]] == ["queued"]
+        bad = api.client.post(
+            f"/v1/artifacts/{digests(raw).blake3}/verify",
+            json={"profile": "tpu-magic"},
+            headers=api.auth(),
+        )
+        assert bad.status_code == 400
+    finally:
+        api.client.__exit__(None, None, None)
+
+
+def test_eight_workers_claiming_at_once_never_share_a_job(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_bytes(POLICY)
+    services = deployment.services(RELIQUARY_POLICY_FILE=str(policy))
+    api = start(deployment, tmp_path)
+    try:
+        raws = [push(api, f"v{i}") for i in range(3)]  # 6 jobs
+        for raw in raws:
+            services.jobs.request(digests(raw).blake3, "cpu-tensorflow", 2)  # 12 jobs
+        tokens = [services.tokens.issue(Role.WORKER).id for _ in range(8)]
+
+        def work(token_id: str) -> list[str]:
+            taken = []
+            for _ in range(10):
+                job = services.jobs.claim(["cpu-tensorflow"], token_id, token_id)
+                if job is None:
+                    break
+                taken.append(job.id)
+            return taken
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(work, tokens))
+        claimed = [j for r in results for j in r]
+        assert len(claimed) == len(set(claimed)) == 12
+        for raw in raws:  # and each artifact's jobs went to distinct workers
+            jobs = services.jobs.of_artifact(digests(raw).blake3)
+            assert len(jobs) == 4 and all(j.state == "running" for j in jobs)
+    finally:
+        api.client.__exit__(None, None, None)
