@@ -1,7 +1,7 @@
 """What every ``reliquary`` command module shares: the group, the consoles, the client.
 
-Only the CLI modules (``clients.cli``, ``clients.cli_trust``, ``clients.cli_audit``)
-print; they write results to stdout and messages to stderr.
+Only the CLI modules (``clients.cli``, ``clients.cli_trust``, ``clients.cli_audit``,
+``clients.cli_governance``) print; they write results to stdout and messages to stderr.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """``reliquary``: push, pull, inspect and find artifacts from a shell.
 
 Signing keys, ``sign`` and ``attestations`` live in ``clients.cli_trust``, ``audit`` in
-``clients.cli_audit``; all hang on the one group of ``clients._cli``.
+``clients.cli_audit``, channels and policy (``status``, ``promote``, ``rollback``,
+``history``, ``channels``, ``proposal``) in ``clients.cli_governance``; all hang on the
+one group of ``clients._cli``.
 Library code raises; only the CLI modules print, and only ``main`` exits. Exit codes:
 0 done, 1 failed (network, server), 2 bad usage or request, 3 not found,
 4 verification failed, 5 refused (version taken, missing blobs, policy),
@@ -19,13 +21,14 @@ from typing import Any
 import click
 from rich.table import Table
 
-from clients import cli_audit  # noqa: F401 -- adds its commands to `cli`
+from clients import cli_audit, cli_governance  # noqa: F401 -- add their commands to `cli`
 from clients._cli import cli, client_of, emit, err, out, say
 from clients.cache import BlobCache
 from clients.cli_trust import publish_options
 from clients.client import RegistryClient
 from clients.config import cache_root, save_login
 from clients.errors import ReliquaryError
+from clients.governance import channel_digest
 from clients.progress import TransferProgress
 from clients.pull import fetch_manifest, pull
 from clients.push import push_directory
@@ -157,13 +160,28 @@ def _labels(labels: tuple[str, ...]) -> dict[str, str]:
     help="Directory to write.",
 )
 @click.option("--verify-existing", is_flag=True, help="Keep files in DIR that already verify.")
+@click.option("--channel", help="REF is a NAME: pull what its CHANNEL points at.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def pull_command(
-    ctx: click.Context, ref: str, output: Path, verify_existing: bool, as_json: bool
+    ctx: click.Context,
+    ref: str,
+    output: Path,
+    verify_existing: bool,
+    channel: str | None,
+    as_json: bool,
 ) -> None:
-    """Fetch REF (blake3:…, sha256:… or name@version), verify every byte, write it to DIR."""
+    """Fetch REF (blake3:…, sha256:… or name@version), verify every byte, write it to DIR.
+
+    With --channel C, REF is a NAME: the digest C points at is pulled and its manifest
+    must carry NAME.
+    """
     client = client_of(ctx)
+    name = None
+    if channel is not None:
+        if "@" in ref or ref.startswith(("blake3:", "sha256:")):
+            raise click.UsageError("with --channel, give a NAME (e.g. veid/trust-score)")
+        name, ref = ref, str(channel_digest(client, ref, channel))
     with TransferProgress(enabled=not as_json) as progress:
         result = pull(
             client,
@@ -172,6 +190,7 @@ def pull_command(
             cache=BlobCache(cache_root()),
             progress=progress,
             verify_existing=verify_existing,
+            expect_name=name,
         )
 
     def text() -> None:

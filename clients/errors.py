@@ -11,6 +11,8 @@ Invariants:
 - A digest the server itself found not to match the bytes we sent
   (problem type ``digest-mismatch``) is a ``VerificationError``, the same class as
   a mismatch the client detects.
+- A 409 of type ``policy-unmet`` is a ``PolicyUnmetError`` (a ``RefusedError``)
+  whose ``requirements`` are the problem's list.
 """
 
 from __future__ import annotations
@@ -68,6 +70,27 @@ class RefusedError(ReliquaryError):
     exit_code = 5
 
 
+class PolicyUnmetError(RefusedError):
+    """409 ``policy-unmet``: the channel's policy refused a promotion.
+
+    ``problem["requirements"]`` lists every requirement as the registry evaluated
+    it (``{"requirement", "met", "reason"}``); ``requirements`` reads it.
+    """
+
+    @property
+    def requirements(self) -> list[dict[str, Any]]:
+        """Every requirement the refusal listed (objects only; empty if it listed none)."""
+        listed = (self.problem or {}).get("requirements")
+        if not isinstance(listed, list):
+            return []
+        return [r for r in listed if isinstance(r, dict)]
+
+    @property
+    def unmet(self) -> list[dict[str, Any]]:
+        """The requirements the refusal says are not met."""
+        return [r for r in self.requirements if r.get("met") is not True]
+
+
 class InvalidRequestError(ReliquaryError):
     """Any other 4xx: the request itself was malformed or too large."""
 
@@ -109,6 +132,8 @@ def _message(response: httpx.Response, problem: dict[str, Any] | None) -> str:
 def _class_for(status: int, slug: str | None) -> type[ReliquaryError]:
     if slug == "digest-mismatch":
         return VerificationError
+    if status == 409 and slug == "policy-unmet":
+        return PolicyUnmetError
     if status in (401, 403):
         return AuthError
     if status == 404:

@@ -157,8 +157,10 @@ def pull(
     progress: TransferProgress,
     verify_existing: bool = False,
     parallel: int = 4,
+    expect_name: str | None = None,
 ) -> PullResult:
-    """Pull REF into ``out_dir``.
+    """Pull REF into ``out_dir``; with ``expect_name``, the manifest must carry that name
+    (for a digest the registry named, e.g. a channel's).
 
     Raises:
         VerificationError: a byte, digest, name or path did not check out; ``out_dir``
@@ -166,6 +168,11 @@ def pull(
         NotFoundError, AuthError, InvalidRequestError, TransportError, ServerError.
     """
     digest, manifest = fetch_manifest(client, ref)
+    if expect_name is not None and manifest.name != expect_name:
+        raise VerificationError(
+            f"expected an artifact of {expect_name}, but {digest} is {manifest.name}@"
+            f"{manifest.version}; refusing it"
+        )
     files = list(manifest.files)
     kept = [e for e in files if verify_existing and _kept(out_dir, e)]
     needed = [e for e in files if e not in kept]
