@@ -189,6 +189,10 @@ def test_the_log_proves_inclusion_and_consistency(api: Api) -> None:
         "/v1/log/entries", params={"start": 0, "end": size}, headers=api.auth()
     ).json()["entries"]
     leaves = [merkle.leaf_hash(base64.b64decode(e["entry"])) for e in entries]
+    pushed = [
+        json.loads(base64.b64decode(e["entry"])) for e in entries if e["kind"] == "artifact.pushed"
+    ]
+    assert [p["artifact_kind"] for p in pushed] == ["model"] * 5  # the log's own "kind" stays apart
     assert [e["index"] for e in entries] == list(range(size))
     assert merkle.root_from_leaves(leaves) == root
     for index, leaf in enumerate(leaves):

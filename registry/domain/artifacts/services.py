@@ -138,7 +138,7 @@ class ArtifactService:
                         "sha256": f"sha256:{row.sha256}",
                         "name": m.name,
                         "version": m.version,
-                        "kind": m.kind,
+                        "artifact_kind": m.kind,
                     },
                 )
                 for hook in self._push_hooks:

@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import TextClause, select, text, update
 from sqlalchemy.orm import Session
 
 from registry.db.models import LogEntryRow, LogHeadRow, LogNodeRow
+
+
+@lru_cache(maxsize=256)
+def _nodes_query(count: int) -> TextClause:
+    pairs = " OR ".join(f"(level = :l{i} AND idx = :i{i})" for i in range(count))
+    return text(f"SELECT level, idx, hash FROM log_nodes WHERE {pairs}")  # noqa: S608 (no input)
+
+
+def _params(batch: list[tuple[int, int]]) -> dict[str, int]:
+    params: dict[str, int] = {}
+    for i, (level, idx) in enumerate(batch):
+        params[f"l{i}"], params[f"i{i}"] = level, idx
+    return params
 
 
 class LogRepository:
@@ -39,17 +53,19 @@ class LogRepository:
         self.session.flush()
 
     def nodes(self, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        wanted = list(keys)
+        """The stored nodes among ``keys``, in one primary-key lookup per key.
+
+        Spelled as ``(level = ? AND idx = ?) OR …``: SQLite answers a row-value
+        ``IN`` list with a full table scan (0.5 s at 10^6 entries), this with index
+        probes; PostgreSQL is equally fast either way.
+        """
+        wanted = list(dict.fromkeys(keys))
         found: dict[tuple[int, int], bytes] = {}
         for start in range(0, len(wanted), 200):
             batch = wanted[start : start + 200]
-            rows = self.session.execute(
-                select(LogNodeRow.level, LogNodeRow.idx, LogNodeRow.hash).where(
-                    tuple_(LogNodeRow.level, LogNodeRow.idx).in_(batch)
-                )
-            )
+            rows = self.session.execute(_nodes_query(len(batch)), _params(batch))
             for level, idx, digest in rows:
-                found[(level, idx)] = digest
+                found[(level, idx)] = bytes(digest)
         return found
 
     def entries(self, start: int, end: int) -> list[LogEntryRow]:

@@ -55,6 +55,9 @@ class TransparencyLog:
     # -- writing ----------------------------------------------------------------------
     def append(self, session: Session, kind: str, fields: dict[str, Any]) -> int:
         """Append an entry inside the caller's write transaction; its index."""
+        reserved = {"index", "kind", "time"} & fields.keys()
+        if reserved:
+            raise ValueError(f"log entry fields {sorted(reserved)} are set by the log itself")
         repo = LogRepository(session)
         index = repo.lock_head()
         now = datetime.now(UTC)
