@@ -183,3 +183,14 @@ def api(deployment: Deployment) -> Iterator[Api]:
     app = deployment.asgi()
     with deployment.client(app) as client:
         yield Api(client, tokens, app)
+
+
+def api_with_policy(deployment: Deployment, tmp_path: Path, policy: bytes) -> Api:
+    """An open client on an app that enforces ``policy``; the caller closes ``api.client``."""
+    path = tmp_path / "policy.toml"
+    path.write_bytes(policy)
+    tokens = {role: deployment.token(role) for role in Role}
+    app = deployment.asgi(RELIQUARY_POLICY_FILE=str(path))
+    client = deployment.client(app)
+    client.__enter__()
+    return Api(client, tokens, app)

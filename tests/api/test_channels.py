@@ -10,7 +10,7 @@ from typing import Any
 from registry.core import intoto
 from registry.core.keys import SigningKey
 from registry.core.roles import Role
-from tests.conftest import Api, Deployment
+from tests.conftest import Api, Deployment, api_with_policy
 from tests.support.content import digests, manifest_bytes
 from tests.support.trust import PUBLISH, signed, statement_about
 
@@ -84,19 +84,10 @@ def promote(api: Api, raw: bytes, channel: str = "production") -> Any:
     )
 
 
-def governed(deployment: Deployment, tmp_path: Path) -> Api:
-    policy = tmp_path / "policy.toml"
-    policy.write_bytes(POLICY)
-    tokens = {role: deployment.token(role) for role in Role}
-    client = deployment.client(RELIQUARY_POLICY_FILE=str(policy))
-    client.__enter__()
-    return Api(client, tokens, client.app)  # type: ignore[arg-type]
-
-
 def test_promotion_waits_for_every_piece_of_evidence(
     deployment: Deployment, tmp_path: Path
 ) -> None:
-    api = governed(deployment, tmp_path)
+    api = api_with_policy(deployment, tmp_path, POLICY)
     try:
         raw = push(api, "v1")
         assert unmet(status(api, raw)) == {

@@ -13,7 +13,7 @@ from registry.core import intoto
 from registry.core.keys import SigningKey
 from registry.core.roles import Role
 from registry.db.models import JobRow
-from tests.conftest import Api, Deployment
+from tests.conftest import Api, Deployment, api_with_policy
 from tests.support.content import digests, manifest_bytes
 from tests.support.trust import signed, statement_about
 
@@ -22,15 +22,6 @@ POLICY = b"""
 [channels.production]
 reproducibility = [{ profile = "cpu-tensorflow", min_workers = 2 }]
 """
-
-
-def start(deployment: Deployment, tmp_path: Path) -> Api:
-    policy = tmp_path / "policy.toml"
-    policy.write_bytes(POLICY)
-    tokens = {role: deployment.token(role) for role in Role}
-    client = deployment.client(RELIQUARY_POLICY_FILE=str(policy))
-    client.__enter__()
-    return Api(client, tokens, client.app)  # type: ignore[arg-type]
 
 
 def push(api: Api, version: str, engine: str | None = "tensorflow-savedmodel") -> bytes:
@@ -56,7 +47,7 @@ def claim(api: Api, headers: dict[str, str]) -> Any:
 def test_push_enqueues_what_the_policy_requires_for_distinct_workers(
     deployment: Deployment, tmp_path: Path
 ) -> None:
-    api = start(deployment, tmp_path)
+    api = api_with_policy(deployment, tmp_path, POLICY)
     try:
         raw = push(api, "v1")
         push(api, "v2", engine=None)  # nothing can run it: no jobs
@@ -103,7 +94,7 @@ def test_push_enqueues_what_the_policy_requires_for_distinct_workers(
 def test_a_dead_workers_job_is_redone_and_attempts_are_bounded(
     deployment: Deployment, tmp_path: Path
 ) -> None:
-    api = start(deployment, tmp_path)
+    api = api_with_policy(deployment, tmp_path, POLICY)
     try:
         raw = push(api, "v1")
         extra = api.client.post(
@@ -161,7 +152,7 @@ def test_a_dead_workers_job_is_redone_and_attempts_are_bounded(
 
 
 def test_failures_retry_until_the_attempts_run_out(deployment: Deployment, tmp_path: Path) -> None:
-    api = start(deployment, tmp_path)
+    api = api_with_policy(deployment, tmp_path, POLICY)
     try:
         raw = push(api, "v1")
         seen = []
@@ -202,7 +193,7 @@ def test_eight_workers_claiming_at_once_never_share_a_job(
     policy = tmp_path / "policy.toml"
     policy.write_bytes(POLICY)
     services = deployment.services(RELIQUARY_POLICY_FILE=str(policy))
-    api = start(deployment, tmp_path)
+    api = api_with_policy(deployment, tmp_path, POLICY)
     try:
         raws = [push(api, f"v{i}") for i in range(3)]  # 6 jobs
         for raw in raws:
