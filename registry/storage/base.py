@@ -18,7 +18,7 @@ which runs unchanged against each backend):
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 READ_CHUNK_BYTES = 1024 * 1024
 
@@ -49,6 +49,19 @@ class BlobWriter(Protocol):
 
     def abort(self) -> None:
         """Discard everything written; never raises. Safe after commit."""
+
+
+@runtime_checkable
+class CachedReads(Protocol):
+    """An optional capability of the iterator ``BlobStore.read`` returns.
+
+    ``read_cached`` returns the next chunk only if it can be had without waiting
+    for a disk (the page cache has it), ``None`` if it would wait; it raises
+    ``StopIteration`` at the end, like ``next``. Async callers use it on the
+    event loop and fall back to ``next`` in a thread.
+    """
+
+    def read_cached(self) -> bytes | None: ...
 
 
 class BlobStore(Protocol):

@@ -116,6 +116,63 @@ class _FileWriter:
             self._tmp.unlink()
 
 
+class _FileRange(Iterator[bytes]):
+    """A byte range of one open file: ``next`` may block on the disk, ``read_cached``
+    never does (``preadv`` with ``RWF_NOWAIT`` answers only from the page cache)."""
+
+    def __init__(self, fd: int, offset: int, remaining: int) -> None:
+        self._fd: int | None = fd
+        self._offset = offset
+        self._remaining = remaining
+        self._nowait = hasattr(os, "RWF_NOWAIT")
+
+    def _advance(self, chunk: bytes) -> bytes:
+        if not chunk:
+            self.close()
+            raise StoredBlobMissingError("blob is shorter than its recorded size")
+        self._offset += len(chunk)
+        self._remaining -= len(chunk)
+        return chunk
+
+    def _open_fd(self) -> int:
+        if self._fd is None or self._remaining <= 0:
+            self.close()
+            raise StopIteration
+        return self._fd
+
+    def __next__(self) -> bytes:
+        fd = self._open_fd()
+        try:
+            chunk = os.pread(fd, min(READ_CHUNK_BYTES, self._remaining), self._offset)
+        except OSError as exc:
+            self.close()
+            raise StorageUnavailableError(f"cannot read blob: {exc}") from exc
+        return self._advance(chunk)
+
+    def read_cached(self) -> bytes | None:
+        fd = self._open_fd()
+        if not self._nowait:
+            return None
+        buffer = bytearray(min(READ_CHUNK_BYTES, self._remaining))
+        try:
+            got = os.preadv(fd, [buffer], self._offset, os.RWF_NOWAIT)
+        except BlockingIOError:
+            return None  # not in the page cache: read it in a thread
+        except OSError:
+            self._nowait = False  # this filesystem does not do RWF_NOWAIT
+            return None
+        return self._advance(bytes(memoryview(buffer)[:got]))
+
+    def close(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
 class FilesystemBlobStore:
     """Blobs as files under one root directory."""
 
@@ -188,23 +245,12 @@ class FilesystemBlobStore:
             ) from None
         except OSError as exc:
             raise StorageUnavailableError(f"cannot open {path.name}: {exc}") from exc
-        return self._pread_chunks(fd, offset, length)
-
-    @staticmethod
-    def _pread_chunks(fd: int, offset: int, length: int | None) -> Iterator[bytes]:
         try:
             remaining = os.fstat(fd).st_size - offset if length is None else length
-            while remaining > 0:
-                chunk = os.pread(fd, min(READ_CHUNK_BYTES, remaining), offset)
-                if not chunk:
-                    raise StoredBlobMissingError("blob is shorter than its recorded size")
-                offset += len(chunk)
-                remaining -= len(chunk)
-                yield chunk
         except OSError as exc:
-            raise StorageUnavailableError(f"cannot read blob: {exc}") from exc
-        finally:
             os.close(fd)
+            raise StorageUnavailableError(f"cannot stat {path.name}: {exc}") from exc
+        return _FileRange(fd, offset, remaining)
 
     def delete(self, blake3_hex: str) -> None:
         with contextlib.suppress(FileNotFoundError):
