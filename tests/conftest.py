@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -104,15 +104,12 @@ class Deployment:
     name: str
     engine: Engine
     env: dict[str, str]
-    _services: list[Services] = field(default_factory=list)
 
     def settings(self, **env: str) -> Settings:
         return Settings.from_env({**self.env, **env})
 
     def services(self, **env: str) -> Services:
-        svc = Services.build(self.settings(**env), engine=self.engine)
-        self._services.append(svc)
-        return svc
+        return Services.build(self.settings(**env), engine=self.engine)
 
     def asgi(self, **env: str) -> FastPath:
         """The app as served, on this deployment; env overrides settings."""
@@ -125,9 +122,6 @@ class Deployment:
 
     def token(self, role: Role, **kwargs: Any) -> str:
         return self.services().tokens.issue(role, **kwargs).token
-
-    def close(self) -> None:
-        self._services.clear()
 
 
 @pytest.fixture(params=["embedded", "production"])
@@ -161,7 +155,6 @@ def deployment(
     try:
         yield dep
     finally:
-        dep.close()
         wipe(engine)
 
 

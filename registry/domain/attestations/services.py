@@ -18,7 +18,6 @@ import hashlib
 import json
 from datetime import UTC, datetime
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,6 +28,7 @@ from registry.core.errors import InvalidSignatureError
 from registry.core.keys import PublicKey
 from registry.db.models import AttestationRow
 from registry.domain.artifacts.services import ArtifactService
+from registry.domain.attestations.repositories import AttestationRepository
 from registry.domain.attestations.schemas import Attestation
 from registry.domain.keys.schemas import KeyRole
 from registry.domain.keys.services import KeyService
@@ -158,17 +158,12 @@ class AttestationService:
 
     def _find(self, envelope_sha256: str) -> Attestation | None:
         with self._reads() as session:
-            row = session.get(AttestationRow, envelope_sha256)
+            row = AttestationRepository(session).get(envelope_sha256)
             return None if row is None else _dto(row)
 
     def list(self, ref: Digest, predicate_type: str | None = None) -> list[Attestation]:
         """Raises ArtifactNotFoundError."""
         stored = self._artifacts.manifest(ref)
         with self._reads() as session:
-            query = select(AttestationRow).where(
-                AttestationRow.artifact_digest == stored.digest.hex
-            )
-            if predicate_type is not None:
-                query = query.where(AttestationRow.predicate_type == predicate_type)
-            rows = session.scalars(query.order_by(AttestationRow.log_index))
+            rows = AttestationRepository(session).of_artifact(stored.digest.hex, predicate_type)
             return [_dto(r) for r in rows]
