@@ -43,6 +43,7 @@ from registry.domain.blobs.uploads import UploadService
 from registry.domain.channels.controllers import ChannelController, StatusController
 from registry.domain.channels.evidence import Evidence
 from registry.domain.channels.services import ChannelService
+from registry.domain.channels.verification import NondeterminismRecorder
 from registry.domain.jobs.controllers import JobController, VerifyController
 from registry.domain.jobs.services import JobService
 from registry.domain.keys.controllers import KeyController
@@ -148,10 +149,12 @@ class Services:
         log = TransparencyLog(writes, reads, load_log_signer(settings))
         artifacts = ArtifactService(blobs, writes, reads, log)
         keys = KeyService(writes, reads, log)
-        attestations = AttestationService(artifacts, keys, writes, reads, log)
+        attestations = AttestationService(
+            artifacts, keys, writes, reads, log, hooks=[NondeterminismRecorder(log, metrics)]
+        )
         evidence = Evidence(artifacts, attestations, keys)
         policy = load_policy(settings)
-        jobs = JobService(artifacts, attestations, writes, reads, policy)
+        jobs = JobService(artifacts, attestations, writes, reads, policy, metrics)
         artifacts.add_push_hook(jobs.enqueue_required)
         return cls(
             settings=settings,
@@ -166,7 +169,7 @@ class Services:
             log=log,
             keys=keys,
             attestations=attestations,
-            channels=ChannelService(artifacts, evidence, writes, reads, log, policy),
+            channels=ChannelService(artifacts, evidence, jobs, writes, reads, log, policy),
             jobs=jobs,
         )
 

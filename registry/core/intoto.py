@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from registry.core import reproducibility
 from registry.core.canonical import canonical_bytes, loads_strict
 from registry.core.digest import Algorithm, BlobDigests, Digest, is_hex64
 from registry.core.errors import CoreError, InvalidStatementError
@@ -264,13 +265,9 @@ def _validate_approval(p: dict[str, Any]) -> None:
         raise _fail(APPROVAL, "'comment' must be a string")
 
 
-def _validate_reproducibility(p: dict[str, Any]) -> None:
-    """Any object for now: the workers define this predicate's shape."""
-
-
 _VALIDATORS: dict[str, Callable[[dict[str, Any]], None]] = {
     PUBLISH: _validate_publish,
     EVALUATION: _validate_evaluation,
     APPROVAL: _validate_approval,
-    REPRODUCIBILITY: _validate_reproducibility,
+    REPRODUCIBILITY: reproducibility.validate_predicate,
 }

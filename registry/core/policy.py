@@ -13,7 +13,13 @@ evaluation_source = "attestation"          # or "attestation-or-manifest"
 approvals = { role = "governor", min = 1 }
 max_regression = { r2 = 0.02 }             # direction taken from the evaluation rule
 reproducibility = [{ profile = "cpu-tensorflow", min_workers = 2 }]
+cross_profile = { max_abs_diff = 1e-4, min_token_agreement = 0.95 }  # CPU vs GPU results
 ```
+
+A profile counts only while it is reproducible: any disagreement, within one
+worker's runs or between workers, blocks promotion (``reproducibility.judge``).
+With ``cross_profile`` and two or more profiles, each pair's agreed outputs must
+also be within that tolerance; the comparison is reported either way.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from registry.core.errors import CoreError
+from registry.core.reproducibility import ProfileVerdict, Tolerance, compare
 
 _RULE = re.compile(r"\s*(<=|>=|<|>|==)\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*")
 _OPS: dict[str, Callable[[float, float], bool]] = {
@@ -46,6 +53,7 @@ _CHANNEL_KEYS = frozenset(
         "approvals",
         "max_regression",
         "reproducibility",
+        "cross_profile",
     }
 )
 
@@ -91,6 +99,7 @@ class ChannelPolicy:
     approvals_min: int = 0
     max_regression: Mapping[str, float] = field(default_factory=dict)
     reproducibility: tuple[Reproducibility, ...] = ()
+    cross_profile: Tolerance | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +164,17 @@ def _channel(name: str, doc: object) -> ChannelPolicy:
         for r in repro
     ):
         raise InvalidPolicyError(f'{where}.reproducibility: [{{ profile = "…", min_workers = n }}]')
+    cross = doc.get("cross_profile")
+    if cross is not None and (
+        not isinstance(cross, dict)
+        or set(cross) - {"max_abs_diff", "min_token_agreement"}
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in cross.values())
+        or cross.get("max_abs_diff", 0) < 0
+        or not 0 <= cross.get("min_token_agreement", 1) <= 1
+    ):
+        raise InvalidPolicyError(
+            f"{where}.cross_profile: {{ max_abs_diff = <n >= 0>, min_token_agreement = <0..1> }}"
+        )
     signature = doc.get("require_publisher_signature", False)
     if not isinstance(signature, bool):
         raise InvalidPolicyError(f"{where}.require_publisher_signature must be true or false")
@@ -166,6 +186,12 @@ def _channel(name: str, doc: object) -> ChannelPolicy:
         max_regression={m: float(v) for m, v in regression.items()},
         reproducibility=tuple(
             Reproducibility(r["profile"], int(r.get("min_workers", 1))) for r in repro
+        ),
+        cross_profile=None
+        if cross is None
+        else Tolerance(
+            max_abs_diff=float(cross.get("max_abs_diff", 0.0)),
+            min_token_agreement=float(cross.get("min_token_agreement", 1.0)),
         ),
     )
 
@@ -197,7 +223,7 @@ class Facts:
     manifest_metrics: Mapping[str, float] = field(default_factory=dict)
     approval_keys: frozenset[str] = frozenset()  # distinct unrevoked governor keys, this channel
     current_metrics: Mapping[str, float] | None = None  # the channel's current digest, if any
-    reproducible_workers: Mapping[str, int] = field(default_factory=dict)  # profile -> agreeing
+    reproducibility: Mapping[str, ProfileVerdict] = field(default_factory=dict)  # by profile
     revoked_reason: str | None = None  # a revoked artifact never goes to any channel
 
 
@@ -261,14 +287,28 @@ def evaluate(rules: ChannelPolicy, facts: Facts) -> list[Requirement]:
             )
         )
     for need in rules.reproducibility:
-        have = facts.reproducible_workers.get(need.profile, 0)
+        verdict = facts.reproducibility.get(need.profile, ProfileVerdict(need.profile))
+        have, finding = verdict.agreeing_workers, verdict.finding
         out.append(
             Requirement(
                 f"reproducibility.{need.profile}",
-                have >= need.min_workers,
-                f"{have} of {need.min_workers} agreeing worker attestations for {need.profile}",
+                finding is None and have >= need.min_workers,
+                f"non-reproducible on {need.profile}: {finding}"
+                if finding is not None
+                else f"{have} of {need.min_workers} agreeing worker attestations for "
+                f"{need.profile}" + (f" (output {verdict.output})" if verdict.output else ""),
             )
         )
+    if rules.cross_profile is not None:
+        profiles = [r.profile for r in rules.reproducibility]
+        for i, a in enumerate(profiles):
+            for b in profiles[i + 1 :]:
+                ok, why = compare(
+                    facts.reproducibility.get(a, ProfileVerdict(a)),
+                    facts.reproducibility.get(b, ProfileVerdict(b)),
+                    rules.cross_profile,
+                )
+                out.append(Requirement(f"cross_profile.{a}~{b}", ok, why))
     return out
 
 

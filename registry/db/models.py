@@ -257,11 +257,14 @@ class ChannelRow(Base):
 
 
 class ChannelEventRow(Base):
-    """One promote or rollback, forever; its log entry has the same index."""
+    """One promote or rollback, or a nondeterminism finding (channel ``*``), forever;
+    its log entry has the same index."""
 
     __tablename__ = "channel_events"
     __table_args__ = (
-        CheckConstraint("action IN ('promote', 'rollback')", name="action_known"),
+        CheckConstraint(
+            "action IN ('promote', 'rollback', 'nondeterministic')", name="action_known"
+        ),
         Index("ix_channel_events_name_channel", "name", "channel", "log_index"),
     )
 

@@ -15,9 +15,10 @@ from registry.core.roles import Role
 from registry.db.models import JobRow
 from tests.conftest import Api, Deployment, api_with_policy
 from tests.support.content import digests, manifest_bytes
-from tests.support.trust import signed, statement_about
+from tests.support.trust import reproducibility, signed, statement_about
 
 NAME = "veid/trust-score"
+OUT = "blake3:" + "0f" * 32
 POLICY = b"""
 [channels.production]
 reproducibility = [{ profile = "cpu-tensorflow", min_workers = 2 }]
@@ -75,7 +76,7 @@ def test_push_enqueues_what_the_policy_requires_for_distinct_workers(
             headers=api.auth(Role.ADMIN),
         )
         statement = statement_about(
-            raw, NAME, "v1", intoto.REPRODUCIBILITY, {"profile": "cpu-tensorflow", "agree": True}
+            raw, NAME, "v1", intoto.REPRODUCIBILITY, reproducibility(key.public.keyid, [OUT] * 3)
         )
         envelope = signed(statement, key).to_json()
         stolen = api.client.post(f"/v1/jobs/{job}/complete", content=envelope, headers=b)

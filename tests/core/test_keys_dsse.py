@@ -48,6 +48,7 @@ from registry.core.intoto import (
 )
 from registry.core.keys import PublicKey, SigningKey, key_id
 from tests.support.content import digests, manifest_bytes
+from tests.support.trust import reproducibility
 
 # RFC 8032 section 7.1, TEST 1: the key the DSSE project's test vectors sign with.
 RFC8032_SEED = bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
@@ -452,7 +453,8 @@ D = "blake3:" + "ab" * 32
         (EVALUATION, {"metrics": {"r2": 0.91}, "dataset": D, "thresholds": {"r2": ">=0.9"}}),
         (APPROVAL, {"channel": "production"}),
         (APPROVAL, {"channel": "canary-1.eu", "comment": "looks good"}),
-        (REPRODUCIBILITY, {"anything": {"goes": True}}),
+        (REPRODUCIBILITY, reproducibility("ab" * 32, [D, D, D])),
+        (REPRODUCIBILITY, reproducibility("ab" * 32, [D, D.replace("ab", "cd", 1)])),
     ],
 )
 def test_valid_predicates_are_accepted(predicate_type: str, predicate: dict[str, Any]) -> None:
@@ -481,7 +483,13 @@ def test_valid_predicates_are_accepted(predicate_type: str, predicate: dict[str,
         (APPROVAL, {"channel": "prod/eu"}, "'channel'"),
         (APPROVAL, {"channel": "prod", "comment": 1}, "'comment'"),
         (APPROVAL, {"channel": "prod", "expires": "2027-01-01"}, "unknown field"),
-        (REPRODUCIBILITY, {"huge": 2**64}, "canonical"),
+        (REPRODUCIBILITY, {"anything": {"goes": True}}, "'profile'"),
+        (REPRODUCIBILITY, reproducibility("ab" * 32, [D], timings={"x": 2**64}), "canonical"),
+        (REPRODUCIBILITY, reproducibility("ab" * 32, [D], runs=[]), "'runs'"),
+        (REPRODUCIBILITY, reproducibility("ab" * 32, [D], agree=False), "contradicts"),
+        (REPRODUCIBILITY, reproducibility("AB" * 32, [D]), "'worker'"),
+        (REPRODUCIBILITY, reproducibility("ab" * 32, [D], output=D[:-1] + "0"), "first run"),
+        (REPRODUCIBILITY, reproducibility("ab" * 32, ["sha256:" + "ab" * 32]), "blake3"),
         ("https://reliquary.dev/attestation/unknown/v1", {}, "unknown predicateType"),
     ],
 )

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from registry.core.policy import Facts, InvalidPolicyError, evaluate, parse_policy
+from registry.core.reproducibility import WorkerResult, judge
 
 TRUST_SCORE = b"""
 [channels.production]
@@ -26,7 +27,15 @@ def test_the_trust_score_release_policy() -> None:
         attested_metrics={"r2": 0.91, "mae": 6.2, "rmse": 8.1},
         approval_keys=frozenset({"g" * 64}),
         current_metrics={"r2": 0.92, "mae": 6.0},
-        reproducible_workers={"cpu-tensorflow": 2},
+        reproducibility={
+            "cpu-tensorflow": judge(
+                "cpu-tensorflow",
+                [
+                    WorkerResult(k * 64, "blake3:" + "0" * 64, ("blake3:" + "0" * 64,), True)
+                    for k in "wv"
+                ],
+            )
+        },
     )
     assert all(by_name(good).values())
     regressed = Facts(
@@ -34,7 +43,7 @@ def test_the_trust_score_release_policy() -> None:
         attested_metrics={"r2": 0.89, "mae": 6.7, "rmse": 8.1},
         approval_keys=good.approval_keys,
         current_metrics=good.current_metrics,
-        reproducible_workers=good.reproducible_workers,
+        reproducibility=good.reproducibility,
     )
     result = by_name(regressed)
     assert result["max_regression.r2"] is False  # 0.92 -> 0.89 drops 0.03 > 0.02

@@ -23,3 +23,23 @@ def signed(statement: intoto.Statement, key: SigningKey) -> Envelope:
 
 
 PUBLISH = {"publisher": "ci@veid"}
+
+
+def reproducibility(
+    keyid: str, outputs: list[str], profile: str = "cpu-tensorflow", **extra: Any
+) -> dict[str, Any]:
+    """A well-formed reproducibility/v1 predicate whose runs produced ``outputs``."""
+    return {
+        "profile": profile,
+        "engine": {"name": "tensorflow", "version": "2.21.0"},
+        "device": "cpu",
+        "host": {"cpu": "test cpu", "os": "Linux", "python": "3.11.7", "libraries": {}},
+        "determinism": {"op_determinism": True},
+        "inputs": "blake3:" + "cd" * 32,
+        "runs": [{"output": o, "seconds": 0.1} for o in outputs],
+        "output": outputs[0],
+        "agree": len(set(outputs)) == 1,
+        "timings": {"total_seconds": 0.3},
+        "worker": keyid,
+        **extra,
+    }

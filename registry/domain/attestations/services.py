@@ -9,13 +9,15 @@ An envelope is stored only after every check passed, in this order:
 4. a signature comes from a registered, unrevoked key whose role may make this
    predicate, and it verifies over the PAE of the payload.
 The same envelope posted again is a no-op that answers the first log index.
-Acceptance appends ``attestation.accepted`` to the log in the same transaction.
+Acceptance appends ``attestation.accepted`` to the log in the same transaction, and
+runs each ``AcceptHook`` in it (a hook may append its own entries, or refuse).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +29,7 @@ from registry.core.dsse import PAYLOAD_TYPE, Envelope, verify_envelope
 from registry.core.errors import InvalidSignatureError
 from registry.core.keys import PublicKey
 from registry.db.models import AttestationRow
+from registry.domain.artifacts.schemas import StoredManifest
 from registry.domain.artifacts.services import ArtifactService
 from registry.domain.attestations.repositories import AttestationRepository
 from registry.domain.attestations.schemas import Attestation
@@ -41,6 +44,9 @@ PREDICATE_ROLES: dict[str, frozenset[KeyRole]] = {
     intoto.APPROVAL: frozenset({KeyRole.GOVERNOR}),
     intoto.REPRODUCIBILITY: frozenset({KeyRole.WORKER}),
 }
+
+AcceptHook = Callable[[Session, StoredManifest, AttestationRow, intoto.Statement], None]
+"""Called in the accepting transaction, after the row is added."""
 
 
 def _dto(row: AttestationRow) -> Attestation:
@@ -63,12 +69,14 @@ class AttestationService:
         writes: sessionmaker[Session],
         reads: sessionmaker[Session],
         log: TransparencyLog,
+        hooks: Sequence[AcceptHook] = (),
     ) -> None:
         self._artifacts = artifacts
         self._keys = keys
         self._writes = writes
         self._reads = reads
         self._log = log
+        self._hooks = tuple(hooks)
 
     def post(self, ref: Digest, raw: bytes, token_id: str | None) -> tuple[Attestation, bool]:
         """Verify and store an envelope about artifact ``ref``; (attestation, created).
@@ -120,6 +128,9 @@ class AttestationService:
                     token_id=token_id,
                 )
                 session.add(row)
+                session.flush()
+                for hook in self._hooks:
+                    hook(session, stored, row, statement)
         except IntegrityError:  # the same envelope, posted concurrently
             existing = self._find(envelope_sha256)
             if existing is None:

@@ -12,18 +12,18 @@ from collections.abc import Mapping
 
 from registry.core import intoto
 from registry.core.digest import Digest
-from registry.core.dsse import Envelope
 from registry.core.manifest import parse_manifest
 from registry.core.policy import Facts
+from registry.core.reproducibility import ProfileVerdict
 from registry.domain.artifacts.services import ArtifactService
 from registry.domain.attestations.schemas import Attestation
 from registry.domain.attestations.services import AttestationService
+from registry.domain.channels.verification import predicate_of, verdicts
 from registry.domain.keys.services import KeyService
 
 
 def _predicate(attestation: Attestation) -> dict[str, object]:
-    envelope = Envelope.from_json(json.dumps(attestation.envelope).encode())
-    return intoto.Statement.from_payload(envelope.payload).predicate
+    return predicate_of(json.dumps(attestation.envelope).encode())
 
 
 def _numbers(raw: object) -> dict[str, float]:
@@ -59,6 +59,14 @@ class Evidence:
         manifest = parse_manifest(self._artifacts.manifest(ref).raw).manifest
         return attested, _numbers(manifest.metrics)
 
+    def reproducibility(self, ref: Digest) -> dict[str, ProfileVerdict]:
+        """A verdict per profile over the trusted reproducibility/v1 attestations."""
+        return verdicts(
+            (a.keyid, _predicate(a))
+            for a in self._trusted(ref)
+            if a.predicate_type == intoto.REPRODUCIBILITY
+        )
+
     def facts(
         self, ref: Digest, channel: str, current: Digest | None, revoked_reason: str | None
     ) -> Facts:
@@ -80,5 +88,6 @@ class Evidence:
                 if a.predicate_type == intoto.APPROVAL and _predicate(a).get("channel") == channel
             ),
             current_metrics=current_metrics,
+            reproducibility=self.reproducibility(ref),
             revoked_reason=revoked_reason,
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from registry.db.models import ChannelEventRow, ChannelRow
@@ -23,11 +23,15 @@ class ChannelRepository:
         )
 
     def held(self, name: str, channel: str) -> list[ChannelEventRow]:
-        """Every event of this channel, oldest first."""
+        """Every move of this channel (promote, rollback), oldest first."""
         return list(
             self.session.scalars(
                 select(ChannelEventRow)
-                .where(ChannelEventRow.name == name, ChannelEventRow.channel == channel)
+                .where(
+                    ChannelEventRow.name == name,
+                    ChannelEventRow.channel == channel,
+                    ChannelEventRow.action.in_(("promote", "rollback")),
+                )
                 .order_by(ChannelEventRow.log_index)
             )
         )
@@ -36,8 +40,12 @@ class ChannelRepository:
         self, name: str, channel: str | None, before: int | None, limit: int
     ) -> list[ChannelEventRow]:
         query = select(ChannelEventRow).where(ChannelEventRow.name == name)
-        if channel is not None:
-            query = query.where(ChannelEventRow.channel == channel)
+        if channel is not None:  # findings about the name block every channel: always shown
+            query = query.where(
+                or_(
+                    ChannelEventRow.channel == channel, ChannelEventRow.action == "nondeterministic"
+                )
+            )
         if before is not None:
             query = query.where(ChannelEventRow.log_index < before)
         return list(

@@ -42,12 +42,27 @@ class ChannelPointer(msgspec.Struct):
     log_index: int
 
 
+class ProfileState(msgspec.Struct):
+    """Verification of one profile: none / queued / running / attested / disagree / failed."""
+
+    profile: str
+    state: str
+    agreeing_workers: int
+    output: str | None  # the digest every worker agreed on
+    finding: str | None  # why it is non-reproducible, with the differing digests
+    workers: list[dict[str, Any]]  # {keyid, output, agree} per accepted attestation
+    queued: int
+    running: list[str]  # worker names holding a lease
+    failed: list[str]  # last errors of jobs that ended failed
+
+
 class ChannelStatus(msgspec.Struct):
     digest: str
     channel: str
     policy_version: str
     promotable: bool
     requirements: list[dict[str, Any]]
+    verification: list[ProfileState]
 
 
 class HistoryPage(msgspec.Struct):

@@ -32,6 +32,8 @@ from registry.domain.channels.schemas import (
     ChannelStatus,
     HistoryPage,
 )
+from registry.domain.channels.verification import profile_states
+from registry.domain.jobs.services import JobService
 from registry.domain.log.repositories import LogRepository
 from registry.domain.log.services import TransparencyLog
 from registry.errors import (
@@ -71,6 +73,7 @@ class ChannelService:
         self,
         artifacts: ArtifactService,
         evidence: Evidence,
+        jobs: JobService,
         writes: sessionmaker[Session],
         reads: sessionmaker[Session],
         log: TransparencyLog,
@@ -78,6 +81,7 @@ class ChannelService:
     ) -> None:
         self._artifacts = artifacts
         self._evidence = evidence
+        self._jobs = jobs
         self._writes = writes
         self._reads = reads
         self._log = log
@@ -105,13 +109,19 @@ class ChannelService:
             current = self._current(session, name, channel)
             revoked = self._artifacts.revoked_reason(session, stored.digest)
         facts = self._evidence.facts(stored.digest, channel, current, revoked)
-        requirements = evaluate(self.policy.for_channel(channel), facts)
+        rules = self.policy.for_channel(channel)
+        requirements = evaluate(rules, facts)
         return ChannelStatus(
             digest=str(stored.digest),
             channel=channel,
             policy_version=self.policy.version,
             promotable=all(r.met for r in requirements),
             requirements=[r.to_dict() for r in requirements],
+            verification=profile_states(
+                [r.profile for r in rules.reproducibility],
+                facts.reproducibility,
+                self._jobs.of_artifact(stored.digest),
+            ),
         )
 
     def promote(

@@ -28,6 +28,7 @@ from registry.domain.artifacts.services import ArtifactService
 from registry.domain.attestations.services import AttestationService
 from registry.domain.jobs.repositories import JobRepository
 from registry.domain.jobs.schemas import Job
+from registry.domain.system.metrics import Metrics
 from registry.errors import InvalidRequestError, JobLeaseError, JobNotFoundError
 
 MAX_CLAIM_SCAN = 20
@@ -75,6 +76,7 @@ class JobService:
         writes: sessionmaker[Session],
         reads: sessionmaker[Session],
         policy: Policy,
+        metrics: Metrics,
         lease_seconds: float = 300.0,
         max_attempts: int = 3,
     ) -> None:
@@ -83,6 +85,7 @@ class JobService:
         self._writes = writes
         self._reads = reads
         self._policy = policy
+        self._metrics = metrics
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
 
@@ -134,6 +137,7 @@ class JobService:
                     return None
                 if row.attempts >= row.max_attempts:  # its last lease expired
                     row.state, row.updated_at = "failed", now
+                    self._metrics.jobs_failed.labels(profile=row.profile).inc()
                     row.last_error = (row.last_error or "") + " [lease expired on the last attempt]"
                     row.worker_token = row.lease_expires_at = None
                     session.flush()
@@ -182,6 +186,8 @@ class JobService:
             row.state, row.updated_at = "attested", now
             row.attestation_sha256 = attestation.envelope_sha256
             row.lease_expires_at = None
+            waited = (now - row.created_at).total_seconds()
+            self._metrics.verification_seconds.labels(profile=row.profile).observe(waited)
             return _dto(row)
 
     def fail(self, job_id: str, token_id: str, error: str, retry: bool) -> Job:
@@ -197,6 +203,7 @@ class JobService:
                 row.state, row.worker_token, row.worker_name = "queued", None, None
             else:
                 row.state = "failed"
+                self._metrics.jobs_failed.labels(profile=row.profile).inc()
             return _dto(row)
 
     def of_artifact(self, ref: Digest) -> list[Job]:

@@ -34,3 +34,22 @@ class Metrics:
             registry=self.registry,
             buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
         )
+        self.nondeterministic = Counter(
+            "reliquary_nondeterministic_total",
+            "Nondeterminism findings: a worker's runs disagreed, or workers disagreed",
+            ["profile"],
+            registry=self.registry,
+        )
+        self.verification_seconds = Histogram(
+            "reliquary_verification_duration_seconds",
+            "From a job's creation to its accepted attestation",
+            ["profile"],
+            registry=self.registry,
+            buckets=(5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 21600),
+        )
+        self.jobs_failed = Counter(
+            "reliquary_verification_jobs_failed_total",
+            "Verification jobs that ended failed (attempts exhausted or refused)",
+            ["profile"],
+            registry=self.registry,
+        )

@@ -1,0 +1,148 @@
+"""Reproducibility evidence: verdicts per profile, per-profile verification state, and
+nondeterminism findings recorded the moment they appear.
+
+Invariants:
+- A finding (a worker whose runs disagree, or a worker whose output differs from an
+  earlier worker's for the same profile) is recorded in the transaction that accepts
+  the attestation: a ``verification.nondeterministic`` log entry naming the differing
+  digests, a ``nondeterministic`` event in the artifact's channel history, and
+  ``reliquary_nondeterministic_total{profile}``. Findings are never withdrawn.
+- Verdicts count only attestations whose key is still trusted (``Evidence``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from registry.core import intoto
+from registry.core.dsse import Envelope
+from registry.core.reproducibility import ProfileVerdict, WorkerResult, judge
+from registry.db.models import AttestationRow, ChannelEventRow
+from registry.domain.artifacts.schemas import StoredManifest
+from registry.domain.attestations.repositories import AttestationRepository
+from registry.domain.channels.schemas import ProfileState
+from registry.domain.jobs.schemas import Job
+from registry.domain.log.services import TransparencyLog
+from registry.domain.system.metrics import Metrics
+
+ALL_CHANNELS = "*"  # a finding blocks the artifact in every channel
+
+
+def predicate_of(envelope_json: bytes) -> dict[str, Any]:
+    return intoto.Statement.from_payload(Envelope.from_json(envelope_json).payload).predicate
+
+
+def verdicts(results: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, ProfileVerdict]:
+    """(signing keyid, reproducibility predicate) pairs -> a verdict per profile."""
+    by_profile: dict[str, list[WorkerResult]] = {}
+    for keyid, predicate in results:
+        by_profile.setdefault(str(predicate["profile"]), []).append(
+            WorkerResult.of(keyid, predicate)
+        )
+    return {profile: judge(profile, found) for profile, found in by_profile.items()}
+
+
+class NondeterminismRecorder:
+    """An attestation accept hook: records a finding as soon as an attestation makes one."""
+
+    def __init__(self, log: TransparencyLog, metrics: Metrics) -> None:
+        self._log = log
+        self._metrics = metrics
+
+    def __call__(
+        self,
+        session: Session,
+        stored: StoredManifest,
+        row: AttestationRow,
+        statement: intoto.Statement,
+    ) -> None:
+        if statement.predicate_type != intoto.REPRODUCIBILITY:
+            return
+        profile = str(statement.predicate["profile"])
+        new = WorkerResult.of(row.keyid, statement.predicate)
+        earlier = [
+            WorkerResult.of(other.keyid, p)
+            for other in AttestationRepository(session).of_artifact(
+                stored.digest.hex, intoto.REPRODUCIBILITY
+            )
+            if other.envelope_sha256 != row.envelope_sha256
+            and (p := predicate_of(other.envelope)).get("profile") == profile
+        ]
+        if new.agree and all(e.output == new.output for e in earlier):
+            return
+        verdict = judge(profile, [*earlier, new])
+        finding = verdict.finding or ""
+        index = self._log.append(
+            session,
+            "verification.nondeterministic",
+            {
+                "artifact": str(stored.digest),
+                "name": stored.name,
+                "version": stored.version,
+                "profile": profile,
+                "finding": finding,
+                "outputs": verdict.outputs,
+                "attestation": row.envelope_sha256,
+            },
+        )
+        session.add(
+            ChannelEventRow(
+                log_index=index,
+                name=stored.name,
+                channel=ALL_CHANNELS,
+                action="nondeterministic",
+                from_digest=None,
+                to_digest=stored.digest.hex,
+                reason=f"non-reproducible on {profile}: {finding}"[:1024],
+                token_id=row.token_id,
+                created_at=datetime.now(UTC),
+            )
+        )
+        self._metrics.nondeterministic.labels(profile=profile).inc()
+
+
+def profile_states(
+    profiles: Iterable[str], judged: Mapping[str, ProfileVerdict], jobs: list[Job]
+) -> list[ProfileState]:
+    """Where verification of each profile stands, for people: one row per profile."""
+    names = dict.fromkeys([*profiles, *judged, *(j.profile for j in jobs)])
+    out = []
+    for profile in names:
+        verdict = judged.get(profile, ProfileVerdict(profile))
+        mine = [j for j in jobs if j.profile == profile]
+        running = [j.worker or "?" for j in mine if j.state == "running"]
+        queued = sum(j.state == "queued" for j in mine)
+        failed = [j.last_error or "no reason given" for j in mine if j.state == "failed"]
+        if verdict.finding is not None:
+            state = "disagree"
+        elif verdict.results:
+            state = "attested"
+        elif running:
+            state = "running"
+        elif queued:
+            state = "queued"
+        elif failed:
+            state = "failed"
+        else:
+            state = "none"
+        out.append(
+            ProfileState(
+                profile=profile,
+                state=state,
+                agreeing_workers=verdict.agreeing_workers,
+                output=verdict.output,
+                finding=verdict.finding,
+                workers=[
+                    {"keyid": r.keyid, "output": r.output, "agree": r.agree}
+                    for r in verdict.results
+                ],
+                queued=queued,
+                running=running,
+                failed=failed,
+            )
+        )
+    return out

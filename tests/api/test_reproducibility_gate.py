@@ -1,0 +1,153 @@
+"""The promotion gate on reproducibility: distinct agreeing workers, disagreement blocks for good."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from registry.core import intoto
+from registry.core.keys import SigningKey
+from registry.core.roles import Role
+from tests.api.test_channels import key
+from tests.conftest import Api, Deployment, api_with_policy
+from tests.support.content import digests, manifest_bytes
+from tests.support.trust import reproducibility, signed, statement_about
+
+NAME = "veid/trust-score"
+POLICY = b"""
+[channels.production]
+reproducibility = [{ profile = "cpu-tensorflow", min_workers = 2 }]
+"""
+A, B = "blake3:" + "0a" * 32, "blake3:" + "0b" * 32
+
+
+def push(api: Api, version: str) -> bytes:
+    data = f"graph {version}".encode()
+    api.client.put(f"/v1/blobs/{digests(data).blake3}", content=data, headers=api.auth())
+    raw = manifest_bytes(
+        NAME, version, {"saved_model.pb": data}, runtime={"engine": "tensorflow-savedmodel"}
+    )
+    assert api.client.put("/v1/artifacts", content=raw, headers=api.auth()).status_code == 201
+    return raw
+
+
+def attest(api: Api, raw: bytes, version: str, k: SigningKey, outputs: list[str]) -> None:
+    predicate = reproducibility(k.public.keyid, outputs)
+    envelope = signed(statement_about(raw, NAME, version, intoto.REPRODUCIBILITY, predicate), k)
+    r = api.client.post(
+        f"/v1/artifacts/{digests(raw).blake3}/attestations",
+        content=envelope.to_json(),
+        headers=api.auth(Role.WORKER),
+    )
+    assert r.status_code == 201, r.text
+
+
+def status(api: Api, raw: bytes) -> dict[str, Any]:
+    r = api.client.get(
+        f"/v1/artifacts/{digests(raw).blake3}/status",
+        params={"channel": "production"},
+        headers=api.auth(),
+    )
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def promote(api: Api, raw: bytes) -> int:
+    return api.client.post(
+        "/v1/channels/promote",
+        json={
+            "name": NAME,
+            "channel": "production",
+            "digest": str(digests(raw).blake3),
+            "reason": "verified",
+        },
+        headers=api.auth(Role.GOVERNOR),
+    ).status_code
+
+
+def nondeterministic_total(api: Api) -> float:
+    text = api.client.get("/metrics").text
+    lines = [x for x in text.splitlines() if x.startswith("reliquary_nondeterministic_total{")]
+    return sum(float(x.rsplit(" ", 1)[1]) for x in lines)
+
+
+def test_two_agreeing_workers_make_it_promotable_and_the_status_says_so(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    api = api_with_policy(deployment, tmp_path, POLICY)
+    try:
+        raw = push(api, "v1")
+        first = status(api, raw)
+        assert first["promotable"] is False
+        [profile] = first["verification"]
+        assert (profile["profile"], profile["state"], profile["queued"]) == (
+            "cpu-tensorflow",
+            "queued",
+            2,
+        )
+        one, two = key(api, "worker"), key(api, "worker")
+        attest(api, raw, "v1", one, [A, A, A])
+        attest(api, raw, "v1", one, [A, A, A][:2])  # the same worker again counts once
+        assert status(api, raw)["promotable"] is False
+        attest(api, raw, "v1", two, [A, A, A])
+        done = status(api, raw)
+        assert done["promotable"] is True
+        [profile] = done["verification"]
+        assert profile["state"] == "attested" and profile["output"] == A
+        assert profile["agreeing_workers"] == 2
+        assert promote(api, raw) == 200
+        assert nondeterministic_total(api) == 0
+    finally:
+        api.client.__exit__(None, None, None)
+
+
+def test_any_disagreement_blocks_promotion_is_counted_and_shows_in_history(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    api = api_with_policy(deployment, tmp_path, POLICY)
+    try:
+        across, within = push(api, "v1"), push(api, "v2")
+        one, two, three = key(api, "worker"), key(api, "worker"), key(api, "worker")
+        attest(api, across, "v1", one, [A, A, A])
+        attest(api, across, "v1", two, [B, B, B])  # workers disagree
+        attest(api, across, "v1", three, [A, A, A])  # a majority does not outvote a finding
+        state = status(api, across)
+        assert state["promotable"] is False
+        [profile] = state["verification"]
+        assert (
+            profile["state"] == "disagree" and A in profile["finding"] and B in profile["finding"]
+        )
+        [requirement] = state["requirements"]
+        assert "non-reproducible" in requirement["reason"] and B in requirement["reason"]
+        assert promote(api, across) == 409
+
+        attest(api, within, "v2", one, [A, B, A])  # one worker's runs disagree
+        assert status(api, within)["verification"][0]["state"] == "disagree"
+        assert promote(api, within) == 409
+        assert nondeterministic_total(api) == 3  # every attestation that disagrees is counted
+
+        events = api.client.get(
+            "/v1/channels/history",
+            params={"name": NAME, "channel": "production"},
+            headers=api.auth(),
+        ).json()["events"]
+        findings = [e for e in events if e["action"] == "nondeterministic"]
+        assert [e["to_digest"] for e in findings] == [
+            str(digests(within).blake3),
+            str(digests(across).blake3),
+            str(digests(across).blake3),
+        ]
+        assert all(A in e["reason"] and B in e["reason"] for e in findings)
+        entries = api.client.get(
+            "/v1/log/entries", params={"start": 0, "end": 200}, headers=api.auth()
+        ).json()["entries"]
+        assert (
+            sum(
+                '"verification.nondeterministic"' in str(e)
+                or "nondeterministic" in str(e.get("kind", ""))
+                for e in entries
+            )
+            >= 2
+        )
+    finally:
+        api.client.__exit__(None, None, None)
