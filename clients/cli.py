@@ -30,9 +30,10 @@ from clients.config import cache_root, save_login
 from clients.errors import ReliquaryError
 from clients.governance import channel_digest
 from clients.progress import TransferProgress
-from clients.pull import fetch_manifest, pull
+from clients.pull import fetch_manifest, fetch_parsed_manifest, pull
 from clients.push import push_directory
 from clients.signing import PublishSigner
+from registry.core.manifest import Scalar
 from registry.core.quantity import format_size, parse_size
 
 __all__ = ["cli", "main"]
@@ -67,6 +68,21 @@ def login(url: str, login_token: str) -> None:
     type=click.Choice(["model", "image", "dataset", "reference-inputs"]),
 )
 @click.option("--label", "labels", multiple=True, help="key=value, repeatable.")
+@click.option(
+    "--engine",
+    help="runtime.engine: what runs the model (tensorflow-savedmodel, vllm); workers need it.",
+)
+@click.option(
+    "--runtime",
+    "runtime_fields",
+    multiple=True,
+    help="More runtime fields as key=value (signature=serving_default, dtype=float32).",
+)
+@click.option(
+    "--reference-inputs",
+    "reference_inputs",
+    help="The reference-inputs artifact workers run (name@version or digest).",
+)
 @click.option("--parallel", default=4, show_default=True, help="Blobs hashed/sent at once.")
 @click.option("--chunk-size", default="64MiB", show_default=True, help="Resumable chunk size.")
 @click.option(
@@ -91,6 +107,9 @@ def push(
     version: str,
     kind: str,
     labels: tuple[str, ...],
+    engine: str | None,
+    runtime_fields: tuple[str, ...],
+    reference_inputs: str | None,
     parallel: int,
     chunk_size: str,
     resumable_from: str,
@@ -100,12 +119,27 @@ def push(
 ) -> None:
     """Publish DIRECTORY as NAME@VERSION; print the artifact digest.
 
-    With --sign-key, then sign and post a publish/v1 statement about it.
+    With --sign-key, then sign and post a publish/v1 statement about it. A model that
+    workers verify names its --engine and its --reference-inputs (pushed before with
+    --kind reference-inputs).
     """
     if sign_key is None and any(publish.values()):
         raise click.UsageError("--publisher and --source-*/--training-run need --sign-key")
     signer = PublishSigner.prepare(sign_key, **publish) if sign_key is not None else None
     client = client_of(ctx)
+    runtime: dict[str, Scalar] = dict(_pairs(runtime_fields, "--runtime"))
+    if engine:
+        runtime["engine"] = engine
+    inputs_digest = None
+    if reference_inputs is not None:
+        inputs = fetch_parsed_manifest(client, reference_inputs)
+        if inputs.manifest.kind != "reference-inputs":
+            raise click.BadParameter(
+                f"{reference_inputs} is a {inputs.manifest.kind!r} artifact; push the inputs "
+                "with --kind reference-inputs",
+                param_hint="--reference-inputs",
+            )
+        inputs_digest = str(inputs.digests.blake3)
     with TransferProgress(enabled=not as_json) as progress:
         result = push_directory(
             client,
@@ -113,7 +147,9 @@ def push(
             name=name,
             version=version,
             kind=kind,
-            labels=_labels(labels),
+            labels=_pairs(labels, "--label"),
+            runtime=runtime or None,
+            reference_inputs=inputs_digest,
             cache=BlobCache(cache_root()),
             progress=progress,
             parallel=parallel,
@@ -139,12 +175,12 @@ def push(
     emit(as_json, summary, text)
 
 
-def _labels(labels: tuple[str, ...]) -> dict[str, str]:
+def _pairs(pairs: tuple[str, ...], option: str) -> dict[str, str]:
     parsed: dict[str, str] = {}
-    for label in labels:
-        key, sep, value = label.partition("=")
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise click.BadParameter(f"{label!r} is not key=value", param_hint="--label")
+            raise click.BadParameter(f"{pair!r} is not key=value", param_hint=option)
         parsed[key] = value
     return parsed
 

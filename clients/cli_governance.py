@@ -57,6 +57,36 @@ def _print_requirements(requirements: list[dict[str, Any]]) -> None:
     _print_table(table)
 
 
+def _print_verification(profiles: list[dict[str, Any]]) -> None:
+    """Where verification stands per profile: queued / running (by whom) / attested / ..."""
+    if not profiles:
+        return
+    table = Table("profile", "verification", "detail", box=None)
+    for p in profiles:
+        state = str(p.get("state"))
+        if state == "attested":
+            detail = f"{p.get('agreeing_workers')} worker(s) agree on {p.get('output')}"
+        elif state == "disagree":
+            detail = str(p.get("finding"))
+        elif state == "running":
+            detail = "by " + ", ".join(str(w) for w in p.get("running") or [])
+        elif state == "failed":
+            detail = "; ".join(str(e) for e in p.get("failed") or [])
+        elif state == "queued":
+            detail = f"{p.get('queued')} job(s) waiting for a worker"
+        else:
+            detail = "no job: request one with POST /v1/artifacts/DIGEST/verify"
+        extra = []
+        if state != "queued" and p.get("queued"):
+            extra.append(f"{p.get('queued')} more queued")
+        if state != "running" and p.get("running"):
+            extra.append("running by " + ", ".join(str(w) for w in p["running"]))
+        if extra:
+            detail += f" ({'; '.join(extra)})"
+        table.add_row(Text(str(p.get("profile"))), Text(state), Text(detail))
+    _print_table(table)
+
+
 def _say_unmet(requirements: list[dict[str, Any]]) -> None:
     for r in requirements:
         if r.get("met") is not True:
@@ -87,7 +117,13 @@ def status_command(ctx: click.Context, ref: str, channel: str, as_json: bool) ->
     parsed = fetch_parsed_manifest(client, ref)
     status = client.status(parsed.digests.blake3, channel)
     requirements: list[dict[str, Any]] = status["requirements"]
-    emit(as_json, status, lambda: _print_requirements(requirements))
+    profiles: list[dict[str, Any]] = status.get("verification") or []
+
+    def text() -> None:
+        _print_requirements(requirements)
+        _print_verification(profiles)
+
+    emit(as_json, status, text)
     unmet = [r for r in requirements if r.get("met") is not True]
     if unmet:
         raise RefusedError(

@@ -31,6 +31,7 @@ from typing import Any
 from clients._answers import RemoteBlob, json_object, remote_blob, stored
 from clients._governance_api import GovernanceApi
 from clients._http import OCTETS, HttpSession, Progress, Retry, file_pieces
+from clients._jobs_api import JobsApi
 from clients._trust_api import TrustApi
 from clients._uploads import ResumableUpload
 from clients.errors import NotFoundError, ReliquaryError, VerificationError
@@ -42,11 +43,12 @@ MAX_MANIFEST_BYTES = 64 * 2**20  # a lying server cannot make us buffer more tha
 __all__ = ["RegistryClient", "RemoteBlob"]
 
 
-class RegistryClient(TrustApi, GovernanceApi):
+class RegistryClient(TrustApi, GovernanceApi, JobsApi):
     """A registry at ``base_url``, called with ``token`` (``None``: anonymous).
 
     Signing keys, attestations and the transparency log: see ``clients._trust_api``;
-    channels, policy status, promote, rollback and history: ``clients._governance_api``.
+    channels, policy status, promote, rollback and history: ``clients._governance_api``;
+    verification jobs: ``clients._jobs_api``.
     """
 
     def __init__(

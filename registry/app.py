@@ -154,7 +154,16 @@ class Services:
         )
         evidence = Evidence(artifacts, attestations, keys)
         policy = load_policy(settings)
-        jobs = JobService(artifacts, attestations, writes, reads, policy, metrics)
+        jobs = JobService(
+            artifacts,
+            attestations,
+            writes,
+            reads,
+            policy,
+            metrics,
+            lease_seconds=settings.jobs.lease_seconds,
+            max_attempts=settings.jobs.max_attempts,
+        )
         artifacts.add_push_hook(jobs.enqueue_required)
         return cls(
             settings=settings,

@@ -63,6 +63,12 @@ class PolicySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class JobSettings:
+    lease_seconds: float = 300.0  # a worker heartbeats well within this; expiry requeues
+    max_attempts: int = 3
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path
     database: DatabaseSettings
@@ -71,6 +77,7 @@ class Settings:
     policy: PolicySettings = field(default_factory=lambda: PolicySettings(None))
     limits: LimitSettings = field(default_factory=LimitSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    jobs: JobSettings = field(default_factory=JobSettings)
 
     @property
     def embedded(self) -> bool:
@@ -146,6 +153,14 @@ class Settings:
             token_cache = 2.0 if cache_text is None else parse_duration(cache_text)
         except ValueError as exc:
             raise ValueError(f"RELIQUARY_TOKEN_CACHE_TTL: {exc}") from exc
+        lease_text = get("job_lease")
+        attempts_text = get("job_max_attempts", "3") or "3"
+        try:
+            lease = 300.0 if lease_text is None else parse_duration(lease_text)
+        except ValueError as exc:
+            raise ValueError(f"RELIQUARY_JOB_LEASE: {exc}") from exc
+        if not attempts_text.isdigit() or not 1 <= int(attempts_text) <= 100:
+            raise ValueError(f"RELIQUARY_JOB_MAX_ATTEMPTS must be 1..100, not {attempts_text!r}")
         return cls(
             data_dir=data_dir,
             database=DatabaseSettings(url=database_url),
@@ -161,4 +176,5 @@ class Settings:
             auth=AuthSettings(
                 anonymous_reads=anonymous in ("true", "1", "yes"), token_cache_seconds=token_cache
             ),
+            jobs=JobSettings(lease_seconds=lease, max_attempts=int(attempts_text)),
         )

@@ -74,7 +74,12 @@ class JobController(Controller):
         job_service: JobServiceDep,
     ) -> Job:
         return await anyio.to_thread.run_sync(
-            job_service.fail, job_id, _token(request), data.error, data.retry
+            job_service.fail,
+            job_id,
+            _token(request),
+            data.error,
+            data.retry,
+            data.nondeterministic,
         )
 
 

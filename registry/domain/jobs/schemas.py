@@ -15,6 +15,7 @@ class Claim(msgspec.Struct, forbid_unknown_fields=True):
 class Failure(msgspec.Struct, forbid_unknown_fields=True):
     error: str
     retry: bool = True
+    nondeterministic: bool = False  # the engine refused an op it cannot run deterministically
 
 
 class VerifyRequest(msgspec.Struct, forbid_unknown_fields=True):

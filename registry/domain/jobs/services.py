@@ -190,16 +190,25 @@ class JobService:
             self._metrics.verification_seconds.labels(profile=row.profile).observe(waited)
             return _dto(row)
 
-    def fail(self, job_id: str, token_id: str, error: str, retry: bool) -> Job:
-        """Give the job up: back to the queue while attempts remain and ``retry``."""
+    def fail(
+        self, job_id: str, token_id: str, error: str, retry: bool, nondeterministic: bool = False
+    ) -> Job:
+        """Give the job up: back to the queue while attempts remain and ``retry``.
+
+        A ``nondeterministic`` failure (the engine refused an op it cannot run
+        deterministically) is final and counted as a nondeterminism finding.
+        """
         if not error.strip():
             raise InvalidRequestError("say why the job failed")
         now = datetime.now(UTC)
         with self._writes.begin() as session:
             row = self._held(session, job_id, token_id, now)
+            if nondeterministic:
+                error = f"nondeterministic: {error}"
+                self._metrics.nondeterministic.labels(profile=row.profile).inc()
             row.last_error, row.updated_at = error[:2048], now
             row.lease_expires_at = None
-            if retry and row.attempts < row.max_attempts:
+            if retry and not nondeterministic and row.attempts < row.max_attempts:
                 row.state, row.worker_token, row.worker_name = "queued", None, None
             else:
                 row.state = "failed"
