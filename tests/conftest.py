@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,23 @@ from registry.fastpath import FastPath
 from registry.migrate import upgrade
 from registry.settings import Settings
 from tests.support.s3 import S3Endpoint, create_bucket, s3_endpoint
+
+
+def gpu_present() -> bool:
+    """An NVIDIA GPU answers ``nvidia-smi -L`` here."""
+    if shutil.which("nvidia-smi") is None:
+        return False
+    return subprocess.run(["nvidia-smi", "-L"], capture_output=True, check=False).returncode == 0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``gpu`` tests run only where a GPU is (the device machine); elsewhere they say why."""
+    if any("gpu" in item.keywords for item in items) and not gpu_present():
+        skip = pytest.mark.skip(reason="needs an NVIDIA GPU; none is present on this machine")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
+
 
 POSTGRES_URL = os.environ.get(
     "RELIQUARY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

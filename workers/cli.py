@@ -93,6 +93,7 @@ def run(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     chosen = PROFILES[profile]
     if not chosen.installed():
         _fail(

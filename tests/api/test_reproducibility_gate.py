@@ -101,6 +101,25 @@ def test_two_agreeing_workers_make_it_promotable_and_the_status_says_so(
         api.client.__exit__(None, None, None)
 
 
+def test_a_worker_attests_only_its_own_runs(deployment: Deployment, tmp_path: Path) -> None:
+    api = api_with_policy(deployment, tmp_path, POLICY)
+    try:
+        raw = push(api, "v1")
+        one, two = key(api, "worker"), key(api, "worker")
+        predicate = reproducibility(two.public.keyid, [A])  # names another worker
+        envelope = signed(statement_about(raw, NAME, "v1", intoto.REPRODUCIBILITY, predicate), one)
+        r = api.client.post(
+            f"/v1/artifacts/{digests(raw).blake3}/attestations",
+            content=envelope.to_json(),
+            headers=api.auth(Role.WORKER),
+        )
+        assert r.status_code == 422 and "only its own runs" in r.json()["detail"]
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert status(api, raw)["verification"][0]["workers"] == []
+    finally:
+        api.client.__exit__(None, None, None)
+
+
 def test_any_disagreement_blocks_promotion_is_counted_and_shows_in_history(
     deployment: Deployment, tmp_path: Path
 ) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import signal
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import httpx
 import pytest
 
 from registry.core import intoto
-from tests.workers.conftest import NAME, Registry, build_example
+from tests.workers.conftest import NAME, WORKER, Registry, build_example
 
 pytestmark = pytest.mark.slow
 TWO_WORKERS = b"""
@@ -161,3 +162,40 @@ def test_a_killed_workers_job_is_redone_and_a_stopped_worker_finishes_its_job(
     assert polite.wait(timeout=300) == 0
     assert "attested in" in reg.log_of(2)
     assert profile_state(reg, digest)["agreeing_workers"] == 2
+
+
+@pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
+def test_bad_setups_are_refused_with_what_to_do(
+    start_registry: Callable[..., Registry], tmp_path: Path
+) -> None:
+    reg = start_registry(ONE_WORKER)
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "saved_model.pb").write_bytes(b"not really a graph")
+    reg.cli("push", str(model), "--name", NAME, "--version", "v0")
+    wrong = reg.cli(
+        *("push", str(model), "--name", NAME, "--version", "v1"),
+        *("--engine", "tensorflow-savedmodel", "--reference-inputs", f"{NAME}@v0"),
+        expect=2,
+    )
+    assert "--kind reference-inputs" in wrong
+    # a model without reference inputs gets a job, which fails saying what is missing
+    out = reg.cli(
+        *("push", str(model), "--name", NAME, "--version", "v2", "--json"),
+        *("--engine", "tensorflow-savedmodel", "--sign-key", str(reg.publisher_key)),
+    )
+    digest = json.loads(out.splitlines()[0])["digest"]
+    assert reg.worker("--once").wait(timeout=120) == 0
+    [error] = profile_state(reg, digest)["failed"]
+    assert "names no reference inputs" in error and "--reference-inputs" in error
+    # a worker whose key nobody registered does not start
+    stranger = tmp_path / "stranger.pem"
+    reg.cli("keys", "generate", "--out", str(stranger))
+    refused = subprocess.run(
+        [WORKER, "run", "--profile", "cpu-tensorflow", "--key", str(stranger), "--once"],
+        env=reg.env("admin"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 5 and "--role worker" in refused.stderr

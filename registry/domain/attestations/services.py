@@ -7,7 +7,8 @@ An envelope is stored only after every check passed, in this order:
 3. a subject carries both digests of the artifact it is posted to (a statement
    about another artifact cannot be replayed here);
 4. a signature comes from a registered, unrevoked key whose role may make this
-   predicate, and it verifies over the PAE of the payload.
+   predicate, and it verifies over the PAE of the payload; a reproducibility/v1
+   statement is signed by the worker key it names.
 The same envelope posted again is a no-op that answers the first log index.
 Acceptance appends ``attestation.accepted`` to the log in the same transaction, and
 runs each ``AcceptHook`` in it (a hook may append its own entries, or refuse).
@@ -105,6 +106,12 @@ class AttestationService:
         if existing is not None:
             return existing, False
         keyid = self._verify(envelope, statement.predicate_type)  # 4
+        claimed = statement.predicate.get("worker", keyid)
+        if statement.predicate_type == intoto.REPRODUCIBILITY and claimed != keyid:
+            raise AttestationRejectedError(
+                f"the statement names worker {str(claimed)[:64]} but is signed by {keyid}; a "
+                "worker attests only its own runs"
+            )
         try:
             with self._writes.begin() as session:
                 index = self._log.append(

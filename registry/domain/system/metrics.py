@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from registry.core.profiles import PROFILE_ENGINES
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -53,3 +55,7 @@ class Metrics:
             ["profile"],
             registry=self.registry,
         )
+        for profile in PROFILE_ENGINES:  # series exist at 0, so alerts see their first increase
+            self.nondeterministic.labels(profile=profile)
+            self.verification_seconds.labels(profile=profile)
+            self.jobs_failed.labels(profile=profile)

