@@ -16,6 +16,10 @@ round. MB = 10^6 bytes. CPU columns are % of one core over the timed interval.
   cache (the blob was just written).
 - HEAD: sequential requests on one keep-alive connection, p50/p99 in ms, client time
   included: from a raw socket (a few µs of client work) and from ``httpx.Client``.
+- peer: CNCF Distribution (Debian ``docker-registry``, filesystem storage in the same
+  temp dir, no auth, access log off) through the OCI API: monolithic push
+  (``POST /v2/bench/blobs/uploads/`` then ``curl -T`` PUT ``?digest=sha256:…``; the
+  server hashes and verifies), ``curl`` GET and raw-socket HEAD of the blob.
 
 Only 127.0.0.1 is used; processes and the temp dir are removed at exit, error or not.
 """
@@ -158,6 +162,7 @@ class Bench:
         self.auth_file = root / "auth.headers"
         self.token = ""
         self.port = self.nginx_port = self.pid = self.nginx_pid = 0
+        self.dist_port = self.dist_pid = 0
 
     def start_server(self) -> None:
         exe = str(Path(sys.executable).parent / "reliquary-server")
@@ -194,6 +199,26 @@ class Bench:
         (self.data / "ping").write_text("ok")
         wait_ready(f"http://{HOST}:{self.nginx_port}/ping", proc, log, 20)
 
+    def start_distribution(self) -> None:
+        """CNCF Distribution as a plain process on loopback, its own config and storage."""
+        self.dist_port, conf, log = (
+            free_port(),
+            self.root / "distribution.yml",
+            self.root / "dist.log",
+        )
+        storage = self.root / "distribution"
+        conf.write_text(
+            "version: 0.1\n"
+            "log: {level: error, accesslog: {disabled: true}}\n"
+            f"storage: {{filesystem: {{rootdirectory: {storage}}}, cache: {{blobdescriptor: inmemory}}}}\n"
+            f"http: {{addr: '{HOST}:{self.dist_port}'}}\n"
+        )
+        with log.open("wb") as out:
+            proc = subprocess.Popen(["docker-registry", "serve", str(conf)], stdout=out, stderr=out)
+        self.procs.append(proc)
+        self.dist_pid = proc.pid
+        wait_ready(f"http://{HOST}:{self.dist_port}/v2/", proc, log, 30)
+
     def stop(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:
@@ -211,13 +236,19 @@ class Bench:
             while remaining > 0:
                 remaining -= out.write(os.urandom(min(CHUNK, remaining)))
 
-    def new_content(self) -> str:
-        """Change the file's first bytes in place (it stays cached); its blake3 hex."""
+    def new_content(self) -> tuple[str, str]:
+        """Change the file's first bytes in place (it stays cached); (blake3, sha256) hex."""
         with self.src.open("r+b") as f:
             f.write(os.urandom(min(32, self.size)))
         hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
         hasher.update_mmap(str(self.src))
-        return str(hasher.hexdigest())
+        sha = subprocess.run(
+            ["openssl", "dgst", "-sha256", "-r", str(self.src)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()[0]
+        return str(hasher.hexdigest()), sha
 
     def stored_path(self, hexdigest: str) -> str:
         """The registry's file for a blob, as a URL path under nginx's root."""
@@ -266,6 +297,32 @@ class Bench:
         args = ["-H", f"@{self.auth_file}", url]
         return (self.timed(partial(self.curl, *args, expect="200"), self.pid),)
 
+    def dist_push(self, sha256_hex: str) -> tuple[Sample]:
+        """OCI monolithic push: POST (open an upload) + PUT ?digest= of the whole body."""
+
+        def push() -> float:
+            started = time.perf_counter()
+            with httpx.Client(trust_env=False) as client:
+                made = client.post(f"http://{HOST}:{self.dist_port}/v2/bench/blobs/uploads/")
+            made.raise_for_status()
+            opened = time.perf_counter() - started
+            base = httpx.URL(f"http://{HOST}:{self.dist_port}")
+            url = base.join(made.headers["location"]).copy_merge_params(
+                {"digest": f"sha256:{sha256_hex}"}
+            )
+            return opened + self.curl("-T", str(self.src), str(url), expect="201")
+
+        return (self.timed(push, self.dist_pid),)
+
+    def forget_distribution_blob(self, sha256_hex: str) -> None:
+        """Free the disk: Distribution has no delete by default, so remove its files."""
+        data = self.root / "distribution" / "docker/registry/v2/blobs/sha256" / sha256_hex[:2]
+        shutil.rmtree(data / sha256_hex, ignore_errors=True)
+
+    def dist_pull(self, sha256_hex: str) -> tuple[Sample]:
+        url = f"http://{HOST}:{self.dist_port}/v2/bench/blobs/sha256:{sha256_hex}"
+        return (self.timed(partial(self.curl, url, expect="200"), self.dist_pid),)
+
     def nginx_pull(self, path: str) -> tuple[Sample]:
         url = f"http://{HOST}:{self.nginx_port}{path}"
         return (self.timed(partial(self.curl, url, expect="200"), self.nginx_pid),)
@@ -273,9 +330,13 @@ class Bench:
     def file_read(self, path: str) -> tuple[Sample]:
         return (self.timed(lambda: self.dd(f"{self.data}{path}", "/dev/null"), None),)
 
-    def heads(self, client: str, registry: bool, path: str, count: int) -> tuple[Sample, ...]:
-        port, pid = (self.port, self.pid) if registry else (self.nginx_port, self.nginx_pid)
-        headers = {"Authorization": f"Bearer {self.token}"} if registry else {}
+    def heads(self, client: str, who: str, path: str, count: int) -> tuple[Sample, ...]:
+        port, pid = {
+            "Reliquary": (self.port, self.pid),
+            "nginx": (self.nginx_port, self.nginx_pid),
+            "Distribution": (self.dist_port, self.dist_pid),
+        }[who]
+        headers = {"Authorization": f"Bearer {self.token}"} if who == "Reliquary" else {}
         measure = raw_heads if client == "raw" else httpx_heads
         measure(port, path, headers, min(count, 50))  # warm up
         server0, client0, started = proc_cpu(pid), own_cpu(), time.perf_counter()
@@ -302,32 +363,49 @@ def run_rounds(bench: Bench, rounds: int, count: int) -> dict[str, Figure]:
         "nginx": Figure("read limit: nginx sendfile (curl)", "MB/s"),
         "cat": Figure("read limit: dd of=/dev/null", "MB/s"),
         "pull": Figure("Reliquary GET blob (curl)", "MB/s"),
+        "dist-push": Figure("Distribution push blob (POST+PUT)", "MB/s"),
+        "dist-pull": Figure("Distribution GET blob (curl)", "MB/s"),
     }
-    for who in ("nginx", "Reliquary"):
+    for who in ("nginx", "Reliquary", "Distribution"):
         for client, q in ((c, q) for c in ("raw", "httpx") for q in ("p50", "p99")):
+            if who == "Distribution" and client == "httpx":
+                continue
             name = "raw socket" if client == "raw" else "httpx"
             figs[f"{who}/{client}/{q}"] = Figure(f"HEAD {q}, {who} ({name})", "ms")
     for index in range(rounds):
         flip = index % 2 == 1
-        hexdigest = bench.new_content()
+        hexdigest, sha = bench.new_content()
         print(f"round {index + 1}/{rounds} (order {'B, A' if flip else 'A, B'}) ...", flush=True)
-        push = partial(bench.push, hexdigest)
-        run_pair(figs, [(("dd",), bench.write_limit), (("push",), push)], flip)
+        push, dist_push = partial(bench.push, hexdigest), partial(bench.dist_push, sha)
+        steps: list[Step] = [
+            (("dd",), bench.write_limit),
+            (("push",), push),
+            (("dist-push",), dist_push),
+        ]
+        run_pair(figs, steps, flip)
         path = bench.stored_path(hexdigest)
         bench.file_read(path)  # just written, so cached anyway: make it certain
         nginx_pull, pull = partial(bench.nginx_pull, path), partial(bench.pull, hexdigest)
-        run_pair(figs, [(("nginx",), nginx_pull), (("pull",), pull)], flip)
+        dist_pull = partial(bench.dist_pull, sha)
+        steps = [(("nginx",), nginx_pull), (("pull",), pull), (("dist-pull",), dist_pull)]
+        run_pair(figs, steps, flip)
         figs["cat"].samples += bench.file_read(path)
-        blob = f"/v1/blobs/blake3:{hexdigest}"
+        urls = {
+            "nginx": path,
+            "Reliquary": f"/v1/blobs/blake3:{hexdigest}",
+            "Distribution": f"/v2/bench/blobs/sha256:{sha}",
+        }
         for client in ("raw", "httpx"):
-            steps: list[Step] = [
+            steps = [
                 (
                     (f"{who}/{client}/p50", f"{who}/{client}/p99"),
-                    partial(bench.heads, client, who == "Reliquary", url, count),
+                    partial(bench.heads, client, who, url, count),
                 )
-                for who, url in (("nginx", path), ("Reliquary", blob))
+                for who, url in urls.items()
+                if f"{who}/{client}/p50" in figs
             ]
             run_pair(figs, steps, flip)
+        bench.forget_distribution_blob(sha)
     return figs
 
 
@@ -362,8 +440,19 @@ def report(figs: dict[str, Figure], header: list[str]) -> None:
 
     ratio("push / dd conv=fsync", "push", "dd", 0.8, True)
     ratio("pull / nginx sendfile", "pull", "nginx", 0.8, True)
+    ratio("push Reliquary / Distribution", "push", "dist-push", None, True)
+    ratio("pull Reliquary / Distribution", "pull", "dist-pull", None, True)
+    ratio("Distribution push / dd conv=fsync", "dist-push", "dd", None, True)
+    ratio("Distribution pull / nginx sendfile", "dist-pull", "nginx", None, True)
     ratio("HEAD p50 Reliquary, raw socket (ms)", "Reliquary/raw/p50", None, 0.25, False)
     ratio("HEAD p50 Reliquary / nginx, raw", "Reliquary/raw/p50", "nginx/raw/p50", None, False)
+    ratio(
+        "HEAD p50 Reliquary / Distribution, raw",
+        "Reliquary/raw/p50",
+        "Distribution/raw/p50",
+        None,
+        False,
+    )
     ratio("HEAD p50 Reliquary, httpx (ms)", "Reliquary/httpx/p50", None, None, False)
 
 
@@ -376,9 +465,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not (1 <= args.rounds <= 50 and 2 <= args.head_requests <= 100_000 and args.size > 0):
         parser.error("--rounds must be 1..50, --head-requests 2..100000, --size > 0")
-    for tool in ("curl", "dd", "nginx", "findmnt"):
+    for tool in ("curl", "dd", "nginx", "findmnt", "docker-registry", "openssl"):
         if shutil.which(tool) is None:
-            parser.error(f"{tool} is not installed (apt-get install -y nginx curl)")
+            parser.error(f"{tool} is not installed (apt-get install -y nginx curl docker-registry)")
 
     def on_term(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)
@@ -392,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.prepare()
         bench.start_server()
         bench.start_nginx()
+        bench.start_distribution()
         header = [
             f"Reliquary blob benchmark, {datetime.date.today().isoformat()}",
             f"machine: {machine_line(bench.data)}",

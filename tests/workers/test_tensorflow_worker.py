@@ -28,6 +28,12 @@ reproducibility = [{ profile = "cpu-tensorflow", min_workers = 2 }]
 ONE_WORKER = TWO_WORKERS.replace(b"min_workers = 2", b"min_workers = 1")
 
 
+def trust_score(reg: Registry, tmp_path: Path, *build_args: str) -> tuple[Path, str]:
+    """Build the example model (with ``build_args``), push it signed; (source, digest)."""
+    source = build_example("trust_score.py", tmp_path / "ts", *build_args)
+    return source, reg.push_model(source, "v1", "tensorflow-savedmodel")
+
+
 def profile_state(reg: Registry, digest: str) -> dict[str, Any]:
     status = reg.api(f"/v1/artifacts/{digest}/status?channel=production")
     [state] = status["verification"]
@@ -49,9 +55,7 @@ def test_two_workers_with_their_own_keys_agree_and_the_model_is_promoted(
     start_registry: Callable[..., Registry], tmp_path: Path
 ) -> None:
     reg = start_registry(TWO_WORKERS)
-    digest = reg.push_model(
-        build_example("trust_score.py", tmp_path / "ts"), "v1", "tensorflow-savedmodel"
-    )
+    _, digest = trust_score(reg, tmp_path)
     refused = reg.cli(
         "promote",
         f"{NAME}@v1",
@@ -89,8 +93,7 @@ def test_unseeded_randomness_is_caught_as_nondeterministic_and_never_promoted(
     start_registry: Callable[..., Registry], tmp_path: Path
 ) -> None:
     reg = start_registry(ONE_WORKER)
-    source = build_example("trust_score.py", tmp_path / "noisy", "--noise")
-    digest = reg.push_model(source, "v1", "tensorflow-savedmodel")
+    _, digest = trust_score(reg, tmp_path, "--noise")
     assert reg.worker("--once").wait(timeout=300) == 0
     state = profile_state(reg, digest)
     assert state["state"] == "failed", state
@@ -116,8 +119,7 @@ def test_a_tampered_blob_is_refused_before_anything_runs(
     start_registry: Callable[..., Registry], tmp_path: Path
 ) -> None:
     reg = start_registry(ONE_WORKER, RELIQUARY_JOB_MAX_ATTEMPTS="1")
-    source = build_example("trust_score.py", tmp_path / "ts")
-    digest = reg.push_model(source, "v1", "tensorflow-savedmodel")
+    source, digest = trust_score(reg, tmp_path)
     graph = (source / "model" / "saved_model.pb").read_bytes()
     blobs = Path(reg.server.env["RELIQUARY_DATA_DIR"]) / "blobs"
     [stored] = [p for p in blobs.rglob("*") if p.is_file() and p.read_bytes() == graph]
@@ -137,8 +139,7 @@ def test_a_killed_workers_job_is_redone_and_a_stopped_worker_finishes_its_job(
     start_registry: Callable[..., Registry], tmp_path: Path
 ) -> None:
     reg = start_registry(ONE_WORKER, RELIQUARY_JOB_LEASE="4s")
-    source = build_example("trust_score.py", tmp_path / "ts")
-    digest = reg.push_model(source, "v1", "tensorflow-savedmodel")
+    _, digest = trust_score(reg, tmp_path)
     doomed = reg.worker("--runs", "20")
     reg.wait_for(lambda: profile_state(reg, digest)["state"] == "running")
     doomed.send_signal(signal.SIGKILL)
