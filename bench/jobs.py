@@ -26,6 +26,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -168,9 +169,11 @@ def statement(key: SigningKey, identity: tuple[str, str, Any]) -> bytes:
 
 
 def work(
-    args: tuple[int, str, bytes, dict[str, tuple[str, str, Any]]],
+    args: tuple[int, str, bytes, dict[str, tuple[str, str, Any]], float],
 ) -> tuple[list[float], list[float]]:
-    port, token, key_pem, pushed = args
+    port, token, key_pem, pushed, think_ms = args
+    rng = random.Random(token)
+    time.sleep(rng.uniform(0, think_ms / 1000))  # workers do not start in step
     key = SigningKey.from_pem(key_pem)
     conn = Conn(port, token)
     claims, completes = [], []
@@ -186,9 +189,13 @@ def work(
         status, answer, ms = conn.call("POST", f"/v1/jobs/{job['id']}/complete", envelope)
         assert status == 200, answer
         completes.append(ms)
+        if think_ms:  # a real worker spends seconds on inference between requests
+            time.sleep(rng.uniform(0.5, 1.5) * think_ms / 1000)
 
 
-def bench_claims(root: Path, workers: int, jobs: int, database_url: str | None) -> dict[str, Any]:
+def bench_claims(
+    root: Path, workers: int, jobs: int, database_url: str | None, think_ms: float
+) -> dict[str, Any]:
     server = Server(root, database_url)
     server.start()
     try:
@@ -207,6 +214,7 @@ def bench_claims(root: Path, workers: int, jobs: int, database_url: str | None) 
                     server.cli("token", "create", "--role", "worker"),
                     key.to_pem(),
                     pushed,
+                    think_ms,
                 )
             )
         started = time.monotonic()
@@ -325,6 +333,13 @@ def main(argv: list[str] | None = None) -> int:
         "--postgres", help="also run against this PostgreSQL URL (its tables are reset)"
     )
     parser.add_argument("--inference", action="store_true", help="worker vs bare inference")
+    parser.add_argument(
+        "--think-ms",
+        type=float,
+        default=(0.0, 1000.0),
+        nargs="+",
+        help="pause between a worker's jobs, ms (each value is one run) [0 1000]",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="reliquary-bench-jobs-") as tmp:
@@ -332,23 +347,23 @@ def main(argv: list[str] | None = None) -> int:
         print(machine_line(root))
         print(f"{'figure':44} {'p50':>8} {'p99':>8} {'max':>8}   target")
         backends = [("SQLite", None)] + ([("PostgreSQL", args.postgres)] if args.postgres else [])
-        for label, url in backends:
-            (root / label).mkdir()
+        for (label, url), think in ((b, t) for b in backends for t in args.think_ms):
+            where = root / f"{label}-{think:g}"
+            where.mkdir()
             if url:
                 reset_postgres(url)
-            got = bench_claims(root / label, args.workers, args.jobs, url)
+            got = bench_claims(where, args.workers, args.jobs, url, think)
+            print(f"{label}, {args.workers} workers, pause {think:g} ms between jobs:")
             for what, values in (
                 ("claim", got["claims"]),
                 ("complete (attestation accept)", got["completes"]),
             ):
                 print(
-                    f"{label + ' ' + what:44} {statistics.median(values):8.2f} "
+                    f"{'  ' + what:44} {statistics.median(values):8.2f} "
                     f"{percentile(values, 99):8.2f} {max(values):8.2f}   p99 < 20 ms "
                     f"{'meets' if percentile(values, 99) < 20 else 'MISSES'}"
                 )
-            print(
-                f"{label + ' throughput':44} {got['jobs_per_s']:8.1f} jobs/s with {args.workers} workers"
-            )
+            print(f"{'  throughput':44} {got['jobs_per_s']:8.1f} jobs/s")
         if args.inference:
             got = bench_inference(root / "inference", args.rounds)
             wall, bare = statistics.median(got["walls"]), statistics.median(got["bares"])

@@ -5,12 +5,18 @@ Invariants:
   starts with ``BEGIN IMMEDIATE``: writers are serialised by the database itself,
   so read-check-write sequences cannot interleave. Read-only sessions begin
   deferred and run beside the writer.
+- Within one process, SQLite writers also queue on a lock of the engine's before
+  ``BEGIN IMMEDIATE``, so a waiting writer starts the moment the last one ends
+  instead of sleeping in SQLite's busy handler (which backs off up to 100 ms and
+  made job-claim p99 ~0.8 s under 8 workers). The busy timeout still covers other
+  processes.
 - PostgreSQL URLs use the psycopg 3 driver whatever the user wrote.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +54,31 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 READ_ONLY = "reliquary_read_only"
 
 
-def _sqlite_begin(connection: Any) -> None:
-    # Readers take no write lock (WAL lets them run beside the writer).
-    if connection.get_execution_options().get(READ_ONLY):
-        connection.exec_driver_sql("BEGIN")
-    else:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+WRITE_LOCK_HELD = "reliquary_write_lock_held"
+
+
+class _SqliteWriters:
+    """The engine's in-process writer queue (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def begin(self, connection: Any) -> None:
+        # Readers take no write lock (WAL lets them run beside the writer).
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+            return
+        self._lock.acquire()
+        connection.info[WRITE_LOCK_HELD] = True
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            self.end(connection)
+            raise
+
+    def end(self, connection: Any) -> None:
+        if connection.info.pop(WRITE_LOCK_HELD, False):
+            self._lock.release()
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -69,8 +94,11 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             pool_size=pool_size,
             max_overflow=pool_size,
         )
+        writers = _SqliteWriters()
         event.listen(engine, "connect", _sqlite_connect)
-        event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "begin", writers.begin)
+        event.listen(engine, "commit", writers.end)
+        event.listen(engine, "rollback", writers.end)
         return engine
     return create_engine(
         normalised, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True

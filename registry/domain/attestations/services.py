@@ -48,6 +48,7 @@ PREDICATE_ROLES: dict[str, frozenset[KeyRole]] = {
 
 AcceptHook = Callable[[Session, StoredManifest, AttestationRow, intoto.Statement], None]
 """Called in the accepting transaction, after the row is added."""
+AlsoInTransaction = Callable[[Session, AttestationRow], None]
 
 
 def _dto(row: AttestationRow) -> Attestation:
@@ -79,8 +80,14 @@ class AttestationService:
         self._log = log
         self._hooks = tuple(hooks)
 
-    def post(self, ref: Digest, raw: bytes, token_id: str | None) -> tuple[Attestation, bool]:
+    def post(
+        self, ref: Digest, raw: bytes, token_id: str | None, also: AlsoInTransaction | None = None
+    ) -> tuple[Attestation, bool]:
         """Verify and store an envelope about artifact ``ref``; (attestation, created).
+
+        ``also`` runs in the accepting transaction (after the hooks), so what the caller
+        records with it commits together with the attestation or not at all; it does not
+        run when the envelope was stored before.
 
         Raises:
             ArtifactNotFoundError; InvalidEnvelopeError, InvalidStatementError (400);
@@ -138,6 +145,8 @@ class AttestationService:
                 session.flush()
                 for hook in self._hooks:
                     hook(session, stored, row, statement)
+                if also is not None:
+                    also(session, row)
         except IntegrityError:  # the same envelope, posted concurrently
             existing = self._find(envelope_sha256)
             if existing is None:

@@ -23,7 +23,7 @@ from registry.core.digest import Digest
 from registry.core.manifest import ParsedManifest
 from registry.core.policy import Policy
 from registry.core.profiles import PROFILE_ENGINES, runs
-from registry.db.models import JobRow
+from registry.db.models import AttestationRow, JobRow
 from registry.domain.artifacts.services import ArtifactService
 from registry.domain.attestations.services import AttestationService
 from registry.domain.jobs.repositories import JobRepository
@@ -175,20 +175,35 @@ class JobService:
             return _dto(row)
 
     def complete(self, job_id: str, token_id: str, envelope: bytes) -> Job:
-        """Attach the worker's signed statement (checked like any attestation) and finish."""
+        """Attach the worker's signed statement (checked like any attestation) and finish.
+
+        The job turns ``attested`` in the transaction that accepts the statement: both
+        happen, or neither.
+        """
         with self._reads() as session:
             row = self._held(session, job_id, token_id, datetime.now(UTC))
             artifact = Digest.blake3(row.artifact_digest)
-        attestation, _ = self._attestations.post(artifact, envelope, token_id)
+        finished: list[Job] = []
+
+        def finish(session: Session, attestation: AttestationRow) -> None:
+            finished.append(self._finish(session, job_id, token_id, attestation.envelope_sha256))
+
+        attestation, created = self._attestations.post(artifact, envelope, token_id, also=finish)
+        if created:
+            return finished[0]
+        with self._writes.begin() as session:  # the same statement was stored before
+            return self._finish(session, job_id, token_id, attestation.envelope_sha256)
+
+    def _finish(self, session: Session, job_id: str, token_id: str, envelope_sha256: str) -> Job:
         now = datetime.now(UTC)
-        with self._writes.begin() as session:
-            row = self._held(session, job_id, token_id, now)
-            row.state, row.updated_at = "attested", now
-            row.attestation_sha256 = attestation.envelope_sha256
-            row.lease_expires_at = None
-            waited = (now - row.created_at).total_seconds()
-            self._metrics.verification_seconds.labels(profile=row.profile).observe(waited)
-            return _dto(row)
+        row = self._held(session, job_id, token_id, now)
+        row.state, row.updated_at = "attested", now
+        row.attestation_sha256 = envelope_sha256
+        row.lease_expires_at = None
+        waited = (now - row.created_at).total_seconds()
+        self._metrics.verification_seconds.labels(profile=row.profile).observe(waited)
+        session.flush()
+        return _dto(row)
 
     def fail(
         self, job_id: str, token_id: str, error: str, retry: bool, nondeterministic: bool = False

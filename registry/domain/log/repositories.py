@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import lru_cache
 
-from sqlalchemy import TextClause, select, text, update
+from sqlalchemy import TextClause, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from registry.db.models import LogEntryRow, LogHeadRow, LogNodeRow
@@ -24,6 +24,12 @@ def _params(batch: list[tuple[int, int]]) -> dict[str, int]:
     return params
 
 
+# built once: constructing a statement costs more than running it on SQLite
+_SIZE = select(LogHeadRow.size).where(LogHeadRow.id == 1)
+_LOCK_HEAD = _SIZE.with_for_update()
+_SET_SIZE = update(LogHeadRow).where(LogHeadRow.id == 1).values(size=bindparam("size"))
+
+
 class LogRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -34,18 +40,16 @@ class LogRepository:
         PostgreSQL takes a row lock (``FOR UPDATE``); SQLite's write transactions
         are already exclusive (``BEGIN IMMEDIATE``), so appends never interleave.
         """
-        size = self.session.scalar(
-            select(LogHeadRow.size).where(LogHeadRow.id == 1).with_for_update()
-        )
+        size = self.session.scalar(_LOCK_HEAD)
         if size is None:
             raise RuntimeError("log_head row is missing: run `reliquary-server db upgrade`")
         return size
 
     def size(self) -> int:
-        return self.session.scalar(select(LogHeadRow.size).where(LogHeadRow.id == 1)) or 0
+        return self.session.scalar(_SIZE) or 0
 
     def set_size(self, size: int) -> None:
-        self.session.execute(update(LogHeadRow).where(LogHeadRow.id == 1).values(size=size))
+        self.session.execute(_SET_SIZE, {"size": size})
 
     def add(self, entry: LogEntryRow, nodes: Iterable[tuple[int, int, bytes]]) -> None:
         self.session.add(entry)
