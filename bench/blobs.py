@@ -164,7 +164,7 @@ class Bench:
         self.port = self.nginx_port = self.pid = self.nginx_pid = 0
         self.dist_port = self.dist_pid = 0
 
-    def start_server(self) -> None:
+    def start_server(self, workers: int = 1) -> None:
         exe = str(Path(sys.executable).parent / "reliquary-server")
         env = os.environ | {"RELIQUARY_DATA_DIR": str(self.data)}
         subprocess.run([exe, "db", "upgrade"], env=env, check=True, capture_output=True)
@@ -175,6 +175,7 @@ class Bench:
         self.auth_file.chmod(0o600)
         self.port, log = free_port(), self.root / "server.log"
         cmd = [exe, "serve", "--host", HOST, "--port", str(self.port), "--log-level", "warning"]
+        cmd += ["--workers", str(workers)] if workers > 1 else []
         with log.open("wb") as out:
             self.procs.append(subprocess.Popen(cmd, env=env, stdout=out, stderr=out))
         self.pid = self.procs[-1].pid
@@ -187,7 +188,7 @@ class Bench:
         conf.write_text(
             ("user root;\n" if os.geteuid() == 0 else "")
             + f"daemon off; master_process off; worker_processes 1; pid {self.root}/nginx.pid;\n"
-            "events { worker_connections 64; }\n"
+            "events { worker_connections 1024; }\n"
             "http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;\n"
             f"  default_type application/octet-stream; {temps}\n"
             f"  server {{ listen {HOST}:{self.nginx_port}; root {self.data}; }} }}\n"

@@ -249,8 +249,8 @@ def bench_inference(root: Path, rounds: int) -> dict[str, Any]:
         check=True,
         capture_output=True,
     )
+    (root / "srv").mkdir(parents=True)
     server = Server(root / "srv", None)
-    (root / "srv").mkdir()
     server.start()
     try:
         admin_token = server.cli("token", "create", "--role", "admin")

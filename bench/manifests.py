@@ -35,7 +35,15 @@ CONNECTIONS = (1, 16, 64)
 
 def wrk(url: str, connections: int, seconds: float, headers: dict[str, str]) -> float:
     """Requests per second; raises if any answer was not 2xx."""
-    cmd = ["wrk", "-t", str(min(connections, 2)), "-c", str(connections), "-d", f"{seconds}s"]
+    cmd = [
+        "wrk",
+        "-t",
+        str(min(connections, 2)),
+        "-c",
+        str(connections),
+        "-d",
+        f"{max(1, round(seconds))}s",
+    ]
     for k, v in headers.items():
         cmd += ["-H", f"{k}: {v}"]
     out = subprocess.run([*cmd, url], check=True, capture_output=True, text=True).stdout
@@ -120,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.manifests", description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--server-workers", type=int, default=1, help="reliquary-server --workers (processes) [1]"
+    )
     args = parser.parse_args(argv)
     for tool in ("wrk", "nginx", "docker-registry"):
         if shutil.which(tool) is None:
@@ -128,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(root, 0)
     try:
         bench.data.mkdir()
-        bench.start_server()
+        bench.start_server(args.server_workers)
         bench.start_nginx()
         bench.start_distribution()
         targets = {
@@ -158,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
             f"\nmanifest GET by digest, {datetime.date.today().isoformat()}, "
             f"{args.rounds} rounds x {args.seconds:g} s per figure"
         )
-        print(f"machine: {machine_line(bench.data)}\n")
+        print(
+            f"machine: {machine_line(bench.data)}; reliquary-server --workers {args.server_workers}\n"
+        )
         print(f"{'figure':42} {'median':>9} {'min-max':>17}")
         for (name, connections), values in rates.items():
             print(

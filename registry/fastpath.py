@@ -28,10 +28,13 @@ from registry.domain.system.metrics import Metrics
 from registry.errors import AuthenticationRequiredError
 
 BLOBS = "/v1/blobs/"
+MAX_ANSWERS = 10_000  # manifests whose encoded answers are kept
+Headers = list[tuple[bytes, bytes]]
+ManifestAnswer = tuple[Headers, Headers, bytes]  # 200 headers, 304 headers, etag
 ARTIFACTS = "/v1/artifacts/"
 
 
-def _encode(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+def _encode(headers: dict[str, str]) -> Headers:
     return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
 
 
@@ -50,6 +53,20 @@ class FastPath:
         self._artifacts = artifacts
         self._metrics = metrics
         self.answered = 0  # requests served from memory (tests and debugging read it)
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._manifest_answers: dict[Digest, ManifestAnswer] = {}
+
+    def _series(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        """The metric children of one (method, route, status): ``labels()`` once, not per request."""
+        key = (method, route, status)
+        found = self._children.get(key)
+        if found is None:
+            found = (
+                self._metrics.requests.labels(method, route, str(status)),
+                self._metrics.request_seconds.labels(method, route),
+            )
+            self._children[key] = found
+        return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == ScopeType.HTTP:
@@ -61,12 +78,10 @@ class FastPath:
             elif method == "GET" and path.startswith(ARTIFACTS):
                 answered = await self._get_manifest(scope, path[len(ARTIFACTS) :], send)
             if answered is not None:
-                route, status = answered
                 self.answered += 1
-                self._metrics.requests.labels(method, route, str(status)).inc()
-                self._metrics.request_seconds.labels(method, route).observe(
-                    time.perf_counter() - started
-                )
+                counter, timer = self._series(method, *answered)
+                counter.inc()
+                timer.observe(time.perf_counter() - started)
                 return
         await self.app(scope, receive, send)
 
@@ -118,16 +133,30 @@ class FastPath:
         stored = self._artifacts.cached_manifest(digest)
         if stored is None:
             return None
-        headers = stored.headers()
-        if self._header(scope, b"if-none-match") == stored.etag.encode():
-            await _respond(send, 304, headers, b"")
+        answer = self._manifest_answers.get(stored.digest)
+        if answer is None:  # the encoded headers of both answers, made once per manifest
+            if len(self._manifest_answers) >= MAX_ANSWERS:
+                self._manifest_answers.clear()
+            headers = stored.headers()
+            full = headers | {
+                "content-type": MANIFEST_MEDIA_TYPE,
+                "content-length": str(len(stored.raw)),
+            }
+            answer = (_encode(full), _encode(headers), stored.etag.encode())
+            self._manifest_answers[stored.digest] = answer
+        full_headers, not_modified_headers, etag = answer
+        if self._header(scope, b"if-none-match") == etag:
+            await _send(send, 304, not_modified_headers, b"")
             return "/v1/artifacts/{digest}", 304
-        headers |= {"content-type": MANIFEST_MEDIA_TYPE, "content-length": str(len(stored.raw))}
-        await _respond(send, 200, headers, stored.raw)
+        await _send(send, 200, full_headers, stored.raw)
         return "/v1/artifacts/{digest}", 200
 
 
 async def _respond(send: Send, status: int, headers: dict[str, str], body: bytes) -> None:
-    start: Any = {"type": "http.response.start", "status": status, "headers": _encode(headers)}
+    await _send(send, status, _encode(headers), body)
+
+
+async def _send(send: Send, status: int, headers: Headers, body: bytes) -> None:
+    start: Any = {"type": "http.response.start", "status": status, "headers": headers}
     await send(start)
     await send({"type": "http.response.body", "body": body, "more_body": False})
