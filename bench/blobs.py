@@ -44,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import blake3
 import httpx
@@ -163,10 +164,14 @@ class Bench:
         self.token = ""
         self.port = self.nginx_port = self.pid = self.nginx_pid = 0
         self.dist_port = self.dist_pid = 0
+        self.backend_env: dict[str, str] = {}  # RELIQUARY_* for S3 / PostgreSQL variants
 
     def start_server(self, workers: int = 1) -> None:
         exe = str(Path(sys.executable).parent / "reliquary-server")
-        env = os.environ | {"RELIQUARY_DATA_DIR": str(self.data)}
+        env = os.environ | {"RELIQUARY_DATA_DIR": str(self.data)} | self.backend_env
+        if "RELIQUARY_DATABASE_URL" in env:  # production-shaped: the operator's log key
+            env["RELIQUARY_LOG_KEY_FILE"] = str(self.root / "log-key.pem")
+            subprocess.run([exe, "log-key", "create"], env=env, check=True, capture_output=True)
         subprocess.run([exe, "db", "upgrade"], env=env, check=True, capture_output=True)
         create = [exe, "token", "create", "--role", "admin"]
         made = subprocess.run(create, env=env, check=True, capture_output=True, text=True)
@@ -252,7 +257,11 @@ class Bench:
         return str(hasher.hexdigest()), sha
 
     def stored_path(self, hexdigest: str) -> str:
-        """The registry's file for a blob, as a URL path under nginx's root."""
+        """The registry's file for a blob, as a URL path under nginx's root (with the S3
+        backend, a copy of the pushed bytes: the read limit of this machine's disk)."""
+        if self.backend_env.get("RELIQUARY_STORAGE") == "s3":
+            shutil.copyfile(self.src, self.data / "pushed.bin")
+            return "/pushed.bin"
         found = [p for p in self.data.glob(f"**/{hexdigest}") if p.stat().st_size == self.size]
         if len(found) != 1:
             raise RuntimeError(f"expected one stored file for {hexdigest}, found {found}")
@@ -463,6 +472,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="A/B rounds [3]")
     parser.add_argument("--head-requests", type=int, default=2000, help="HEADs per round [2000]")
     parser.add_argument("--dir", type=Path, default=None, help="parent of the temp dir [$TMPDIR]")
+    parser.add_argument(
+        "--s3-endpoint",
+        help="store blobs in S3 at this endpoint (bucket made here); e.g. a MinIO, or "
+        "'moto' for a moto server started here (it measures moto, an in-memory mock)",
+    )
+    parser.add_argument("--postgres", help="database URL of its own (its schema is dropped)")
     args = parser.parse_args(argv)
     if not (1 <= args.rounds <= 50 and 2 <= args.head_requests <= 100_000 and args.size > 0):
         parser.error("--rounds must be 1..50, --head-requests 2..100000, --size > 0")
@@ -476,8 +491,16 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_term)
     root = Path(tempfile.mkdtemp(prefix="reliquary-bench-", dir=args.dir))
     bench = Bench(root, args.size)
+    moto = None
     try:
         bench.data.mkdir()
+        if args.postgres:
+            from bench.jobs import reset_postgres
+
+            reset_postgres(args.postgres)
+            bench.backend_env["RELIQUARY_DATABASE_URL"] = args.postgres
+        if args.s3_endpoint:
+            moto = s3_backend(bench, args.s3_endpoint)
         print(f"preparing {args.size} random bytes in {root} ...", flush=True)
         bench.prepare()
         bench.start_server()
@@ -489,12 +512,56 @@ def main(argv: list[str] | None = None) -> int:
             f"blob {args.size} bytes ({args.size / 2**20:g} MiB), {args.rounds} rounds, A/B "
             f"order flipped each round, {args.head_requests} HEADs per client per round; "
             "MB = 10^6 bytes; CPU = % of one core",
+            "Reliquary backend: "
+            + (
+                "S3 at " + bench.backend_env["RELIQUARY_S3_ENDPOINT_URL"]
+                if args.s3_endpoint
+                else "filesystem"
+            )
+            + (", PostgreSQL" if args.postgres else ", SQLite"),
         ]
         report(run_rounds(bench, args.rounds, args.head_requests), header)
     finally:
         bench.stop()
+        if moto is not None:
+            moto.stop()
         shutil.rmtree(root, ignore_errors=True)
     return 0
+
+
+def s3_backend(bench: Bench, endpoint: str) -> Any:
+    """Point the registry at S3 (a fresh bucket); the moto server it started, if any."""
+    import boto3
+
+    server = None
+    key, secret = (
+        os.environ.get("AWS_ACCESS_KEY_ID", "bench"),
+        os.environ.get("AWS_SECRET_ACCESS_KEY", "bench-secret"),
+    )
+    if endpoint == "moto":
+        from moto.server import ThreadedMotoServer
+
+        port = free_port()
+        server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
+        server.start()
+        endpoint = f"http://{HOST}:{port}"
+    bucket = f"reliquary-bench-{os.getpid()}"
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        region_name="us-east-1",
+    ).create_bucket(Bucket=bucket)
+    bench.backend_env |= {
+        "RELIQUARY_STORAGE": "s3",
+        "RELIQUARY_S3_ENDPOINT_URL": endpoint,
+        "RELIQUARY_S3_BUCKET": bucket,
+        "RELIQUARY_S3_REGION": "us-east-1",
+        "RELIQUARY_S3_ACCESS_KEY_ID": key,
+        "RELIQUARY_S3_SECRET_ACCESS_KEY": secret,
+    }
+    return server
 
 
 if __name__ == "__main__":
