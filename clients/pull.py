@@ -126,8 +126,9 @@ def download(
                     offset += len(chunk)
                     fetched += len(chunk)
                     advance(len(chunk))
+        # no fsync: a cache entry is verified again whenever it is used, so a torn
+        # file after a crash is caught there; only the installed files must be durable
         out.flush()
-        os.fsync(out.fileno())
     try:
         check_entry(entry, hasher.finish(), "the downloaded blob")
     except VerificationError:
@@ -181,7 +182,7 @@ def pull(
     bar = progress.task("downloading", sum(e.size for e in to_fetch))
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         downloaded = sum(pool.map(lambda e: download(client, cache, e, bar), to_fetch))
-    _install(cache, needed, out_dir)
+    _install(cache, needed, out_dir, parallel)
     return PullResult(
         digest=str(digest),
         name=manifest.name,
@@ -194,19 +195,23 @@ def pull(
     )
 
 
-def _install(cache: BlobCache, entries: list[FileEntry], out_dir: Path) -> None:
+def _install(cache: BlobCache, entries: list[FileEntry], out_dir: Path, parallel: int) -> None:
     """Copy verified files into a staging dir beside ``out_dir``, then move them in."""
     out_dir = out_dir.absolute()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = out_dir.parent / f".{out_dir.name}.reliquary-{secrets.token_hex(4)}"
     staging.mkdir()
+    def install(entry: FileEntry) -> None:
+        try:
+            copy_verified(cache.path(entry.blake3), staging / entry.path, entry)
+        except VerificationError:
+            cache.evict(entry.blake3)  # a corrupted cache entry is never used twice
+            raise
+
     try:
-        for entry in entries:
-            try:
-                copy_verified(cache.path(entry.blake3), staging / entry.path, entry)
-            except VerificationError:
-                cache.evict(entry.blake3)  # a corrupted cache entry is never used twice
-                raise
+        with ThreadPoolExecutor(max_workers=parallel) as pool:  # hashing releases the GIL
+            for done in [pool.submit(install, e) for e in entries]:
+                done.result()
         if not out_dir.exists():
             staging.replace(out_dir)
             return
