@@ -345,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="reliquary-bench-jobs-") as tmp:
         root = Path(tmp)
         print(machine_line(root))
-        print(f"{'figure':44} {'p50':>8} {'p99':>8} {'max':>8}   target")
+        print(f"{'figure (ms)':52} {'p50':>8} {'p99':>8} {'max':>8}   target")
         backends = [("SQLite", None)] + ([("PostgreSQL", args.postgres)] if args.postgres else [])
         for (label, url), think in ((b, t) for b in backends for t in args.think_ms):
             where = root / f"{label}-{think:g}"
@@ -353,17 +353,17 @@ def main(argv: list[str] | None = None) -> int:
             if url:
                 reset_postgres(url)
             got = bench_claims(where, args.workers, args.jobs, url, think)
-            print(f"{label}, {args.workers} workers, pause {think:g} ms between jobs:")
+            mode = f"{label} {args.workers}w pause {think:g}ms"
             for what, values in (
                 ("claim", got["claims"]),
                 ("complete (attestation accept)", got["completes"]),
             ):
                 print(
-                    f"{'  ' + what:44} {statistics.median(values):8.2f} "
+                    f"{mode + ': ' + what:52} {statistics.median(values):8.2f} "
                     f"{percentile(values, 99):8.2f} {max(values):8.2f}   p99 < 20 ms "
                     f"{'meets' if percentile(values, 99) < 20 else 'MISSES'}"
                 )
-            print(f"{'  throughput':44} {got['jobs_per_s']:8.1f} jobs/s")
+            print(f"{mode + ': throughput':52} {got['jobs_per_s']:8.1f} jobs/s")
         if args.inference:
             got = bench_inference(root / "inference", args.rounds)
             wall, bare = statistics.median(got["walls"]), statistics.median(got["bares"])
