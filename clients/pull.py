@@ -16,7 +16,6 @@ The server is never trusted:
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 import shutil
 from collections.abc import Callable
