@@ -200,6 +200,7 @@ def _install(cache: BlobCache, entries: list[FileEntry], out_dir: Path, parallel
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = out_dir.parent / f".{out_dir.name}.reliquary-{secrets.token_hex(4)}"
     staging.mkdir()
+
     def install(entry: FileEntry) -> None:
         try:
             copy_verified(cache.path(entry.blake3), staging / entry.path, entry)
