@@ -121,8 +121,13 @@ class KeyService:
 
     def find(self, keyid: str) -> SigningKey | None:
         with self._reads() as session:
-            row = KeyRepository(session).get(keyid)
-            return None if row is None else to_dto(row)
+            return self.find_in(session, keyid)
+
+    @staticmethod
+    def find_in(session: Session, keyid: str) -> SigningKey | None:
+        """``find`` inside the caller's transaction (a check and its write, atomically)."""
+        row = KeyRepository(session).get(keyid)
+        return None if row is None else to_dto(row)
 
     def list(self, role: KeyRole | None = None) -> list[SigningKey]:
         with self._reads() as session:
