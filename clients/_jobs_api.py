@@ -14,21 +14,42 @@ Invariants:
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from clients._answers import json_list, json_object
 from clients._http import HttpSession, Retry
 from clients.errors import VerificationError
-from registry.core.digest import Digest
+from registry.core.digest import Algorithm, Digest
+from registry.core.errors import CoreError
 
 JSON = "application/json"
 
 
-def _job(answer: dict[str, Any], job_id: str | None = None) -> dict[str, Any]:
-    if not isinstance(answer.get("id"), str) or (job_id is not None and answer["id"] != job_id):
+JOB_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def _job(
+    answer: dict[str, Any], job_id: str | None = None, profiles: list[str] | None = None
+) -> dict[str, Any]:
+    """``answer`` once it is a job we can act on: its id is 32 lowercase hex (it names a
+    directory on the worker), the one asked about, for a profile asked for, about a
+    blake3 artifact digest."""
+    found = answer.get("id")
+    if not isinstance(found, str) or not JOB_ID.fullmatch(found):
+        raise VerificationError(f"the registry answered with a malformed job id {found!r}")
+    if job_id is not None and found != job_id:
+        raise VerificationError(f"asked about job {job_id!r} but the registry answered {found!r}")
+    if profiles is not None and answer.get("profile") not in profiles:
         raise VerificationError(
-            f"asked about job {job_id!r} but the registry answered about {answer.get('id')!r}"
+            f"asked for a job of {profiles} but got one of {answer.get('profile')!r}"
         )
+    try:
+        artifact = Digest.parse(str(answer.get("artifact")))
+    except CoreError as exc:
+        raise VerificationError(f"job {found}: artifact is not a digest: {exc}") from exc
+    if artifact.algorithm is not Algorithm.BLAKE3:
+        raise VerificationError(f"job {found}: artifact must be a blake3 digest")
     return answer
 
 
@@ -54,7 +75,7 @@ class JobsApi:
         )
         if response.status_code == 204:
             return None
-        return _job(json_object(response))
+        return _job(json_object(response), profiles=profiles)
 
     def heartbeat_job(self, job_id: str) -> dict[str, Any]:
         """Extend the lease. Raises RefusedError (409) once the lease is not ours."""

@@ -204,14 +204,22 @@ def _install(cache: BlobCache, entries: list[FileEntry], out_dir: Path, parallel
     def install(entry: FileEntry) -> None:
         try:
             copy_verified(cache.path(entry.blake3), staging / entry.path, entry)
+        except FileNotFoundError as exc:  # evicted meanwhile by a failed copy of the same blob
+            raise VerificationError(f"cached blob {entry.blake3} is gone: {exc}") from exc
         except VerificationError:
             cache.evict(entry.blake3)  # a corrupted cache entry is never used twice
             raise
 
     try:
         with ThreadPoolExecutor(max_workers=parallel) as pool:  # hashing releases the GIL
-            for done in [pool.submit(install, e) for e in entries]:
-                done.result()
+            copies = [pool.submit(install, e) for e in entries]
+            try:
+                for done in copies:
+                    done.result()
+            except BaseException:
+                for pending in copies:  # the first failure stops the rest
+                    pending.cancel()
+                raise
         if not out_dir.exists():
             staging.replace(out_dir)
             return

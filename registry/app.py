@@ -149,9 +149,8 @@ class Services:
         log = TransparencyLog(writes, reads, load_log_signer(settings))
         artifacts = ArtifactService(blobs, writes, reads, log)
         keys = KeyService(writes, reads, log)
-        attestations = AttestationService(
-            artifacts, keys, writes, reads, log, hooks=[NondeterminismRecorder(log, metrics)]
-        )
+        findings = NondeterminismRecorder(log, metrics)
+        attestations = AttestationService(artifacts, keys, writes, reads, log, hooks=[findings])
         evidence = Evidence(artifacts, attestations, keys)
         policy = load_policy(settings)
         jobs = JobService(
@@ -163,6 +162,7 @@ class Services:
             metrics,
             lease_seconds=settings.jobs.lease_seconds,
             max_attempts=settings.jobs.max_attempts,
+            on_nondeterministic=findings.record,
         )
         artifacts.add_push_hook(jobs.enqueue_required)
         return cls(

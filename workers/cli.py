@@ -51,7 +51,7 @@ def main() -> None:
 )
 @click.option(
     "--runs",
-    type=click.IntRange(1, 20),
+    type=click.IntRange(2, 20),
     default=3,
     show_default=True,
     help="Reference runs per job, each in a fresh process.",

@@ -132,6 +132,12 @@ class Worker:
             heartbeat.stop()
             self._give_up(job_id, refusal, heartbeat.lost)
             return
+        except Exception as exc:  # a worker bug or a local fault: the job goes back
+            log.exception("job %s: the worker failed", job_id)
+            heartbeat.stop()
+            reason = f"the worker failed: {type(exc).__name__}: {exc}"
+            self._give_up(job_id, Refusal(reason, retry=True), heartbeat.lost)
+            return
         finally:
             cancel.set()  # ends the relay thread
             heartbeat.stop()

@@ -48,6 +48,9 @@ from workers.host import fingerprint
 from workers.profiles import Profile
 
 STDERR_TAIL = 1500
+CHILD_ENV = frozenset({"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "VIRTUAL_ENV",
+                       "LD_LIBRARY_PATH", "RELIQUARY_VLLM_MEMORY_FRACTION", "HF_HUB_OFFLINE",
+                       "OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,7 @@ class Verification:
 
     def run(self) -> bytes:
         started = time.monotonic()
+        shutil.rmtree(self.dir, ignore_errors=True)  # what a killed worker left behind
         try:
             parsed = self._manifest(str(self.job["artifact"]))
             inputs_ref = self._check_runnable(parsed)
@@ -176,9 +180,12 @@ class Verification:
     def _run_once(self, index: int, model: Path, inputs: Path, parsed: ParsedManifest) -> RunResult:
         out = self.dir / f"run-{index}"
         out.mkdir(parents=True)
-        env = {**os.environ, **self.options.profile.env}
+        # the model is untrusted code: it gets no token, no registry settings, and runs
+        # in its own directory (keep worker keys out of its reach; see README)
+        env = {k: v for k, v in os.environ.items() if k in CHILD_ENV} | self.options.profile.env
         command = [
             sys.executable,
+            "-I",
             "-m",
             "workers.child",
             self.options.profile.name,
@@ -190,7 +197,7 @@ class Verification:
         stderr_path = out / "stderr.txt"
         started = time.monotonic()
         with stderr_path.open("wb") as stderr:
-            child = subprocess.Popen(command, env=env, stdout=stderr, stderr=stderr)
+            child = subprocess.Popen(command, env=env, stdout=stderr, stderr=stderr, cwd=out)
             while True:
                 try:
                     code = child.wait(timeout=0.5)

@@ -13,7 +13,7 @@ LLM outputs are tensors too: the token ids of prompt i are the int64 tensor
 comparison serve every engine.
 
 Invariants of a valid ``reproducibility/v1`` predicate (``validate_predicate``):
-- ``runs`` is non-empty; ``output`` is the first run's digest; ``agree`` is true
+- ``runs`` lists at least ``MIN_RUNS`` runs; ``output`` is the first run's digest; ``agree`` is true
   exactly when every run produced the same digest (a statement cannot claim
   agreement its own runs contradict).
 - ``values``, when present, is the decoded output of the first run, small enough to
@@ -38,6 +38,7 @@ from registry.core.digest import Algorithm, Digest, is_hex64
 from registry.core.errors import CoreError, InvalidStatementError
 
 MAGIC = b"reliquary.outputs.v1\n"
+MIN_RUNS = 2
 MAX_VALUES = 4096  # decoded values carried in a predicate, for cross-profile comparison
 
 _FORMATS: dict[str, str] = {
@@ -176,8 +177,11 @@ def validate_predicate(p: dict[str, Any]) -> None:
     _scalars(p.get("determinism"), "determinism")
     _blake3(p.get("inputs"), "'inputs'")
     runs = p.get("runs")
-    if not isinstance(runs, list) or not runs:
-        raise _problem("'runs' must be a non-empty list of {output, seconds}")
+    if not isinstance(runs, list) or len(runs) < MIN_RUNS:
+        raise _problem(
+            f"'runs' must list at least {MIN_RUNS} runs of {{output, seconds}}: one run "
+            "cannot show that a fresh process reproduces it"
+        )
     outputs = []
     for i, run in enumerate(runs):
         if not isinstance(run, dict):
@@ -201,6 +205,16 @@ def validate_predicate(p: dict[str, Any]) -> None:
         _check_values(p["values"])
 
 
+def _fits(dtype: str, value: object) -> bool:
+    if dtype == "bool":
+        return isinstance(value, bool)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if dtype.startswith("float"):
+        return math.isfinite(value)
+    return isinstance(value, int)
+
+
 def _check_values(values: object) -> None:
     if not isinstance(values, dict):
         raise _problem("'values' must be an object of output name -> {dtype, shape, values}")
@@ -213,8 +227,12 @@ def _check_values(values: object) -> None:
             or not all(isinstance(d, int) and d >= 0 for d in tensor["shape"])
             or not isinstance(tensor.get("values"), list)
             or len(tensor["values"]) != math.prod(tensor["shape"])
+            or not all(_fits(tensor["dtype"], v) for v in tensor["values"])
         ):
-            raise _problem(f"values[{name[:60]!r}] must be {{dtype, shape, values}} that agree")
+            raise _problem(
+                f"values[{name[:60]!r}] must be {{dtype, shape, values}} that agree, with "
+                "values of the dtype"
+            )
         total += len(tensor["values"])
     if total > MAX_VALUES:
         raise _problem(f"'values' carries more than {MAX_VALUES} numbers")
@@ -249,6 +267,7 @@ class WorkerResult:
 class ProfileVerdict:
     profile: str
     results: tuple[WorkerResult, ...] = ()
+    refusals: tuple[str, ...] = ()  # an engine refused to run it deterministically
 
     @property
     def workers(self) -> frozenset[str]:
@@ -265,7 +284,8 @@ class ProfileVerdict:
     @property
     def finding(self) -> str | None:
         """Why this profile is non-reproducible, with the differing digests; None if it is not."""
-        problems = [
+        problems = [f"an engine refused to run it deterministically: {r}" for r in self.refusals]
+        problems += [
             f"worker {r.keyid[:16]}…'s {len(r.runs)} runs disagree: " + ", ".join(r.runs)
             for r in self.results
             if not r.agree
@@ -287,8 +307,10 @@ class ProfileVerdict:
         return self.results[0].output if self.results and self.finding is None else None
 
 
-def judge(profile: str, results: Iterable[WorkerResult]) -> ProfileVerdict:
-    return ProfileVerdict(profile, tuple(results))
+def judge(
+    profile: str, results: Iterable[WorkerResult], refusals: Iterable[str] = ()
+) -> ProfileVerdict:
+    return ProfileVerdict(profile, tuple(results), tuple(refusals))
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,8 +336,11 @@ def compare(a: ProfileVerdict, b: ProfileVerdict, tolerance: Tolerance) -> tuple
     max_diff, same, total = 0.0, 0, 0
     for name in sorted(va):
         ta, tb = va[name], vb[name]
-        if ta["shape"] != tb["shape"] and not name.startswith("tokens/"):
-            return False, f"output {name!r} has shape {ta['shape']} vs {tb['shape']}"
+        tokens = name.startswith("tokens/") and not ta["dtype"].startswith("float")
+        if ta["dtype"] != tb["dtype"] or (ta["shape"] != tb["shape"] and not tokens):
+            return False, (
+                f"output {name!r} is {ta['dtype']}{ta['shape']} vs {tb['dtype']}{tb['shape']}"
+            )
         if ta["dtype"].startswith("float"):
             max_diff = max(
                 [max_diff, *(abs(x - y) for x, y in zip(ta["values"], tb["values"], strict=True))]

@@ -54,22 +54,32 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 READ_ONLY = "reliquary_read_only"
 
 
-WRITE_LOCK_HELD = "reliquary_write_lock_held"
-
-
 class _SqliteWriters:
-    """The engine's in-process writer queue (see the module docstring)."""
+    """The engine's in-process writer queue (see the module docstring).
+
+    The holder is the SQLAlchemy ``Connection`` itself (not its DBAPI connection's
+    ``info``, which an invalidated connection cannot reach), so a commit, a rollback
+    or a failed ``BEGIN`` always releases what that connection took, exactly once.
+    A writer waits at most ``WAIT_SECONDS``, then fails like SQLite's busy timeout.
+    """
+
+    WAIT_SECONDS = 30.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._holder: Any = None
 
     def begin(self, connection: Any) -> None:
         # Readers take no write lock (WAL lets them run beside the writer).
         if connection.get_execution_options().get(READ_ONLY):
             connection.exec_driver_sql("BEGIN")
             return
-        self._lock.acquire()
-        connection.info[WRITE_LOCK_HELD] = True
+        if not self._lock.acquire(timeout=self.WAIT_SECONDS):
+            raise sqlite3.OperationalError(
+                f"database is locked: another writer in this process held it for "
+                f"{self.WAIT_SECONDS:.0f} s"
+            )
+        self._holder = connection
         try:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:
@@ -77,7 +87,8 @@ class _SqliteWriters:
             raise
 
     def end(self, connection: Any) -> None:
-        if connection.info.pop(WRITE_LOCK_HELD, False):
+        if self._holder is connection:
+            self._holder = None
             self._lock.release()
 
 

@@ -13,6 +13,7 @@ from registry.core import intoto
 from registry.core.keys import SigningKey
 from registry.core.roles import Role
 from registry.db.models import JobRow
+from tests.api.test_reproducibility_gate import inputs_of, push_inputs, put
 from tests.conftest import Api, Deployment, api_with_policy
 from tests.support.content import digests, manifest_bytes
 from tests.support.trust import reproducibility, signed, statement_about
@@ -27,12 +28,9 @@ reproducibility = [{ profile = "cpu-tensorflow", min_workers = 2 }]
 
 def push(api: Api, version: str, engine: str | None = "tensorflow-savedmodel") -> bytes:
     files = {"saved_model.pb": f"graph {version}".encode()}
-    for data in files.values():
-        api.client.put(f"/v1/blobs/{digests(data).blake3}", content=data, headers=api.auth())
     extra: dict[str, Any] = {"runtime": {"engine": engine}} if engine else {}
-    raw = manifest_bytes(NAME, version, files, **extra)
-    assert api.client.put("/v1/artifacts", content=raw, headers=api.auth()).status_code == 201
-    return raw
+    raw = manifest_bytes(NAME, version, files, reference={"inputs": push_inputs(api)}, **extra)
+    return put(api, raw, files)
 
 
 def worker(deployment: Deployment) -> dict[str, str]:
@@ -75,15 +73,32 @@ def test_push_enqueues_what_the_policy_requires_for_distinct_workers(
             json={"public_key": key.public.to_pem().decode(), "role": "worker"},
             headers=api.auth(Role.ADMIN),
         )
-        statement = statement_about(
-            raw, NAME, "v1", intoto.REPRODUCIBILITY, reproducibility(key.public.keyid, [OUT] * 3)
-        )
-        envelope = signed(statement, key).to_json()
+
+        def envelope_for(job_id: str, **changes: Any) -> bytes:
+            predicate = (
+                reproducibility(key.public.keyid, [OUT] * 3, inputs=inputs_of(raw), job=job_id)
+                | changes
+            )
+            statement = statement_about(raw, NAME, "v1", intoto.REPRODUCIBILITY, predicate)
+            return signed(statement, key).to_json()
+
+        envelope = envelope_for(job)
         stolen = api.client.post(f"/v1/jobs/{job}/complete", content=envelope, headers=b)
         assert stolen.status_code == 409  # only the lease holder completes
+        other_job = api.client.post(
+            f"/v1/jobs/{job}/complete", content=envelope_for("0" * 32), headers=a
+        )
+        assert other_job.status_code == 422 and "this is job" in other_job.json()["detail"]
         done = api.client.post(f"/v1/jobs/{job}/complete", content=envelope, headers=a)
         assert done.status_code == 200, done.text
         assert done.json()["state"] == "attested"
+        second_id = second.json()["id"]
+        replayed = api.client.post(f"/v1/jobs/{second_id}/complete", content=envelope, headers=b)
+        assert replayed.status_code == 422 and "accepted before" in replayed.json()["detail"]
+        same_key = api.client.post(
+            f"/v1/jobs/{second_id}/complete", content=envelope_for(second_id), headers=b
+        )
+        assert same_key.status_code == 422 and "another worker key" in same_key.json()["detail"]
         listed = api.client.get(
             f"/v1/artifacts/{digests(raw).blake3}/attestations", headers=api.auth()
         ).json()["attestations"]

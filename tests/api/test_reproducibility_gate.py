@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,25 +22,45 @@ reproducibility = [{ profile = "cpu-tensorflow", min_workers = 2 }]
 A, B = "blake3:" + "0a" * 32, "blake3:" + "0b" * 32
 
 
-def push(api: Api, version: str) -> bytes:
-    data = f"graph {version}".encode()
-    api.client.put(f"/v1/blobs/{digests(data).blake3}", content=data, headers=api.auth())
-    raw = manifest_bytes(
-        NAME, version, {"saved_model.pb": data}, runtime={"engine": "tensorflow-savedmodel"}
-    )
-    assert api.client.put("/v1/artifacts", content=raw, headers=api.auth()).status_code == 201
+def put(api: Api, raw: bytes, files: dict[str, bytes]) -> bytes:
+    for data in files.values():
+        api.client.put(f"/v1/blobs/{digests(data).blake3}", content=data, headers=api.auth())
+    r = api.client.put("/v1/artifacts", content=raw, headers=api.auth())
+    assert r.status_code in (200, 201), r.text
     return raw
 
 
-def attest(api: Api, raw: bytes, version: str, k: SigningKey, outputs: list[str]) -> None:
-    predicate = reproducibility(k.public.keyid, outputs)
+def push_inputs(api: Api) -> str:
+    """The reference-inputs artifact the test models name; its digest."""
+    files = {"features.npy": b"reference rows"}
+    raw = manifest_bytes(NAME + "-inputs", "v1", files, kind="reference-inputs")
+    return str(digests(put(api, raw, files)).blake3)
+
+
+def push(api: Api, version: str, engine: str = "tensorflow-savedmodel") -> bytes:
+    files = {"saved_model.pb": f"graph {version}".encode()}
+    raw = manifest_bytes(
+        NAME, version, files, runtime={"engine": engine}, reference={"inputs": push_inputs(api)}
+    )
+    return put(api, raw, files)
+
+
+def attest(
+    api: Api, raw: bytes, version: str, k: SigningKey, outputs: list[str], expect: int = 201
+) -> Any:
+    predicate = reproducibility(k.public.keyid, outputs, inputs=inputs_of(raw))
     envelope = signed(statement_about(raw, NAME, version, intoto.REPRODUCIBILITY, predicate), k)
     r = api.client.post(
         f"/v1/artifacts/{digests(raw).blake3}/attestations",
         content=envelope.to_json(),
         headers=api.auth(Role.WORKER),
     )
-    assert r.status_code == 201, r.text
+    assert r.status_code == expect, r.text
+    return r.json()
+
+
+def inputs_of(raw: bytes) -> str:
+    return str(json.loads(raw)["reference"]["inputs"])
 
 
 def status(api: Api, raw: bytes) -> dict[str, Any]:
@@ -106,7 +127,7 @@ def test_a_worker_attests_only_its_own_runs(deployment: Deployment, tmp_path: Pa
     try:
         raw = push(api, "v1")
         one, two = key(api, "worker"), key(api, "worker")
-        predicate = reproducibility(two.public.keyid, [A])  # names another worker
+        predicate = reproducibility(two.public.keyid, [A, A], inputs=inputs_of(raw))  # not its key
         envelope = signed(statement_about(raw, NAME, "v1", intoto.REPRODUCIBILITY, predicate), one)
         r = api.client.post(
             f"/v1/artifacts/{digests(raw).blake3}/attestations",
@@ -116,6 +137,68 @@ def test_a_worker_attests_only_its_own_runs(deployment: Deployment, tmp_path: Pa
         assert r.status_code == 422 and "only its own runs" in r.json()["detail"]
         assert r.headers["content-type"].startswith("application/problem+json")
         assert status(api, raw)["verification"][0]["workers"] == []
+    finally:
+        api.client.__exit__(None, None, None)
+
+
+def test_statements_about_other_inputs_or_engines_are_refused(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    api = api_with_policy(deployment, tmp_path, POLICY)
+    try:
+        raw = push(api, "v1")
+        k = key(api, "worker")
+        for predicate, why in (
+            (reproducibility(k.public.keyid, [A, A]), "reference inputs"),
+            (
+                reproducibility(k.public.keyid, [A, A], inputs=inputs_of(raw), profile="cpu-vllm"),
+                "does not run",
+            ),
+        ):
+            statement = statement_about(raw, NAME, "v1", intoto.REPRODUCIBILITY, predicate)
+            r = api.client.post(
+                f"/v1/artifacts/{digests(raw).blake3}/attestations",
+                content=signed(statement, k).to_json(),
+                headers=api.auth(Role.WORKER),
+            )
+            assert r.status_code in (400, 422) and why in r.json()["detail"], r.text
+        assert status(api, raw)["verification"][0]["workers"] == []
+    finally:
+        api.client.__exit__(None, None, None)
+
+
+def test_an_engines_refusal_is_a_lasting_finding(deployment: Deployment, tmp_path: Path) -> None:
+    """A job failed as nondeterministic (TensorFlow refused an unseeded op) blocks the
+    artifact for good: later agreeing attestations do not make it promotable."""
+    api = api_with_policy(deployment, tmp_path, POLICY)
+    try:
+        raw = push(api, "v1")
+        worker = {"authorization": f"Bearer {deployment.token(Role.WORKER)}"}
+        job = api.client.post(
+            "/v1/jobs/claim", json={"profiles": ["cpu-tensorflow"]}, headers=worker
+        ).json()
+        failed = api.client.post(
+            f"/v1/jobs/{job['id']}/fail",
+            json={
+                "error": "op RandomUniform needs a seed",
+                "retry": True,
+                "nondeterministic": True,
+            },
+            headers=worker,
+        )
+        assert failed.status_code == 200 and failed.json()["state"] == "failed"
+        attest(api, raw, "v1", key(api, "worker"), [A, A])
+        attest(api, raw, "v1", key(api, "worker"), [A, A])
+        state = status(api, raw)
+        [profile] = state["verification"]
+        assert profile["state"] == "disagree" and "RandomUniform" in profile["finding"]
+        assert state["promotable"] is False and promote(api, raw) == 409
+        assert nondeterministic_total(api) == 1
+        events = api.client.get(
+            "/v1/channels/history", params={"name": NAME}, headers=api.auth()
+        ).json()["events"]
+        assert [e["action"] for e in events] == ["nondeterministic"]
+        assert "RandomUniform" in events[0]["reason"]
     finally:
         api.client.__exit__(None, None, None)
 

@@ -35,8 +35,10 @@ def test_encoding_is_sorted_by_name_and_carries_dtype_shape_and_bytes() -> None:
     assert encoded.index(b'"name":"a"') < encoded.index(b'"name":"b"')
     assert encoded.endswith(struct.pack("<f", 1.0))
     # the same bytes under another dtype or shape are a different output
-    as_int = Tensor("b", "int32", (1,), struct.pack("<f", 1.0))
-    assert encode_outputs([a, as_int.__class__("a", "float32", (1, 2), b.data)]) != encoded
+    as_int = Tensor("b", "int32", (1,), struct.pack("<f", 1.0))  # same bytes, other dtype
+    assert encode_outputs([as_int]) != encode_outputs([a])
+    reshaped = Tensor("a", "float32", (1, 2), b.data)  # same bytes, other shape
+    assert encode_outputs([a, reshaped]) != encoded
     with pytest.raises(CoreError, match="unique"):
         encode_outputs([a, floats("b", 9.0)])
     with pytest.raises(CoreError, match="do not fit"):

@@ -96,10 +96,13 @@ def test_unseeded_randomness_is_caught_as_nondeterministic_and_never_promoted(
     _, digest = trust_score(reg, tmp_path, "--noise")
     assert reg.worker("--once").wait(timeout=300) == 0
     state = profile_state(reg, digest)
-    assert state["state"] == "failed", state
+    assert state["state"] == "disagree", state  # a finding, not a mere failure
+    assert "refused to run it deterministically" in state["finding"]
     [error] = state["failed"]
     assert error.startswith("nondeterministic:") and "RandomUniform" in error
     assert predicates(reg, digest) == []
+    history = reg.cli("history", NAME, "--jsonl")
+    assert '"action": "nondeterministic"' in history and "RandomUniform" in history
     assert "run 1/3" not in reg.log_of(0)
     assert 'reliquary_nondeterministic_total{profile="cpu-tensorflow"} 1.0' in reg.api("/metrics")
     reg.cli(

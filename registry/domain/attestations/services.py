@@ -20,6 +20,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,6 +30,8 @@ from registry.core.digest import Digest
 from registry.core.dsse import PAYLOAD_TYPE, Envelope, verify_envelope
 from registry.core.errors import InvalidSignatureError
 from registry.core.keys import PublicKey
+from registry.core.manifest import parse_manifest
+from registry.core.profiles import runs
 from registry.db.models import AttestationRow
 from registry.domain.artifacts.schemas import StoredManifest
 from registry.domain.artifacts.services import ArtifactService
@@ -48,7 +51,33 @@ PREDICATE_ROLES: dict[str, frozenset[KeyRole]] = {
 
 AcceptHook = Callable[[Session, StoredManifest, AttestationRow, intoto.Statement], None]
 """Called in the accepting transaction, after the row is added."""
-AlsoInTransaction = Callable[[Session, AttestationRow], None]
+AlsoInTransaction = Callable[[Session, AttestationRow, intoto.Statement], None]
+
+
+def predicate_of(envelope_json: bytes) -> dict[str, Any]:
+    """The predicate of a stored envelope (it was verified when it was accepted).
+
+    Raises:
+        CoreError: it no longer parses under today's rules (e.g. a shape tightened since).
+    """
+    return intoto.Statement.from_payload(Envelope.from_json(envelope_json).payload).predicate
+
+
+def _check_reproducibility(stored: StoredManifest, predicate: dict[str, Any]) -> None:
+    """A reproducibility statement is about this artifact's own engine and inputs."""
+    manifest = parse_manifest(stored.raw).manifest
+    engine = (manifest.runtime or {}).get("engine")
+    profile = str(predicate["profile"])
+    if not runs(profile, engine if isinstance(engine, str) else None):
+        raise AttestationRejectedError(
+            f"profile {profile!r} does not run this artifact's engine {engine!r}"
+        )
+    expected = None if manifest.reference is None else manifest.reference.inputs
+    if predicate["inputs"] != expected:
+        raise AttestationRejectedError(
+            f"the runs used reference inputs {predicate['inputs']}, but "
+            f"{stored.name}@{stored.version} names {expected or 'none'}"
+        )
 
 
 def _dto(row: AttestationRow) -> Attestation:
@@ -107,6 +136,8 @@ class AttestationService:
                 "sign a statement whose subject carries both digests of this manifest",
                 artifact=str(stored.digest),
             )
+        if statement.predicate_type == intoto.REPRODUCIBILITY:
+            _check_reproducibility(stored, statement.predicate)
         envelope_sha256 = hashlib.sha256(raw).hexdigest()
         try:
             with self._writes.begin() as session:  # one transaction: checks and writes
@@ -145,7 +176,7 @@ class AttestationService:
                 for hook in self._hooks:
                     hook(session, stored, row, statement)
                 if also is not None:
-                    also(session, row)
+                    also(session, row, statement)
         except IntegrityError:  # the same envelope, posted concurrently
             existing = self._find(envelope_sha256)
             if existing is None:

@@ -18,12 +18,12 @@ from registry.core.reproducibility import ProfileVerdict
 from registry.domain.artifacts.services import ArtifactService
 from registry.domain.attestations.schemas import Attestation
 from registry.domain.attestations.services import AttestationService
-from registry.domain.channels.verification import predicate_of, verdicts
+from registry.domain.channels.verification import readable, verdicts
 from registry.domain.keys.services import KeyService
 
 
 def _predicate(attestation: Attestation) -> dict[str, object]:
-    return predicate_of(json.dumps(attestation.envelope).encode())
+    return readable(json.dumps(attestation.envelope).encode()) or {}
 
 
 def _numbers(raw: object) -> dict[str, float]:
@@ -59,16 +59,27 @@ class Evidence:
         manifest = parse_manifest(self._artifacts.manifest(ref).raw).manifest
         return attested, _numbers(manifest.metrics)
 
-    def reproducibility(self, ref: Digest) -> dict[str, ProfileVerdict]:
-        """A verdict per profile over the trusted reproducibility/v1 attestations."""
+    def reproducibility(
+        self, ref: Digest, refusals: Mapping[str, list[str]] | None = None
+    ) -> dict[str, ProfileVerdict]:
+        """A verdict per profile over the trusted reproducibility/v1 attestations and the
+        engines' refusals to run the artifact deterministically (failed jobs)."""
         return verdicts(
-            (a.keyid, _predicate(a))
-            for a in self._trusted(ref)
-            if a.predicate_type == intoto.REPRODUCIBILITY
+            (
+                (a.keyid, p)
+                for a in self._trusted(ref)
+                if a.predicate_type == intoto.REPRODUCIBILITY and (p := _predicate(a))
+            ),
+            refusals,
         )
 
     def facts(
-        self, ref: Digest, channel: str, current: Digest | None, revoked_reason: str | None
+        self,
+        ref: Digest,
+        channel: str,
+        current: Digest | None,
+        revoked_reason: str | None,
+        refusals: Mapping[str, list[str]] | None = None,
     ) -> Facts:
         trusted = self._trusted(ref)
         attested, manifest_metrics = self.metrics(ref)
@@ -88,6 +99,6 @@ class Evidence:
                 if a.predicate_type == intoto.APPROVAL and _predicate(a).get("channel") == channel
             ),
             current_metrics=current_metrics,
-            reproducibility=self.reproducibility(ref),
+            reproducibility=self.reproducibility(ref, refusals),
             revoked_reason=revoked_reason,
         )

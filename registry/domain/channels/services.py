@@ -108,7 +108,9 @@ class ChannelService:
         with self._reads() as session:
             current = self._current(session, name, channel)
             revoked = self._artifacts.revoked_reason(session, stored.digest)
-        facts = self._evidence.facts(stored.digest, channel, current, revoked)
+        facts = self._evidence.facts(
+            stored.digest, channel, current, revoked, self._jobs.refusals(stored.digest)
+        )
         rules = self.policy.for_channel(channel)
         requirements = evaluate(rules, facts)
         return ChannelStatus(
@@ -143,7 +145,9 @@ class ChannelService:
             LogRepository(session).lock_head()
             current = self._current(session, name, channel)
             revoked = self._artifacts.revoked_reason(session, stored.digest)
-            facts = self._evidence.facts(stored.digest, channel, current, revoked)
+            facts = self._evidence.facts(
+                stored.digest, channel, current, revoked, self._jobs.refusals(stored.digest)
+            )
             requirements = evaluate(self.policy.for_channel(channel), facts)
             unmet = [r for r in requirements if not r.met]
             if unmet:

@@ -12,6 +12,7 @@ Invariants:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -19,31 +20,47 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from registry.core import intoto
-from registry.core.dsse import Envelope
+from registry.core.errors import CoreError
 from registry.core.reproducibility import ProfileVerdict, WorkerResult, judge
 from registry.db.models import AttestationRow, ChannelEventRow
 from registry.domain.artifacts.schemas import StoredManifest
 from registry.domain.attestations.repositories import AttestationRepository
+from registry.domain.attestations.services import predicate_of
 from registry.domain.channels.schemas import ProfileState
 from registry.domain.jobs.schemas import Job
 from registry.domain.log.services import TransparencyLog
 from registry.domain.system.metrics import Metrics
 
 ALL_CHANNELS = "*"  # a finding blocks the artifact in every channel
+log = logging.getLogger("reliquary.verification")
 
 
-def predicate_of(envelope_json: bytes) -> dict[str, Any]:
-    return intoto.Statement.from_payload(Envelope.from_json(envelope_json).payload).predicate
+def readable(envelope_json: bytes) -> dict[str, Any] | None:
+    """The predicate, or None for a row stored under older rules that no longer parses
+    (it counts for nothing: the gate stays closed through ``min_workers``)."""
+    try:
+        return predicate_of(envelope_json)
+    except CoreError:
+        log.warning("skipping a stored reproducibility attestation that no longer parses")
+        return None
 
 
-def verdicts(results: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, ProfileVerdict]:
-    """(signing keyid, reproducibility predicate) pairs -> a verdict per profile."""
+def verdicts(
+    results: Iterable[tuple[str, Mapping[str, Any]]],
+    refusals: Mapping[str, list[str]] | None = None,
+) -> dict[str, ProfileVerdict]:
+    """(signing keyid, reproducibility predicate) pairs, and the engines' refusals to run
+    deterministically (by profile) -> a verdict per profile."""
     by_profile: dict[str, list[WorkerResult]] = {}
     for keyid, predicate in results:
         by_profile.setdefault(str(predicate["profile"]), []).append(
             WorkerResult.of(keyid, predicate)
         )
-    return {profile: judge(profile, found) for profile, found in by_profile.items()}
+    refusals = refusals or {}
+    return {
+        profile: judge(profile, by_profile.get(profile, []), refusals.get(profile, []))
+        for profile in {*by_profile, *refusals}
+    }
 
 
 class NondeterminismRecorder:
@@ -70,12 +87,24 @@ class NondeterminismRecorder:
                 stored.digest.hex, intoto.REPRODUCIBILITY
             )
             if other.envelope_sha256 != row.envelope_sha256
-            and (p := predicate_of(other.envelope)).get("profile") == profile
+            and (p := readable(other.envelope)) is not None
+            and p.get("profile") == profile
         ]
         if new.agree and all(e.output == new.output for e in earlier):
             return
         verdict = judge(profile, [*earlier, new])
-        finding = verdict.finding or ""
+        self.record(session, stored, profile, verdict.finding or "", verdict.outputs, row.token_id)
+
+    def record(
+        self,
+        session: Session,
+        stored: StoredManifest,
+        profile: str,
+        finding: str,
+        outputs: Mapping[str, str],
+        token_id: str | None,
+    ) -> None:
+        """Log a finding, put it in the artifact's history and count it (one transaction)."""
         index = self._log.append(
             session,
             "verification.nondeterministic",
@@ -85,8 +114,7 @@ class NondeterminismRecorder:
                 "version": stored.version,
                 "profile": profile,
                 "finding": finding,
-                "outputs": verdict.outputs,
-                "attestation": row.envelope_sha256,
+                "outputs": dict(outputs),
             },
         )
         session.add(
@@ -98,7 +126,7 @@ class NondeterminismRecorder:
                 from_digest=None,
                 to_digest=stored.digest.hex,
                 reason=f"non-reproducible on {profile}: {finding}"[:1024],
-                token_id=row.token_id,
+                token_id=token_id,
                 created_at=datetime.now(UTC),
             )
         )

@@ -15,23 +15,35 @@ Invariants:
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from registry.core import intoto
 from registry.core.digest import Digest
 from registry.core.manifest import ParsedManifest
 from registry.core.policy import Policy
 from registry.core.profiles import PROFILE_ENGINES, runs
 from registry.db.models import AttestationRow, JobRow
+from registry.domain.artifacts.schemas import StoredManifest
 from registry.domain.artifacts.services import ArtifactService
-from registry.domain.attestations.services import AttestationService
+from registry.domain.attestations.repositories import AttestationRepository
+from registry.domain.attestations.services import AttestationService, predicate_of
 from registry.domain.jobs.repositories import JobRepository
 from registry.domain.jobs.schemas import Job
 from registry.domain.system.metrics import Metrics
-from registry.errors import InvalidRequestError, JobLeaseError, JobNotFoundError
+from registry.errors import (
+    AttestationRejectedError,
+    InvalidRequestError,
+    JobLeaseError,
+    JobNotFoundError,
+)
 
 MAX_CLAIM_SCAN = 20
+NONDETERMINISTIC = "nondeterministic: "
+FindingRecorder = Callable[[Session, StoredManifest, str, str, Mapping[str, str], str | None], None]
+"""Records a nondeterminism finding in the caller's transaction (see channels.verification)."""
 
 
 def _dto(row: JobRow) -> Job:
@@ -78,6 +90,7 @@ class JobService:
         policy: Policy,
         metrics: Metrics,
         lease_seconds: float = 300.0,
+        on_nondeterministic: FindingRecorder | None = None,
         max_attempts: int = 3,
     ) -> None:
         self._artifacts = artifacts
@@ -86,6 +99,7 @@ class JobService:
         self._reads = reads
         self._policy = policy
         self._metrics = metrics
+        self._on_nondeterministic = on_nondeterministic
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
 
@@ -185,14 +199,47 @@ class JobService:
             artifact = Digest.blake3(row.artifact_digest)
         finished: list[Job] = []
 
-        def finish(session: Session, attestation: AttestationRow) -> None:
+        def finish(
+            session: Session, attestation: AttestationRow, statement: intoto.Statement
+        ) -> None:
+            self._check_evidence(session, job_id, attestation, statement)
             finished.append(self._finish(session, job_id, token_id, attestation.envelope_sha256))
 
-        attestation, created = self._attestations.post(artifact, envelope, token_id, also=finish)
-        if created:
-            return finished[0]
-        with self._writes.begin() as session:  # the same statement was stored before
-            return self._finish(session, job_id, token_id, attestation.envelope_sha256)
+        _, created = self._attestations.post(artifact, envelope, token_id, also=finish)
+        if not created:
+            raise AttestationRejectedError(
+                "this statement was accepted before, for another job: sign this job's own"
+            )
+        return finished[0]
+
+    @staticmethod
+    def _check_evidence(
+        session: Session, job_id: str, attestation: AttestationRow, statement: intoto.Statement
+    ) -> None:
+        """A job is completed only by new evidence: this job's profile, from a key that has
+        not attested this artifact for that profile before (the gate counts keys)."""
+        job = JobRepository(session).get(job_id)
+        predicate = statement.predicate
+        assert job is not None  # _held found it in this transaction's caller
+        if statement.predicate_type != intoto.REPRODUCIBILITY:
+            raise AttestationRejectedError("a job is completed with a reproducibility/v1 statement")
+        if predicate.get("profile") != job.profile or predicate.get("job", job_id) != job_id:
+            raise AttestationRejectedError(
+                f"the statement is about profile {predicate.get('profile')!r}, job "
+                f"{predicate.get('job')!r}; this is job {job_id} of {job.profile}"
+            )
+        for other in AttestationRepository(session).of_artifact(
+            job.artifact_digest, intoto.REPRODUCIBILITY
+        ):
+            if (
+                other.envelope_sha256 != attestation.envelope_sha256
+                and other.keyid == attestation.keyid
+                and predicate_of(other.envelope).get("profile") == job.profile
+            ):
+                raise AttestationRejectedError(
+                    f"key {attestation.keyid[:16]}… already attested this artifact for "
+                    f"{job.profile}; another worker key must take this job"
+                )
 
     def _finish(self, session: Session, job_id: str, token_id: str, envelope_sha256: str) -> Job:
         now = datetime.now(UTC)
@@ -219,8 +266,10 @@ class JobService:
         with self._writes.begin() as session:
             row = self._held(session, job_id, token_id, now)
             if nondeterministic:
-                error = f"nondeterministic: {error}"
-                self._metrics.nondeterministic.labels(profile=row.profile).inc()
+                error = f"{NONDETERMINISTIC}{error}"
+                stored = self._artifacts.manifest(Digest.blake3(row.artifact_digest))
+                if self._on_nondeterministic is not None:  # logged, in history, counted
+                    self._on_nondeterministic(session, stored, row.profile, error, {}, token_id)
             row.last_error, row.updated_at = error[:2048], now
             row.lease_expires_at = None
             if retry and not nondeterministic and row.attempts < row.max_attempts:
@@ -229,6 +278,14 @@ class JobService:
                 row.state = "failed"
                 self._metrics.jobs_failed.labels(profile=row.profile).inc()
             return _dto(row)
+
+    def refusals(self, ref: Digest) -> dict[str, list[str]]:
+        """Per profile, why engines refused to run ``ref`` deterministically (final)."""
+        out: dict[str, list[str]] = {}
+        for job in self.of_artifact(ref):
+            if job.state == "failed" and (job.last_error or "").startswith(NONDETERMINISTIC):
+                out.setdefault(job.profile, []).append(str(job.last_error))
+        return out
 
     def of_artifact(self, ref: Digest) -> list[Job]:
         stored = self._artifacts.manifest(ref)
