@@ -48,9 +48,22 @@ from workers.host import fingerprint
 from workers.profiles import Profile
 
 STDERR_TAIL = 1500
-CHILD_ENV = frozenset({"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "VIRTUAL_ENV",
-                       "LD_LIBRARY_PATH", "RELIQUARY_VLLM_MEMORY_FRACTION", "HF_HUB_OFFLINE",
-                       "OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES"})
+CHILD_ENV = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "LANG",
+        "LC_ALL",
+        "TMPDIR",
+        "USER",
+        "VIRTUAL_ENV",
+        "LD_LIBRARY_PATH",
+        "RELIQUARY_VLLM_MEMORY_FRACTION",
+        "HF_HUB_OFFLINE",
+        "OMP_NUM_THREADS",
+        "CUDA_VISIBLE_DEVICES",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
