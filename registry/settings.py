@@ -156,7 +156,9 @@ class Settings:
         lease_text = get("job_lease")
         attempts_text = get("job_max_attempts", "3") or "3"
         try:
-            lease = 300.0 if lease_text is None else parse_duration(lease_text)
+            lease = (
+                JobSettings().lease_seconds if lease_text is None else parse_duration(lease_text)
+            )
         except ValueError as exc:
             raise ValueError(f"RELIQUARY_JOB_LEASE: {exc}") from exc
         if not attempts_text.isdigit() or not 1 <= int(attempts_text) <= 100:

@@ -14,7 +14,6 @@ from registry.core import intoto
 from registry.core.digest import Digest
 from registry.core.manifest import parse_manifest
 from registry.core.policy import Facts
-from registry.core.reproducibility import ProfileVerdict
 from registry.domain.artifacts.services import ArtifactService
 from registry.domain.attestations.schemas import Attestation
 from registry.domain.attestations.services import AttestationService
@@ -45,33 +44,25 @@ class Evidence:
         self._keys = keys
 
     def _trusted(self, ref: Digest) -> list[Attestation]:
+        """The accepted attestations whose key is still registered and unrevoked."""
+        usable: dict[str, bool] = {}  # one lookup per key, however many statements it made
         out = []
         for attestation in self._attestations.list(ref):
-            key = self._keys.find(attestation.keyid)
-            if key is not None and key.revoked_at is None:
+            if attestation.keyid not in usable:
+                key = self._keys.find(attestation.keyid)
+                usable[attestation.keyid] = key is not None and key.revoked_at is None
+            if usable[attestation.keyid]:
                 out.append(attestation)
         return out
 
-    def metrics(self, ref: Digest) -> tuple[dict[str, float] | None, dict[str, float]]:
+    def _metrics(
+        self, ref: Digest, trusted: list[Attestation]
+    ) -> tuple[dict[str, float] | None, dict[str, float]]:
         """(metrics of the latest trusted evaluation/v1, the manifest's metrics)."""
-        evaluations = [a for a in self._trusted(ref) if a.predicate_type == intoto.EVALUATION]
+        evaluations = [a for a in trusted if a.predicate_type == intoto.EVALUATION]
         attested = _numbers(_predicate(evaluations[-1]).get("metrics")) if evaluations else None
         manifest = parse_manifest(self._artifacts.manifest(ref).raw).manifest
         return attested, _numbers(manifest.metrics)
-
-    def reproducibility(
-        self, ref: Digest, refusals: Mapping[str, list[str]] | None = None
-    ) -> dict[str, ProfileVerdict]:
-        """A verdict per profile over the trusted reproducibility/v1 attestations and the
-        engines' refusals to run the artifact deterministically (failed jobs)."""
-        return verdicts(
-            (
-                (a.keyid, p)
-                for a in self._trusted(ref)
-                if a.predicate_type == intoto.REPRODUCIBILITY and (p := _predicate(a))
-            ),
-            refusals,
-        )
 
     def facts(
         self,
@@ -81,12 +72,23 @@ class Evidence:
         revoked_reason: str | None,
         refusals: Mapping[str, list[str]] | None = None,
     ) -> Facts:
+        """What the policy is evaluated against; ``refusals``: per profile, the engines'
+        refusals to run ``ref`` deterministically (failed jobs). Each statement is read
+        once."""
         trusted = self._trusted(ref)
-        attested, manifest_metrics = self.metrics(ref)
+        attested, manifest_metrics = self._metrics(ref, trusted)
         current_metrics = None
         if current is not None:
-            current_attested, current_manifest = self.metrics(current)
+            current_attested, current_manifest = self._metrics(current, self._trusted(current))
             current_metrics = current_attested if current_attested is not None else current_manifest
+        reproducibility = verdicts(
+            (
+                (a.keyid, p)
+                for a in trusted
+                if a.predicate_type == intoto.REPRODUCIBILITY and (p := _predicate(a))
+            ),
+            refusals,
+        )
         return Facts(
             publisher_keys=frozenset(
                 a.keyid for a in trusted if a.predicate_type == intoto.PUBLISH
@@ -99,6 +101,6 @@ class Evidence:
                 if a.predicate_type == intoto.APPROVAL and _predicate(a).get("channel") == channel
             ),
             current_metrics=current_metrics,
-            reproducibility=self.reproducibility(ref, refusals),
+            reproducibility=reproducibility,
             revoked_reason=revoked_reason,
         )
