@@ -47,6 +47,7 @@ POLICY = (
     b'[channels.production]\nreproducibility = [{ profile = "cpu-tensorflow", min_workers = 1 }]\n'
 )
 REPO = Path(__file__).resolve().parents[1]
+Identity = tuple[str, str, Any, str]  # name, version, manifest digests, reference inputs
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -116,40 +117,51 @@ class Server:
             self.proc.wait(timeout=30)
 
 
-def push_artifacts(conn: Conn, count: int, tag: str) -> dict[str, tuple[str, str, Any]]:
-    """``count`` one-blob artifacts whose engine the policy verifies; digest -> identity."""
-    pushed: dict[str, tuple[str, str, Any]] = {}
+def push_artifacts(conn: Conn, count: int, tag: str) -> dict[str, Identity]:
+    """``count`` one-blob artifacts whose engine the policy verifies, all naming one
+    reference-inputs artifact (pushed first); digest -> identity."""
+    inputs = str(push_one(conn, tag, "inputs", "reference-inputs", None)[2].blake3)
+    pushed: dict[str, Identity] = {}
     for i in range(count):
-        blob = f"{tag} weights {i}".encode()
-        blob_digests = digest_bytes(blob)
-        status, _, _ = conn.call("PUT", f"/v1/blobs/{blob_digests.blake3}", blob)
-        assert status in (200, 201), status
-        name, version = "bench/model", f"{tag}-{i}"
-        manifest = canonical_bytes(
-            {
-                "schema": "reliquary.manifest.v1",
-                "kind": "model",
-                "name": name,
-                "version": version,
-                "files": [
-                    {
-                        "path": "model.bin",
-                        "size": len(blob),
-                        "blake3": blob_digests.blake3.hex,
-                        "sha256": blob_digests.sha256.hex,
-                    }
-                ],
-                "runtime": {"engine": "tensorflow-savedmodel"},
-            }
-        )
-        status, body, _ = conn.call("PUT", "/v1/artifacts", manifest)
-        assert status == 201, body
-        pushed[str(digest_bytes(manifest).blake3)] = (name, version, digest_bytes(manifest))
+        name, version, digests = push_one(conn, tag, str(i), "model", inputs)
+        pushed[str(digests.blake3)] = (name, version, digests, inputs)
     return pushed
 
 
-def statement(key: SigningKey, identity: tuple[str, str, Any]) -> bytes:
-    name, version, digests = identity
+def push_one(
+    conn: Conn, tag: str, what: str, kind: str, inputs: str | None
+) -> tuple[str, str, Any]:
+    """A one-blob artifact; (name, version, manifest digests)."""
+    blob = f"{tag} {kind} {what}".encode()
+    blob_digests = digest_bytes(blob)
+    status, _, _ = conn.call("PUT", f"/v1/blobs/{blob_digests.blake3}", blob)
+    assert status in (200, 201), status
+    name, version = f"bench/{kind}", f"{tag}-{what}"
+    document: dict[str, Any] = {
+        "schema": "reliquary.manifest.v1",
+        "kind": kind,
+        "name": name,
+        "version": version,
+        "files": [
+            {
+                "path": "data.bin",
+                "size": len(blob),
+                "blake3": blob_digests.blake3.hex,
+                "sha256": blob_digests.sha256.hex,
+            }
+        ],
+    }
+    if inputs is not None:  # a model the policy verifies, on these inputs
+        document["runtime"] = {"engine": "tensorflow-savedmodel"}
+        document["reference"] = {"inputs": inputs}
+    manifest = canonical_bytes(document)
+    status, body, _ = conn.call("PUT", "/v1/artifacts", manifest)
+    assert status == 201, body
+    return name, version, digest_bytes(manifest)
+
+
+def statement(key: SigningKey, identity: Identity) -> bytes:
+    name, version, digests, inputs = identity
     out = "blake3:" + "ab" * 32
     predicate = {
         "profile": "cpu-tensorflow",
@@ -157,7 +169,7 @@ def statement(key: SigningKey, identity: tuple[str, str, Any]) -> bytes:
         "device": "cpu",
         "host": {"cpu": "bench", "os": "bench", "python": "3"},
         "determinism": {},
-        "inputs": "blake3:" + "cd" * 32,
+        "inputs": inputs,
         "runs": [{"output": out, "seconds": 0.0}] * 3,
         "output": out,
         "agree": True,
@@ -169,14 +181,15 @@ def statement(key: SigningKey, identity: tuple[str, str, Any]) -> bytes:
 
 
 def work(
-    args: tuple[int, str, bytes, dict[str, tuple[str, str, Any]], float],
+    args: tuple[int, str, bytes, dict[str, Identity], float],
 ) -> tuple[list[float], list[float]]:
     port, token, key_pem, pushed, think_ms = args
     rng = random.Random(token)
     time.sleep(rng.uniform(0, think_ms / 1000))  # workers do not start in step
     key = SigningKey.from_pem(key_pem)
     conn = Conn(port, token)
-    claims, completes = [], []
+    claims: list[float] = []
+    completes: list[float] = []
     body = json.dumps({"profiles": ["cpu-tensorflow"], "worker": "bench"}).encode()
     while True:
         status, answer, ms = conn.call("POST", "/v1/jobs/claim", body)

@@ -1,7 +1,9 @@
 """Engines and sessions for SQLite (embedded) and PostgreSQL (production).
 
 Invariants:
-- SQLite runs in WAL mode with foreign keys on, and every write transaction
+- SQLite runs in WAL mode with ``synchronous=FULL`` (a commit is on disk before it
+  returns: a log entry that a signed checkpoint counts must survive a power cut,
+  or the log would fork) and foreign keys on, and every write transaction
   starts with ``BEGIN IMMEDIATE``: writers are serialised by the database itself,
   so read-check-write sequences cannot interleave. Read-only sessions begin
   deferred and run beside the writer.
@@ -45,7 +47,7 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()

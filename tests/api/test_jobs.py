@@ -107,6 +107,41 @@ def test_push_enqueues_what_the_policy_requires_for_distinct_workers(
         api.client.__exit__(None, None, None)
 
 
+def test_a_job_claimed_through_one_server_process_completes_through_another(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """``serve --workers N``: the process that answers the claim need not answer the rest."""
+    api, other = (api_with_policy(deployment, tmp_path, POLICY) for _ in range(2))
+    try:
+        raw = push(api, "v1")
+        a, b = worker(deployment), worker(deployment)
+        job = claim(api, a).json()["id"]
+        key = SigningKey.generate()
+        api.client.post(
+            "/v1/keys",
+            json={"public_key": key.public.to_pem().decode(), "role": "worker"},
+            headers=api.auth(Role.ADMIN),
+        )
+        predicate = reproducibility(key.public.keyid, [OUT] * 3, inputs=inputs_of(raw), job=job)
+        statement = statement_about(raw, NAME, "v1", intoto.REPRODUCIBILITY, predicate)
+        envelope = signed(statement, key).to_json()
+        stolen = other.client.post(f"/v1/jobs/{job}/complete", content=envelope, headers=b)
+        assert stolen.status_code == 409 and "not yours" in stolen.json()["detail"]
+        missing = other.client.post(f"/v1/jobs/{'e' * 32}/complete", content=envelope, headers=a)
+        assert missing.status_code == 404
+        done = other.client.post(f"/v1/jobs/{job}/complete", content=envelope, headers=a)
+        assert done.status_code == 200, done.text
+        assert done.json()["state"] == "attested"
+        for retry in (api, other):  # an answer lost on the way: sending it again is safe
+            again = retry.client.post(f"/v1/jobs/{job}/complete", content=envelope, headers=a)
+            assert again.status_code == 200 and again.json() == done.json()
+        late = other.client.post(f"/v1/jobs/{job}/complete", content=envelope, headers=b)
+        assert late.status_code == 409
+    finally:
+        api.client.__exit__(None, None, None)
+        other.client.__exit__(None, None, None)
+
+
 def test_a_dead_workers_job_is_redone_and_attempts_are_bounded(
     deployment: Deployment, tmp_path: Path
 ) -> None:

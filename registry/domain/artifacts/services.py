@@ -149,6 +149,7 @@ class ArtifactService:
             if existing is None:
                 raise
             return self._same_or_conflict(existing, parsed)
+        self._remember(row)  # workers fetch what was just pushed
         return PushResult(_dto(row, dict(m.labels)), created=True)
 
     def _same_or_conflict(self, existing: ArtifactRow, parsed: ParsedManifest) -> PushResult:
@@ -220,8 +221,10 @@ class ArtifactService:
             return cached
         with self._reads() as session:
             row = ArtifactRepository(session).get(digest)
-        if row is None:
-            return None
+        return None if row is None else self._remember(row)
+
+    def _remember(self, row: ArtifactRow) -> StoredManifest:
+        """Cache a committed manifest (immutable, so never stale) under both digests."""
         stored = StoredManifest(
             Digest.blake3(row.digest),
             Digest.sha256(row.sha256),

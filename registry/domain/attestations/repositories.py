@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from registry.db.models import AttestationRow
+
+# built once: on the accept path, constructing a statement costs more than running it
+_GET = select(AttestationRow).where(AttestationRow.envelope_sha256 == bindparam("sha256"))
+_OF_ARTIFACT = (
+    select(AttestationRow)
+    .where(AttestationRow.artifact_digest == bindparam("digest"))
+    .order_by(AttestationRow.log_index)
+)
+_OF_ARTIFACT_TYPED = _OF_ARTIFACT.where(AttestationRow.predicate_type == bindparam("type"))
+_INSERT = insert(AttestationRow)
+_COLUMNS = tuple(c.key for c in AttestationRow.__table__.columns)
 
 
 class AttestationRepository:
@@ -13,10 +24,15 @@ class AttestationRepository:
         self.session = session
 
     def get(self, envelope_sha256: str) -> AttestationRow | None:
-        return self.session.get(AttestationRow, envelope_sha256)
+        return self.session.scalar(_GET, {"sha256": envelope_sha256})
+
+    def add(self, row: AttestationRow) -> None:
+        """Insert now (a Core insert: ``row`` stays a plain value, outside the session)."""
+        self.session.connection().execute(_INSERT, {c: getattr(row, c) for c in _COLUMNS})
 
     def of_artifact(self, digest_hex: str, predicate_type: str | None) -> list[AttestationRow]:
-        query = select(AttestationRow).where(AttestationRow.artifact_digest == digest_hex)
-        if predicate_type is not None:
-            query = query.where(AttestationRow.predicate_type == predicate_type)
-        return list(self.session.scalars(query.order_by(AttestationRow.log_index)))
+        if predicate_type is None:
+            return list(self.session.scalars(_OF_ARTIFACT, {"digest": digest_hex}))
+        return list(
+            self.session.scalars(_OF_ARTIFACT_TYPED, {"digest": digest_hex, "type": predicate_type})
+        )

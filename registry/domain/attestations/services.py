@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,9 +50,21 @@ PREDICATE_ROLES: dict[str, frozenset[KeyRole]] = {
     intoto.REPRODUCIBILITY: frozenset({KeyRole.WORKER}),
 }
 
-AcceptHook = Callable[[Session, StoredManifest, AttestationRow, intoto.Statement], None]
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """An attestation being accepted, as hooks see it inside the accepting transaction."""
+
+    stored: StoredManifest
+    row: AttestationRow
+    statement: intoto.Statement
+    earlier: list[AttestationRow]
+    """The artifact's attestations of the same predicate type stored before this one
+    (read once, in this transaction, for every hook that compares)."""
+
+
+AcceptHook = Callable[[Session, Accepted], None]
 """Called in the accepting transaction, after the row is added."""
-AlsoInTransaction = Callable[[Session, AttestationRow, intoto.Statement], None]
 
 
 def predicate_of(envelope_json: bytes) -> dict[str, Any]:
@@ -110,7 +123,7 @@ class AttestationService:
         self._hooks = tuple(hooks)
 
     def post(
-        self, ref: Digest, raw: bytes, token_id: str | None, also: AlsoInTransaction | None = None
+        self, ref: Digest, raw: bytes, token_id: str | None, also: AcceptHook | None = None
     ) -> tuple[Attestation, bool]:
         """Verify and store an envelope about artifact ``ref``; (attestation, created).
 
@@ -141,7 +154,8 @@ class AttestationService:
         envelope_sha256 = hashlib.sha256(raw).hexdigest()
         try:
             with self._writes.begin() as session:  # one transaction: checks and writes
-                found = AttestationRepository(session).get(envelope_sha256)
+                repo = AttestationRepository(session)
+                found = repo.get(envelope_sha256)
                 if found is not None:  # the same envelope again: answer the first
                     return _dto(found), False
                 keyid = self._verify(session, envelope, statement.predicate_type)  # 4
@@ -171,12 +185,13 @@ class AttestationService:
                     created_at=datetime.now(UTC),
                     token_id=token_id,
                 )
-                session.add(row)
-                session.flush()
+                earlier = repo.of_artifact(stored.digest.hex, statement.predicate_type)
+                repo.add(row)
+                accepted = Accepted(stored, row, statement, earlier)
                 for hook in self._hooks:
-                    hook(session, stored, row, statement)
+                    hook(session, accepted)
                 if also is not None:
-                    also(session, row, statement)
+                    also(session, accepted)
         except IntegrityError:  # the same envelope, posted concurrently
             existing = self._find(envelope_sha256)
             if existing is None:

@@ -22,10 +22,9 @@ from sqlalchemy.orm import Session
 from registry.core import intoto
 from registry.core.errors import CoreError
 from registry.core.reproducibility import ProfileVerdict, WorkerResult, judge
-from registry.db.models import AttestationRow, ChannelEventRow
+from registry.db.models import ChannelEventRow
 from registry.domain.artifacts.schemas import StoredManifest
-from registry.domain.attestations.repositories import AttestationRepository
-from registry.domain.attestations.services import predicate_of
+from registry.domain.attestations.services import Accepted, predicate_of
 from registry.domain.channels.schemas import ProfileState
 from registry.domain.jobs.schemas import Job
 from registry.domain.log.services import TransparencyLog
@@ -70,30 +69,23 @@ class NondeterminismRecorder:
         self._log = log
         self._metrics = metrics
 
-    def __call__(
-        self,
-        session: Session,
-        stored: StoredManifest,
-        row: AttestationRow,
-        statement: intoto.Statement,
-    ) -> None:
+    def __call__(self, session: Session, accepted: Accepted) -> None:
+        statement, row = accepted.statement, accepted.row
         if statement.predicate_type != intoto.REPRODUCIBILITY:
             return
         profile = str(statement.predicate["profile"])
         new = WorkerResult.of(row.keyid, statement.predicate)
         earlier = [
             WorkerResult.of(other.keyid, p)
-            for other in AttestationRepository(session).of_artifact(
-                stored.digest.hex, intoto.REPRODUCIBILITY
-            )
-            if other.envelope_sha256 != row.envelope_sha256
-            and (p := readable(other.envelope)) is not None
-            and p.get("profile") == profile
+            for other in accepted.earlier
+            if (p := readable(other.envelope)) is not None and p.get("profile") == profile
         ]
         if new.agree and all(e.output == new.output for e in earlier):
             return
         verdict = judge(profile, [*earlier, new])
-        self.record(session, stored, profile, verdict.finding or "", verdict.outputs, row.token_id)
+        self.record(
+            session, accepted.stored, profile, verdict.finding or "", verdict.outputs, row.token_id
+        )
 
     def record(
         self,

@@ -16,10 +16,9 @@ class JobRepository:
         self.session = session
 
     def get(self, job_id: str, *, lock: bool = False) -> JobRow | None:
-        query = select(JobRow).where(JobRow.id == job_id)
-        if lock and self._postgres:
-            query = query.with_for_update()
-        return self.session.scalar(query)
+        """The job; with ``lock``, its row stays locked until the transaction ends
+        (PostgreSQL; SQLite writers are serial)."""
+        return self.session.scalar(_GET[lock and self._postgres], {"id": job_id})
 
     @property
     def _postgres(self) -> bool:
@@ -72,6 +71,10 @@ def _claim_query(state: ColumnElement[bool], lock: bool) -> Select[JobRow]:
     return query.with_for_update(skip_locked=True, of=JobRow) if lock else query
 
 
+_GET = {  # by "lock the row"
+    False: select(JobRow).where(JobRow.id == bindparam("id")),
+    True: select(JobRow).where(JobRow.id == bindparam("id")).with_for_update(),
+}
 _EXPIRED = and_(JobRow.state == "running", JobRow.lease_expires_at < bindparam("now"))
 _QUEUED = JobRow.state == "queued"
 _CLAIM = {  # by "is PostgreSQL": (expired leases, queued)

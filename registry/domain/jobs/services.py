@@ -14,10 +14,13 @@ Invariants:
 
 from __future__ import annotations
 
+import hashlib
 import secrets
+import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
+from cachetools import LRUCache
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.core import intoto
@@ -25,11 +28,10 @@ from registry.core.digest import Digest
 from registry.core.manifest import ParsedManifest
 from registry.core.policy import Policy
 from registry.core.profiles import PROFILE_ENGINES, runs
-from registry.db.models import AttestationRow, JobRow
+from registry.db.models import JobRow
 from registry.domain.artifacts.schemas import StoredManifest
 from registry.domain.artifacts.services import ArtifactService
-from registry.domain.attestations.repositories import AttestationRepository
-from registry.domain.attestations.services import AttestationService, predicate_of
+from registry.domain.attestations.services import Accepted, AttestationService, predicate_of
 from registry.domain.jobs.repositories import JobRepository
 from registry.domain.jobs.schemas import Job
 from registry.domain.system.metrics import Metrics
@@ -102,6 +104,10 @@ class JobService:
         self._on_nondeterministic = on_nondeterministic
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
+        # job id -> artifact digest, from claims this process answered (a job's artifact
+        # never changes): completing such a job needs no read before the write
+        self._claimed: LRUCache[str, str] = LRUCache(maxsize=10_000)
+        self._claimed_lock = threading.Lock()
 
     def required(self, parsed: ParsedManifest) -> dict[str, int]:
         """Jobs the policy needs for this artifact: profile -> workers (over all channels)."""
@@ -160,8 +166,13 @@ class JobService:
                 row.worker_token, row.worker_name = token_id, worker[:128] or None
                 row.lease_expires_at = now + timedelta(seconds=self.lease_seconds)
                 session.flush()
-                return _dto(row)
-        return None
+                claimed = _dto(row)
+                break
+            else:
+                return None
+        with self._claimed_lock:
+            self._claimed[claimed.id] = row.artifact_digest
+        return claimed
 
     def _held(self, session: Session, job_id: str, token_id: str, now: datetime) -> JobRow:
         row = JobRepository(session).get(job_id, lock=True)
@@ -192,65 +203,84 @@ class JobService:
         """Attach the worker's signed statement (checked like any attestation) and finish.
 
         The job turns ``attested`` in the transaction that accepts the statement: both
-        happen, or neither.
+        happen, or neither. Sending the same statement again for the job it completed
+        (a retry after a lost answer) answers the attested job.
         """
-        with self._reads() as session:
-            row = self._held(session, job_id, token_id, datetime.now(UTC))
-            artifact = Digest.blake3(row.artifact_digest)
-        finished: list[Job] = []
+        with self._claimed_lock:
+            artifact_hex = self._claimed.get(job_id)
+        if artifact_hex is None:  # claimed through another process, or forgotten
+            with self._reads() as session:  # refuse a lost lease before any signature work
+                done = self._completed_with(session, job_id, token_id, envelope)
+                if done is not None:
+                    return done
+                artifact_hex = self._held(
+                    session, job_id, token_id, datetime.now(UTC)
+                ).artifact_digest
+        finished: list[tuple[Job, float]] = []
 
-        def finish(
-            session: Session, attestation: AttestationRow, statement: intoto.Statement
-        ) -> None:
-            self._check_evidence(session, job_id, attestation, statement)
-            finished.append(self._finish(session, job_id, token_id, attestation.envelope_sha256))
+        def finish(session: Session, accepted: Accepted) -> None:
+            now = datetime.now(UTC)
+            job = self._held(session, job_id, token_id, now)  # still ours, now locked
+            assert job.artifact_digest == accepted.stored.digest.hex  # a job's artifact is fixed
+            self._check_evidence(job, accepted)
+            job.state, job.updated_at = "attested", now
+            job.attestation_sha256 = accepted.row.envelope_sha256
+            job.lease_expires_at = None
+            finished.append((_dto(job), (now - job.created_at).total_seconds()))
 
-        _, created = self._attestations.post(artifact, envelope, token_id, also=finish)
+        _, created = self._attestations.post(
+            Digest.blake3(artifact_hex), envelope, token_id, also=finish
+        )
         if not created:
+            with self._reads() as session:
+                done = self._completed_with(session, job_id, token_id, envelope)
+                if done is not None:
+                    return done
+                self._held(session, job_id, token_id, datetime.now(UTC))
             raise AttestationRejectedError(
                 "this statement was accepted before, for another job: sign this job's own"
             )
-        return finished[0]
+        job, waited = finished[0]
+        self._metrics.verification_seconds.labels(profile=job.profile).observe(waited)
+        return job
 
     @staticmethod
-    def _check_evidence(
-        session: Session, job_id: str, attestation: AttestationRow, statement: intoto.Statement
-    ) -> None:
+    def _completed_with(
+        session: Session, job_id: str, token_id: str, envelope: bytes
+    ) -> Job | None:
+        """The job, if this worker already completed it with exactly this envelope."""
+        row = JobRepository(session).get(job_id)
+        if (
+            row is not None
+            and row.state == "attested"
+            and row.worker_token == token_id
+            and row.attestation_sha256 == hashlib.sha256(envelope).hexdigest()
+        ):
+            return _dto(row)
+        return None
+
+    @staticmethod
+    def _check_evidence(job: JobRow, accepted: Accepted) -> None:
         """A job is completed only by new evidence: this job's profile, from a key that has
         not attested this artifact for that profile before (the gate counts keys)."""
-        job = JobRepository(session).get(job_id)
+        statement, attestation = accepted.statement, accepted.row
         predicate = statement.predicate
-        assert job is not None  # _held found it in this transaction's caller
         if statement.predicate_type != intoto.REPRODUCIBILITY:
             raise AttestationRejectedError("a job is completed with a reproducibility/v1 statement")
-        if predicate.get("profile") != job.profile or predicate.get("job", job_id) != job_id:
+        if predicate.get("profile") != job.profile or predicate.get("job", job.id) != job.id:
             raise AttestationRejectedError(
                 f"the statement is about profile {predicate.get('profile')!r}, job "
-                f"{predicate.get('job')!r}; this is job {job_id} of {job.profile}"
+                f"{predicate.get('job')!r}; this is job {job.id} of {job.profile}"
             )
-        for other in AttestationRepository(session).of_artifact(
-            job.artifact_digest, intoto.REPRODUCIBILITY
-        ):
+        for other in accepted.earlier:
             if (
-                other.envelope_sha256 != attestation.envelope_sha256
-                and other.keyid == attestation.keyid
+                other.keyid == attestation.keyid
                 and predicate_of(other.envelope).get("profile") == job.profile
             ):
                 raise AttestationRejectedError(
                     f"key {attestation.keyid[:16]}… already attested this artifact for "
                     f"{job.profile}; another worker key must take this job"
                 )
-
-    def _finish(self, session: Session, job_id: str, token_id: str, envelope_sha256: str) -> Job:
-        now = datetime.now(UTC)
-        row = self._held(session, job_id, token_id, now)
-        row.state, row.updated_at = "attested", now
-        row.attestation_sha256 = envelope_sha256
-        row.lease_expires_at = None
-        waited = (now - row.created_at).total_seconds()
-        self._metrics.verification_seconds.labels(profile=row.profile).observe(waited)
-        session.flush()
-        return _dto(row)
 
     def fail(
         self, job_id: str, token_id: str, error: str, retry: bool, nondeterministic: bool = False

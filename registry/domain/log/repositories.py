@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import TextClause, bindparam, select, text, update
+from sqlalchemy import TextClause, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from registry.db.models import LogEntryRow, LogHeadRow, LogNodeRow
@@ -24,10 +25,18 @@ def _params(batch: list[tuple[int, int]]) -> dict[str, int]:
     return params
 
 
-# built once: constructing a statement costs more than running it on SQLite
+# built once: constructing a statement costs more than running it on SQLite. Writes are
+# Core statements on the tables (no unit of work: an append is three statements).
 _SIZE = select(LogHeadRow.size).where(LogHeadRow.id == 1)
 _LOCK_HEAD = _SIZE.with_for_update()
-_SET_SIZE = update(LogHeadRow).where(LogHeadRow.id == 1).values(size=bindparam("size"))
+_ADVANCE = (
+    update(LogHeadRow)
+    .where(LogHeadRow.id == 1)
+    .values(size=LogHeadRow.size + 1)
+    .returning(LogHeadRow.size)
+)
+_INSERT_ENTRY = insert(LogEntryRow)
+_INSERT_NODES = insert(LogNodeRow)
 
 
 class LogRepository:
@@ -45,16 +54,33 @@ class LogRepository:
             raise RuntimeError("log_head row is missing: run `reliquary-server db upgrade`")
         return size
 
+    def advance(self) -> int:
+        """Take the next index (the size before), holding the head row until the
+        transaction ends: one ``UPDATE … RETURNING`` both locks and grows the head."""
+        size = self.session.connection().execute(_ADVANCE).scalar()
+        if size is None:
+            raise RuntimeError("log_head row is missing: run `reliquary-server db upgrade`")
+        return int(size) - 1
+
     def size(self) -> int:
         return self.session.scalar(_SIZE) or 0
 
-    def set_size(self, size: int) -> None:
-        self.session.execute(_SET_SIZE, {"size": size})
-
-    def add(self, entry: LogEntryRow, nodes: Iterable[tuple[int, int, bytes]]) -> None:
-        self.session.add(entry)
-        self.session.add_all(LogNodeRow(level=lv, idx=ix, hash=h) for lv, ix, h in nodes)
-        self.session.flush()
+    def add(
+        self,
+        index: int,
+        kind: str,
+        entry: bytes,
+        created_at: datetime,
+        nodes: list[tuple[int, int, bytes]],
+    ) -> None:
+        """Insert an entry and the subtree nodes it completes (always at least its leaf)."""
+        connection = self.session.connection()
+        connection.execute(
+            _INSERT_ENTRY, {"idx": index, "kind": kind, "entry": entry, "created_at": created_at}
+        )
+        connection.execute(
+            _INSERT_NODES, [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in nodes]
+        )
 
     def nodes(self, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """The stored nodes among ``keys``, in one primary-key lookup per key.

@@ -26,7 +26,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from registry.core import merkle
 from registry.core.canonical import canonical_bytes
 from registry.core.checkpoint import Checkpoint, NoteSigner
-from registry.db.models import LogEntryRow
 from registry.domain.log.repositories import LogRepository
 from registry.errors import InvalidRequestError
 
@@ -59,15 +58,14 @@ class TransparencyLog:
         if reserved:
             raise ValueError(f"log entry fields {sorted(reserved)} are set by the log itself")
         repo = LogRepository(session)
-        index = repo.lock_head()
+        index = repo.advance()
         now = datetime.now(UTC)
         entry = canonical_bytes(
             {**fields, "index": index, "kind": kind, "time": now.isoformat(timespec="microseconds")}
         )
         leaf = merkle.leaf_hash(entry)
         nodes = merkle.completed_nodes(index, leaf, self._reader(session, index, "append"))
-        repo.add(LogEntryRow(idx=index, kind=kind, entry=entry, created_at=now), nodes)
-        repo.set_size(index + 1)
+        repo.add(index, kind, entry, now, nodes)
         return index
 
     # -- reading ----------------------------------------------------------------------
