@@ -174,13 +174,14 @@ class HttpSession:
         )
 
     def iter_raw(self, response: httpx.Response) -> Iterator[bytes]:
-        """The response body as it arrives, undecoded, in pieces of up to 1 MiB.
+        """The response body as it arrives, undecoded, in the pieces the socket gives
+        (no re-chunking: that was one more copy of every byte).
 
         Raises:
             TransportError: the connection broke mid-body (resume with a Range).
         """
         try:
-            yield from response.iter_raw(PIECE_BYTES)
+            yield from response.iter_raw()
         except httpx.TransportError as exc:
             raise self.transport_error(response.request.method, response.url, exc) from exc
 

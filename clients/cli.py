@@ -197,6 +197,12 @@ def _pairs(pairs: tuple[str, ...], option: str) -> dict[str, str]:
 )
 @click.option("--verify-existing", is_flag=True, help="Keep files in DIR that already verify.")
 @click.option("--channel", help="REF is a NAME: pull what its CHANNEL points at.")
+@click.option(
+    "--copy",
+    is_flag=True,
+    help="Write independent copies (default: hard links to the verified cache, where "
+    "DIR is on the cache's filesystem; edit such files only by replacing them).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def pull_command(
@@ -205,12 +211,14 @@ def pull_command(
     output: Path,
     verify_existing: bool,
     channel: str | None,
+    copy: bool,
     as_json: bool,
 ) -> None:
     """Fetch REF (blake3:…, sha256:… or name@version), verify every byte, write it to DIR.
 
     With --channel C, REF is a NAME: the digest C points at is pulled and its manifest
-    must carry NAME.
+    must carry NAME. Files are hard links to the local cache where possible (one write
+    to disk); a cache entry edited in place is caught and fetched again next time.
     """
     client = client_of(ctx)
     name = None
@@ -227,6 +235,7 @@ def pull_command(
             progress=progress,
             verify_existing=verify_existing,
             expect_name=name,
+            link=not copy,
         )
 
     def text() -> None:

@@ -53,3 +53,23 @@ def copy_verified(source: Path, dest: Path, entry: FileEntry) -> None:
     except VerificationError:
         dest.unlink()
         raise
+
+
+def link_durably(source: Path, dest: Path) -> bool:
+    """Hard-link ``source`` (a verified cache entry) at ``dest`` and make it durable.
+
+    False where the filesystem will not link (another device, no links): copy instead.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, dest)
+    except FileNotFoundError:
+        raise
+    except OSError:
+        return False
+    fd = os.open(dest, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True

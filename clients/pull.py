@@ -8,25 +8,30 @@ The server is never trusted:
    a server serves them.
 3. Each file is streamed into the local cache, checked for size, blake3 and
    sha256 while it arrives; an interrupted download resumes with Range.
-4. Files are copied from the cache (verified again) into a staging directory
-   beside DIR and moved into place only when all of them verified: a failure
-   leaves DIR as it was.
+4. Files land in a staging directory beside DIR (fsync'd), and are moved into
+   place only when all of them verified: a failure leaves DIR as it was. A file
+   is a hard link to its cache entry where the filesystem allows (one write of
+   the bytes, as with a plain download), else a copy verified as it is made.
+   A cache entry not downloaded by this pull is verified first; a damaged one is
+   dropped and downloaded again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from clients.cache import BlobCache
 from clients.client import RegistryClient
 from clients.errors import InvalidRequestError, VerificationError
-from clients.files import CHUNK_BYTES, check_entry, copy_verified, hash_file
+from clients.files import CHUNK_BYTES, check_entry, copy_verified, hash_file, link_durably
 from clients.progress import TransferProgress
 from registry.core.digest import Digest, DualHasher
 from registry.core.errors import CoreError
@@ -37,6 +42,8 @@ from registry.core.manifest import (
     parse_manifest,
     validate_name,
 )
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +105,17 @@ def fetch_parsed_manifest(client: RegistryClient, ref: str) -> ParsedManifest:
 
 
 def download(
-    client: RegistryClient, cache: BlobCache, entry: FileEntry, advance: Callable[[int], None]
+    client: RegistryClient,
+    cache: BlobCache,
+    entry: FileEntry,
+    advance: Callable[[int], None],
+    durable: bool = False,
 ) -> int:
-    """Bring one blob into the cache, verified; the bytes downloaded for it."""
+    """Bring one blob into the cache, verified; the bytes downloaded for it.
+
+    ``durable``: fsync it here (it is about to be installed as a link), so that the
+    disk writes of one download overlap the transfers of the others.
+    """
     partial = cache.partial_path(entry.blake3)
     hasher = DualHasher()
     offset = 0
@@ -125,9 +140,11 @@ def download(
                     offset += len(chunk)
                     fetched += len(chunk)
                     advance(len(chunk))
-        # no fsync: a cache entry is verified again whenever it is used, so a torn
-        # file after a crash is caught there; only the installed files must be durable
+        # otherwise no fsync: a cache entry is verified again whenever it is used, so a
+        # torn file after a crash is caught there; only the installed files must be durable
         out.flush()
+        if durable:
+            os.fsync(out.fileno())
     try:
         check_entry(entry, hasher.finish(), "the downloaded blob")
     except VerificationError:
@@ -158,9 +175,11 @@ def pull(
     verify_existing: bool = False,
     parallel: int = 4,
     expect_name: str | None = None,
+    link: bool = True,
 ) -> PullResult:
     """Pull REF into ``out_dir``; with ``expect_name``, the manifest must carry that name
-    (for a digest the registry named, e.g. a channel's).
+    (for a digest the registry named, e.g. a channel's). ``link``: installed files may be
+    hard links to the cache (see ``_install``); otherwise independent copies.
 
     Raises:
         VerificationError: a byte, digest, name or path did not check out; ``out_dir``
@@ -177,11 +196,31 @@ def pull(
     kept = [e for e in files if verify_existing and _kept(out_dir, e)]
     needed = [e for e in files if e not in kept]
     unique = list({e.blake3: e for e in needed}.values())
-    to_fetch = [e for e in unique if not cache.contains(e.blake3, e.size)]
-    bar = progress.task("downloading", sum(e.size for e in to_fetch))
-    with ThreadPoolExecutor(max_workers=parallel) as pool:
-        downloaded = sum(pool.map(lambda e: download(client, cache, e, bar), to_fetch))
-    _install(cache, needed, out_dir, parallel)
+    present = [e for e in unique if cache.contains(e.blake3, e.size)]
+    intact: list[bool] = []
+    if present:
+        checking = progress.task("verifying cache", sum(e.size for e in present))
+        with ThreadPoolExecutor(max_workers=parallel) as pool:  # hashing releases the GIL
+            intact = _all_or_none(pool, lambda e: _cached_intact(cache, e, checking), present)
+    usable = {e.blake3 for e, ok in zip(present, intact, strict=True) if ok}
+    to_fetch = [e for e in unique if e.blake3 not in usable]
+    out_dir = out_dir.absolute()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.parent / f".{out_dir.name}.reliquary-{secrets.token_hex(4)}"
+    staging.mkdir()
+    try:
+        bar = progress.task("downloading", sum(e.size for e in to_fetch))
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            downloaded = sum(
+                _all_or_none(
+                    pool, lambda e: download(client, cache, e, bar, durable=link), to_fetch
+                )
+            )
+        _install(cache, needed, staging, parallel, link)
+        _move_in(staging, needed, out_dir)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(staging)
     return PullResult(
         digest=str(digest),
         name=manifest.name,
@@ -189,44 +228,69 @@ def pull(
         files=len(files),
         total_bytes=manifest.total_size_bytes,
         downloaded_bytes=downloaded,
-        cached_bytes=sum(e.size for e in unique if e not in to_fetch),
+        cached_bytes=sum(e.size for e in unique if e.blake3 in usable),
         kept_bytes=sum(e.size for e in kept),
     )
 
 
-def _install(cache: BlobCache, entries: list[FileEntry], out_dir: Path, parallel: int) -> None:
-    """Copy verified files into a staging dir beside ``out_dir``, then move them in."""
-    out_dir = out_dir.absolute()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_dir.parent / f".{out_dir.name}.reliquary-{secrets.token_hex(4)}"
-    staging.mkdir()
+def _all_or_none(
+    pool: ThreadPoolExecutor, work: Callable[[FileEntry], T], entries: list[FileEntry]
+) -> list[T]:
+    """``work`` on every entry in ``pool``; the first failure cancels what has not started."""
+    futures = [pool.submit(work, e) for e in entries]
+    try:
+        return [f.result() for f in futures]
+    except BaseException:
+        for pending in futures:
+            pending.cancel()
+        raise
 
-    def install(entry: FileEntry) -> None:
+
+def _cached_intact(cache: BlobCache, entry: FileEntry, advance: Callable[[int], None]) -> bool:
+    """Whether the cache entry is still ``entry``; a damaged one (say, an installed link
+    edited in place) is dropped, to be downloaded again."""
+    try:
+        check_entry(entry, hash_file(cache.path(entry.blake3), advance), "the cached blob")
+    except FileNotFoundError:
+        return False
+    except VerificationError:
+        cache.evict(entry.blake3)
+        return False
+    return True
+
+
+def _install(
+    cache: BlobCache, entries: list[FileEntry], staging: Path, parallel: int, link: bool
+) -> None:
+    """Put every file into ``staging`` from the cache (every entry verified by now), durably.
+
+    With ``link``, files are hard links to their cache entries where the filesystem
+    allows: no second copy of the bytes. Otherwise, or across filesystems, each file
+    is an independent copy, verified again as it is copied.
+    """
+
+    def install(entry: FileEntry) -> int:
+        source, dest = cache.path(entry.blake3), staging / entry.path
         try:
-            copy_verified(cache.path(entry.blake3), staging / entry.path, entry)
-        except FileNotFoundError as exc:  # evicted meanwhile by a failed copy of the same blob
+            if not (link and link_durably(source, dest)):
+                copy_verified(source, dest, entry)
+        except FileNotFoundError as exc:  # removed meanwhile (another pull, or by hand)
             raise VerificationError(f"cached blob {entry.blake3} is gone: {exc}") from exc
         except VerificationError:
             cache.evict(entry.blake3)  # a corrupted cache entry is never used twice
             raise
+        return entry.size
 
-    try:
-        with ThreadPoolExecutor(max_workers=parallel) as pool:  # hashing releases the GIL
-            copies = [pool.submit(install, e) for e in entries]
-            try:
-                for done in copies:
-                    done.result()
-            except BaseException:
-                for pending in copies:  # the first failure stops the rest
-                    pending.cancel()
-                raise
-        if not out_dir.exists():
-            staging.replace(out_dir)
-            return
-        for entry in entries:
-            target = out_dir / entry.path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            (staging / entry.path).replace(target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(staging)
+    with ThreadPoolExecutor(max_workers=parallel) as pool:  # hashing releases the GIL
+        _all_or_none(pool, install, entries)
+
+
+def _move_in(staging: Path, entries: list[FileEntry], out_dir: Path) -> None:
+    """Move verified files from ``staging`` into ``out_dir`` (the whole dir if new)."""
+    if not out_dir.exists():
+        staging.replace(out_dir)
+        return
+    for entry in entries:
+        target = out_dir / entry.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (staging / entry.path).replace(target)

@@ -414,3 +414,34 @@ def test_an_interrupted_download_resumes_where_it_stopped(
     assert not partial.exists()
     registry.run("pull", "acme/resume@v1", "-o", str(tmp_path / "out2"))
     assert (tmp_path / "out2" / "w.bin").read_bytes() == data
+
+
+def test_pulled_files_are_links_to_the_cache_and_an_edited_one_is_caught(
+    registry: Registry, tmp_path: Path
+) -> None:
+    data = random.Random(11).randbytes(2 * MiB)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "w.bin").write_bytes(data)
+    (tmp_path / "m" / "copy-of-w.bin").write_bytes(data)
+    registry.json("push", str(tmp_path / "m"), "--name", "acme/linked", "--version", "v1")
+    cached = registry.home / "cache" / "blobs" / "blake3" / digests(data).blake3.hex[:2]
+    cached = cached / digests(data).blake3.hex
+
+    first = tmp_path / "first"
+    result = registry.json("pull", "acme/linked@v1", "-o", str(first))
+    assert result["downloaded_bytes"] == len(data)  # the blob once, for both paths
+    assert (first / "w.bin").stat().st_ino == cached.stat().st_ino  # one write of the bytes
+    copied = tmp_path / "copied"
+    registry.json("pull", "acme/linked@v1", "-o", str(copied), "--copy")
+    assert (copied / "w.bin").read_bytes() == data
+    assert (copied / "w.bin").stat().st_ino != cached.stat().st_ino
+
+    # a user edits an installed file in place: the shared cache entry changes with it
+    with (first / "w.bin").open("r+b") as f:
+        f.write(b"edited")
+    second = tmp_path / "second"
+    again = registry.json("pull", "acme/linked@v1", "-o", str(second))  # caught, fetched anew
+    assert (second / "w.bin").read_bytes() == data
+    assert (second / "copy-of-w.bin").read_bytes() == data
+    assert again["downloaded_bytes"] == len(data)
+    assert (copied / "w.bin").read_bytes() == data  # a --copy file is independent
