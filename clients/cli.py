@@ -87,7 +87,7 @@ def login(url: str, login_token: str) -> None:
 @click.option("--chunk-size", default="64MiB", show_default=True, help="Resumable chunk size.")
 @click.option(
     "--resumable-from",
-    default="64MiB",
+    default="1GiB",
     show_default=True,
     help="Files this big or bigger go through resumable uploads.",
 )

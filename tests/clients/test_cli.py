@@ -97,7 +97,10 @@ def tree(root: Path) -> dict[str, bytes]:
 
 def test_push_twice_then_pull_by_every_ref(registry: Registry, tmp_path: Path) -> None:
     model = make_model(tmp_path / "model", seed=1)
-    first = registry.json("push", str(model), "--name", "veid/trust-score", "--version", "v1")
+    sessions = ("--resumable-from", "64MiB")  # the 65 MiB file goes through a session
+    first = registry.json(
+        "push", str(model), "--name", "veid/trust-score", "--version", "v1", *sessions
+    )
     assert first["created"] is True
     assert first["files"] == 5
     assert (
