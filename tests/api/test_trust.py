@@ -7,6 +7,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from registry.core import intoto, merkle
@@ -14,6 +15,7 @@ from registry.core.checkpoint import NoteVerifier, open_checkpoint
 from registry.core.dsse import Envelope, Signature
 from registry.core.keys import SigningKey
 from registry.core.roles import Role
+from registry.db.engine import make_session_factory
 from tests.conftest import Api, Deployment
 from tests.support.content import digests, manifest_bytes
 from tests.support.trust import PUBLISH, signed, statement_about
@@ -227,6 +229,33 @@ def test_concurrent_appends_leave_no_gaps_or_duplicates(deployment: Deployment) 
     assert logged == {k.public.keyid for k in keys}
     leaves = [merkle.leaf_hash(e.entry) for e in entries]
     assert services.log.root(24) == merkle.root_from_leaves(leaves)
+
+
+def test_a_rolled_back_append_leaves_nothing_behind(deployment: Deployment) -> None:
+    """Two appends in one transaction that rolls back, then others at the same indexes:
+    the tree is the tree of the committed entries (no node of the lost ones survives)."""
+    log = deployment.services().log
+    writes = make_session_factory(deployment.engine)
+
+    def append(kind: str, n: int) -> None:
+        with writes.begin() as session:
+            log.append(session, kind, {"n": n})
+
+    for n in range(4):
+        append("test.kept", n)
+    with pytest.raises(RuntimeError), writes.begin() as session:
+        log.append(session, "test.lost", {"n": 4})
+        log.append(session, "test.lost", {"n": 5})  # completes a parent of the lost leaf 4
+        raise RuntimeError("roll back")
+    for n in range(4, 8):
+        append("test.kept", n)
+    entries = log.entries(0, 100)
+    assert [json.loads(e.entry)["kind"] for e in entries] == ["test.kept"] * 8
+    leaves = [merkle.leaf_hash(e.entry) for e in entries]
+    for size in range(1, 9):
+        assert log.root(size) == merkle.root_from_leaves(leaves[:size])
+    stored = deployment.services().log  # nothing cached: only what is stored
+    assert stored.root(8) == merkle.root_from_leaves(leaves)
 
 
 def _role(name: str) -> Any:

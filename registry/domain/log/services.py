@@ -9,8 +9,9 @@ Invariants:
   duplicates whatever the concurrency.
 - Entries are canonical JSON that name their own index; a leaf is
   ``H(0x00 || entry)``. Every perfect subtree's hash is stored when it completes,
-  so roots and proofs read O(log n) nodes, never the whole log. Stored nodes
-  never change, so they are cached in memory once read.
+  so roots and proofs read O(log n) nodes, never the whole log. Committed nodes
+  never change, so they are cached in memory once read; an append never fills
+  that cache (its transaction may still roll back and its index be reused).
 """
 
 from __future__ import annotations
@@ -64,13 +65,19 @@ class TransparencyLog:
             {**fields, "index": index, "kind": kind, "time": now.isoformat(timespec="microseconds")}
         )
         leaf = merkle.leaf_hash(entry)
-        nodes = merkle.completed_nodes(index, leaf, self._reader(session, index, "append"))
+        # this transaction may roll back: what it reads (its own earlier appends
+        # included) must not enter the cache of committed nodes
+        reader = self._reader(session, index, "append", remember=False)
+        nodes = merkle.completed_nodes(index, leaf, reader)
         repo.add(index, kind, entry, now, nodes)
         return index
 
     # -- reading ----------------------------------------------------------------------
-    def _reader(self, session: Session, size: int, what: str) -> merkle.NodeReader:
-        """A NodeReader over committed nodes, fetched in one query per call of ``what``."""
+    def _reader(
+        self, session: Session, size: int, what: str, *, remember: bool = True
+    ) -> merkle.NodeReader:
+        """A NodeReader: cached nodes, else one query per node. ``remember``: cache what
+        it reads (only for sessions that see committed nodes alone, i.e. reads)."""
         cache, lock = self._nodes, self._lock
 
         def get(level: int, index: int) -> bytes:
@@ -81,8 +88,9 @@ class TransparencyLog:
             found = LogRepository(session).nodes([(level, index)])
             if (level, index) not in found:
                 raise RuntimeError(f"log node {level}/{index} is missing ({what}, size {size})")
-            with lock:
-                cache[(level, index)] = found[(level, index)]
+            if remember:
+                with lock:
+                    cache[(level, index)] = found[(level, index)]
             return found[(level, index)]
 
         return get
