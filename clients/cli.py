@@ -31,7 +31,7 @@ from clients.errors import ReliquaryError
 from clients.governance import channel_digest
 from clients.progress import TransferProgress
 from clients.pull import fetch_manifest, fetch_parsed_manifest, pull
-from clients.push import push_directory
+from clients.push import RESUMABLE_FROM, push_directory
 from clients.signing import PublishSigner
 from registry.core.manifest import Scalar
 from registry.core.quantity import format_size, parse_size
@@ -87,7 +87,7 @@ def login(url: str, login_token: str) -> None:
 @click.option("--chunk-size", default="64MiB", show_default=True, help="Resumable chunk size.")
 @click.option(
     "--resumable-from",
-    default="1GiB",
+    default=RESUMABLE_FROM,
     show_default=True,
     help="Files this big or bigger go through resumable uploads.",
 )

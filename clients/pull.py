@@ -19,19 +19,29 @@ The server is never trusted:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import secrets
 import shutil
-from collections.abc import Callable
+import stat
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from clients.cache import BlobCache
 from clients.client import RegistryClient
 from clients.errors import InvalidRequestError, VerificationError
-from clients.files import CHUNK_BYTES, check_entry, copy_verified, hash_file, link_durably
+from clients.files import (
+    CHUNK_BYTES,
+    READ_ONLY,
+    check_entry,
+    copy_verified,
+    hash_file,
+    hash_stream,
+    link_durably,
+)
 from clients.progress import TransferProgress
 from registry.core.digest import Digest, DualHasher
 from registry.core.errors import CoreError
@@ -110,48 +120,81 @@ def download(
     entry: FileEntry,
     advance: Callable[[int], None],
     durable: bool = False,
-) -> int:
-    """Bring one blob into the cache, verified; the bytes downloaded for it.
+) -> tuple[int, int]:
+    """Bring one blob into the cache, verified; (bytes downloaded, the entry's inode).
 
-    ``durable``: fsync it here (it is about to be installed as a link), so that the
-    disk writes of one download overlap the transfers of the others.
+    One process at a time downloads a blob (a lock on its partial file): a second pull
+    of the same blob waits, then finds it in the cache and verifies it. The entry is
+    made read-only. ``durable``: fsync it here (it is about to be installed as a link),
+    so that the disk writes of one download overlap the transfers of the others.
     """
     partial = cache.partial_path(entry.blake3)
-    hasher = DualHasher()
-    offset = 0
-    if partial.exists():
-        if partial.stat().st_size > entry.size:
-            partial.unlink()
+    with _locked(partial) as handle:
+        fd = handle.fileno()
+        if cache.contains(entry.blake3, entry.size):  # another pull brought it meanwhile
+            inode = _cached_intact(cache, entry, advance)
+            if inode is not None:
+                partial.unlink()  # the empty file this process opened
+                return 0, inode
+        hasher = DualHasher()
+        offset = 0
+        if os.fstat(fd).st_size > entry.size:
+            os.ftruncate(fd, 0)
         else:  # resume: re-hash what arrived before
-            with partial.open("rb") as handle:
-                while chunk := handle.read(CHUNK_BYTES):
-                    hasher.update(chunk)
-                    offset += len(chunk)
+            handle.seek(0)
+            while chunk := handle.read(CHUNK_BYTES):
+                hasher.update(chunk)
+                offset += len(chunk)
             advance(offset)
-    fetched = 0
-    with partial.open("ab") as out:
+        fetched = 0
         if offset < entry.size or entry.size == 0:
             with client.open_blob(Digest.blake3(entry.blake3), offset=offset) as chunks:
                 for chunk in chunks:
                     if offset + len(chunk) > entry.size:
                         break  # more than the manifest says: verification fails below
-                    out.write(chunk)
+                    handle.write(chunk)
                     hasher.update(chunk)
                     offset += len(chunk)
                     fetched += len(chunk)
                     advance(len(chunk))
+        handle.flush()
+        try:
+            check_entry(entry, hasher.finish(), "the downloaded blob")
+            if os.fstat(fd).st_size != entry.size:  # only this process writes it (locked)
+                raise VerificationError(f"the partial download of {entry.path} changed size")
+        except VerificationError:
+            partial.unlink()
+            raise
+        os.fchmod(fd, READ_ONLY)  # an installed link cannot be edited in place by mistake
         # otherwise no fsync: a cache entry is verified again whenever it is used, so a
-        # torn file after a crash is caught there; only the installed files must be durable
-        out.flush()
+        # torn file after a crash is caught there; only installed files must be durable
         if durable:
-            os.fsync(out.fileno())
-    try:
-        check_entry(entry, hasher.finish(), "the downloaded blob")
-    except VerificationError:
-        partial.unlink()
-        raise
-    cache.admit(partial, entry.blake3)
-    return fetched
+            os.fsync(fd)
+        inode = os.fstat(fd).st_ino
+        cache.admit(partial, entry.blake3)  # still locked: waiters then find it cached
+    return fetched, inode
+
+
+@contextlib.contextmanager
+def _locked(partial: Path) -> Iterator[BinaryIO]:
+    """The partial download file, opened for append and locked against other processes.
+
+    Retries when the file it locked was moved or removed meanwhile (by the holder
+    before it, which admitted it into the cache or threw it away).
+    """
+    while True:
+        handle = partial.open("a+b")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                same = os.stat(partial).st_ino == os.fstat(handle.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                yield handle
+                return
+        finally:
+            handle.close()
 
 
 def _kept(out_dir: Path, entry: FileEntry) -> bool:
@@ -197,26 +240,28 @@ def pull(
     needed = [e for e in files if e not in kept]
     unique = list({e.blake3: e for e in needed}.values())
     present = [e for e in unique if cache.contains(e.blake3, e.size)]
-    intact: list[bool] = []
+    inodes: dict[str, int] = {}  # blake3 -> the verified cache entry's inode
     if present:
         checking = progress.task("verifying cache", sum(e.size for e in present))
         with ThreadPoolExecutor(max_workers=parallel) as pool:  # hashing releases the GIL
-            intact = _all_or_none(pool, lambda e: _cached_intact(cache, e, checking), present)
-    usable = {e.blake3 for e, ok in zip(present, intact, strict=True) if ok}
-    to_fetch = [e for e in unique if e.blake3 not in usable]
+            found = _all_or_none(pool, lambda e: _cached_intact(cache, e, checking), present)
+        inodes = {e.blake3: i for e, i in zip(present, found, strict=True) if i is not None}
+    cached = set(inodes)
+    to_fetch = [e for e in unique if e.blake3 not in cached]
     out_dir = out_dir.absolute()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = out_dir.parent / f".{out_dir.name}.reliquary-{secrets.token_hex(4)}"
     staging.mkdir()
+    link = link and os.stat(staging).st_dev == os.stat(cache.root).st_dev
     try:
         bar = progress.task("downloading", sum(e.size for e in to_fetch))
         with ThreadPoolExecutor(max_workers=parallel) as pool:
-            downloaded = sum(
-                _all_or_none(
-                    pool, lambda e: download(client, cache, e, bar, durable=link), to_fetch
-                )
+            got = _all_or_none(
+                pool, lambda e: download(client, cache, e, bar, durable=link), to_fetch
             )
-        _install(cache, needed, staging, parallel, link)
+        inodes |= {e.blake3: inode for e, (_, inode) in zip(to_fetch, got, strict=True)}
+        downloaded = sum(n for n, _ in got)
+        _install(cache, needed, staging, parallel, inodes if link else None)
         _move_in(staging, needed, out_dir)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -228,7 +273,7 @@ def pull(
         files=len(files),
         total_bytes=manifest.total_size_bytes,
         downloaded_bytes=downloaded,
-        cached_bytes=sum(e.size for e in unique if e.blake3 in usable),
+        cached_bytes=sum(e.size for e in unique if e.blake3 in cached),
         kept_bytes=sum(e.size for e in kept),
     )
 
@@ -246,33 +291,50 @@ def _all_or_none(
         raise
 
 
-def _cached_intact(cache: BlobCache, entry: FileEntry, advance: Callable[[int], None]) -> bool:
-    """Whether the cache entry is still ``entry``; a damaged one (say, an installed link
-    edited in place) is dropped, to be downloaded again."""
+def _cached_intact(
+    cache: BlobCache, entry: FileEntry, advance: Callable[[int], None]
+) -> int | None:
+    """The inode of the cache entry if it is still ``entry`` (a regular file, read through
+    one descriptor); a damaged one (say, an installed link edited in place) is dropped,
+    to be downloaded again."""
+    path = cache.path(entry.blake3)
     try:
-        check_entry(entry, hash_file(cache.path(entry.blake3), advance), "the cached blob")
-    except FileNotFoundError:
-        return False
-    except VerificationError:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:  # gone, or a symlink (ELOOP)
         cache.evict(entry.blake3)
-        return False
-    return True
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        try:
+            if not stat.S_ISREG(info.st_mode):
+                raise VerificationError(f"cache entry {path} is not a regular file")
+            check_entry(entry, hash_stream(handle, advance), "the cached blob")
+        except VerificationError:
+            cache.evict(entry.blake3)
+            return None
+        if info.st_mode & 0o222:
+            os.fchmod(fd, READ_ONLY)
+        return info.st_ino
 
 
 def _install(
-    cache: BlobCache, entries: list[FileEntry], staging: Path, parallel: int, link: bool
+    cache: BlobCache,
+    entries: list[FileEntry],
+    staging: Path,
+    parallel: int,
+    links: dict[str, int] | None,
 ) -> None:
     """Put every file into ``staging`` from the cache (every entry verified by now), durably.
 
-    With ``link``, files are hard links to their cache entries where the filesystem
-    allows: no second copy of the bytes. Otherwise, or across filesystems, each file
-    is an independent copy, verified again as it is copied.
+    With ``links`` (blake3 -> the inode that was verified), files are hard links to
+    exactly those cache entries: no second copy of the bytes. Otherwise each file is
+    an independent copy, verified again as it is copied.
     """
 
     def install(entry: FileEntry) -> int:
         source, dest = cache.path(entry.blake3), staging / entry.path
         try:
-            if not (link and link_durably(source, dest)):
+            if links is None or not link_durably(source, dest, links[entry.blake3]):
                 copy_verified(source, dest, entry)
         except FileNotFoundError as exc:  # removed meanwhile (another pull, or by hand)
             raise VerificationError(f"cached blob {entry.blake3} is gone: {exc}") from exc

@@ -32,8 +32,10 @@ from registry.core.canonical import canonical_bytes
 from registry.core.digest import BlobDigests
 from registry.core.errors import CoreError
 from registry.core.manifest import SCHEMA_V1, Manifest, Scalar
+from registry.core.quantity import parse_size
 
-RESUMABLE_FROM_BYTES = 2**30
+RESUMABLE_FROM = "1GiB"
+RESUMABLE_FROM_BYTES = parse_size(RESUMABLE_FROM)
 """Files this big or bigger go through resumable sessions (multi-GB files, where a
 restart from zero hurts). A session costs the server a second write of the bytes
 (parts, then the blob): a 2 GiB push of 107 MB files ran at 245 MB/s through

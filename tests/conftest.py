@@ -197,12 +197,13 @@ def api(deployment: Deployment) -> Iterator[Api]:
         yield Api(client, tokens, app)
 
 
-def api_with_policy(deployment: Deployment, tmp_path: Path, policy: bytes) -> Api:
-    """An open client on an app that enforces ``policy``; the caller closes ``api.client``."""
+def api_with_policy(deployment: Deployment, tmp_path: Path, policy: bytes, **env: str) -> Api:
+    """An open client on an app that enforces ``policy`` (``env`` overrides settings);
+    the caller closes ``api.client``."""
     path = tmp_path / "policy.toml"
     path.write_bytes(policy)
     tokens = {role: deployment.token(role) for role in Role}
-    app = deployment.asgi(RELIQUARY_POLICY_FILE=str(path))
+    app = deployment.asgi(RELIQUARY_POLICY_FILE=str(path), **env)
     client = deployment.client(app)
     client.__enter__()
     return Api(client, tokens, app)

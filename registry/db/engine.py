@@ -26,6 +26,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+MIN_SQLITE = (3, 35)
+
 
 def normalise_url(url: str) -> str:
     """Pick our drivers: ``postgresql+psycopg`` and ``sqlite+pysqlite``."""
@@ -98,6 +100,12 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     """Create an engine for ``url`` with our per-dialect settings."""
     normalised = normalise_url(url)
     if normalised.startswith("sqlite"):
+        if sqlite3.sqlite_version_info < MIN_SQLITE:  # UPDATE … RETURNING (the log head)
+            raise RuntimeError(
+                f"SQLite {sqlite3.sqlite_version} is too old: Reliquary needs "
+                f"{'.'.join(map(str, MIN_SQLITE))} or newer (use a Python built with a newer "
+                "SQLite, or PostgreSQL)"
+            )
         database = make_url(normalised).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)

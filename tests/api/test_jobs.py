@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -140,6 +141,32 @@ def test_a_job_claimed_through_one_server_process_completes_through_another(
     finally:
         api.client.__exit__(None, None, None)
         other.client.__exit__(None, None, None)
+
+
+def test_a_lost_lease_is_refused_before_the_statement_is_read(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    api = api_with_policy(deployment, tmp_path, POLICY, RELIQUARY_JOB_LEASE="1s")
+    try:
+        push(api, "v1")
+        a = worker(deployment)
+        expired = claim(api, a).json()["id"]
+        failed = claim(api, worker(deployment)).json()["id"]
+        time.sleep(1.2)
+        garbage = b"not even an envelope"
+        late = api.client.post(f"/v1/jobs/{expired}/complete", content=garbage, headers=a)
+        assert late.status_code == 409 and "not yours" in late.json()["detail"]
+        b = worker(deployment)
+        again = claim(api, b).json()
+        assert again["id"] in (expired, failed)
+        given_up = api.client.post(
+            f"/v1/jobs/{again['id']}/fail", json={"error": "no GPU", "retry": True}, headers=b
+        )
+        assert given_up.status_code == 200
+        after = api.client.post(f"/v1/jobs/{again['id']}/complete", content=garbage, headers=b)
+        assert after.status_code == 409  # given back: no longer this worker's
+    finally:
+        api.client.__exit__(None, None, None)
 
 
 def test_a_dead_workers_job_is_redone_and_attempts_are_bounded(

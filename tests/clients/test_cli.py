@@ -434,17 +434,45 @@ def test_pulled_files_are_links_to_the_cache_and_an_edited_one_is_caught(
     result = registry.json("pull", "acme/linked@v1", "-o", str(first))
     assert result["downloaded_bytes"] == len(data)  # the blob once, for both paths
     assert (first / "w.bin").stat().st_ino == cached.stat().st_ino  # one write of the bytes
+    assert (first / "w.bin").stat().st_mode & 0o777 == 0o444  # not edited in place by mistake
     copied = tmp_path / "copied"
     registry.json("pull", "acme/linked@v1", "-o", str(copied), "--copy")
     assert (copied / "w.bin").read_bytes() == data
     assert (copied / "w.bin").stat().st_ino != cached.stat().st_ino
 
-    # a user edits an installed file in place: the shared cache entry changes with it
+    # a user forces an edit in place: the shared cache entry (and its other links) change
+    (first / "w.bin").chmod(0o644)
     with (first / "w.bin").open("r+b") as f:
         f.write(b"edited")
+    assert (first / "copy-of-w.bin").read_bytes().startswith(b"edited")
     second = tmp_path / "second"
     again = registry.json("pull", "acme/linked@v1", "-o", str(second))  # caught, fetched anew
     assert (second / "w.bin").read_bytes() == data
     assert (second / "copy-of-w.bin").read_bytes() == data
     assert again["downloaded_bytes"] == len(data)
     assert (copied / "w.bin").read_bytes() == data  # a --copy file is independent
+
+
+def test_concurrent_pulls_of_one_blob_share_the_cache_safely(
+    registry: Registry, tmp_path: Path
+) -> None:
+    data = random.Random(12).randbytes(24 * MiB)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "w.bin").write_bytes(data)
+    registry.json("push", str(tmp_path / "m"), "--name", "acme/shared", "--version", "v1")
+    pulls = [
+        subprocess.Popen(
+            [CLI, "pull", "acme/shared@v1", "-o", str(tmp_path / f"out-{i}"), "--json"],
+            env=registry.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(4)
+    ]
+    results = [p.communicate(timeout=300) for p in pulls]
+    assert [p.returncode for p in pulls] == [0] * 4, [err for _, err in results]
+    fetched = [json.loads(out)["downloaded_bytes"] for out, _ in results]
+    assert sum(fetched) == len(data)  # one process downloaded it; the others waited for it
+    for i in range(4):
+        assert (tmp_path / f"out-{i}" / "w.bin").read_bytes() == data
+    assert not list((registry.home / "cache" / "partial").iterdir())

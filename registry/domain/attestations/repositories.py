@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, inspect, select
 from sqlalchemy.orm import Session
 
 from registry.db.models import AttestationRow
@@ -16,7 +16,7 @@ _OF_ARTIFACT = (
 )
 _OF_ARTIFACT_TYPED = _OF_ARTIFACT.where(AttestationRow.predicate_type == bindparam("type"))
 _INSERT = insert(AttestationRow)
-_COLUMNS = tuple(c.key for c in AttestationRow.__table__.columns)
+_COLUMNS = tuple(a.key for a in inspect(AttestationRow).column_attrs)
 
 
 class AttestationRepository:
@@ -28,7 +28,7 @@ class AttestationRepository:
 
     def add(self, row: AttestationRow) -> None:
         """Insert now (a Core insert: ``row`` stays a plain value, outside the session)."""
-        self.session.connection().execute(_INSERT, {c: getattr(row, c) for c in _COLUMNS})
+        self.session.connection().execute(_INSERT, {k: getattr(row, k) for k in _COLUMNS})
 
     def of_artifact(self, digest_hex: str, predicate_type: str | None) -> list[AttestationRow]:
         if predicate_type is None:

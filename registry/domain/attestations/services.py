@@ -58,9 +58,10 @@ class Accepted:
     stored: StoredManifest
     row: AttestationRow
     statement: intoto.Statement
-    earlier: list[AttestationRow]
-    """The artifact's attestations of the same predicate type stored before this one
-    (read once, in this transaction, for every hook that compares)."""
+    earlier: tuple[AttestationRow, ...]
+    """For a reproducibility statement, the artifact's reproducibility attestations
+    stored before it (read once, in this transaction, for every hook that compares);
+    empty for other predicate types."""
 
 
 AcceptHook = Callable[[Session, Accepted], None]
@@ -185,7 +186,11 @@ class AttestationService:
                     created_at=datetime.now(UTC),
                     token_id=token_id,
                 )
-                earlier = repo.of_artifact(stored.digest.hex, statement.predicate_type)
+                earlier = (
+                    tuple(repo.of_artifact(stored.digest.hex, intoto.REPRODUCIBILITY))
+                    if statement.predicate_type == intoto.REPRODUCIBILITY
+                    else ()
+                )
                 repo.add(row)
                 accepted = Accepted(stored, row, statement, earlier)
                 for hook in self._hooks:

@@ -104,10 +104,11 @@ class JobService:
         self._on_nondeterministic = on_nondeterministic
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
-        # job id -> artifact digest, from claims this process answered (a job's artifact
-        # never changes): completing such a job needs no read before the write
-        self._claimed: LRUCache[str, str] = LRUCache(maxsize=10_000)
-        self._claimed_lock = threading.Lock()
+        # leases this process granted or extended: job id -> (artifact digest, holder,
+        # expiry). Completing a job whose lease is known to be live needs no read before
+        # the write (the write transaction checks the lease again, authoritatively)
+        self._leases: LRUCache[str, tuple[str, str, datetime]] = LRUCache(maxsize=10_000)
+        self._leases_lock = threading.Lock()
 
     def required(self, parsed: ParsedManifest) -> dict[str, int]:
         """Jobs the policy needs for this artifact: profile -> workers (over all channels)."""
@@ -170,12 +171,34 @@ class JobService:
                 break
             else:
                 return None
-        with self._claimed_lock:
-            self._claimed[claimed.id] = row.artifact_digest
+        self._remember_lease(row)
         return claimed
 
+    def _remember_lease(self, row: JobRow) -> None:
+        if row.worker_token is not None and row.lease_expires_at is not None:
+            with self._leases_lock:
+                self._leases[row.id] = (row.artifact_digest, row.worker_token, row.lease_expires_at)
+
+    def _forget_lease(self, job_id: str) -> None:
+        with self._leases_lock:
+            self._leases.pop(job_id, None)
+
+    def _live_lease(self, job_id: str, token_id: str) -> str | None:
+        """The job's artifact if this process knows ``token_id`` holds a live lease on it."""
+        with self._leases_lock:
+            known = self._leases.get(job_id)
+        if known is None or known[1] != token_id or known[2] <= datetime.now(UTC):
+            return None
+        return known[0]
+
     def _held(self, session: Session, job_id: str, token_id: str, now: datetime) -> JobRow:
-        row = JobRepository(session).get(job_id, lock=True)
+        """The job, locked, if ``token_id`` holds its lease (else JobLeaseError)."""
+        return self._check_lease(
+            JobRepository(session).get(job_id, lock=True), job_id, token_id, now
+        )
+
+    @staticmethod
+    def _check_lease(row: JobRow | None, job_id: str, token_id: str, now: datetime) -> JobRow:
         if row is None:
             raise JobNotFoundError(f"no job {job_id}", job_id=job_id)
         expires = row.lease_expires_at
@@ -197,7 +220,9 @@ class JobService:
         with self._writes.begin() as session:
             row = self._held(session, job_id, token_id, now)
             row.lease_expires_at, row.updated_at = now + timedelta(seconds=self.lease_seconds), now
-            return _dto(row)
+            beat = _dto(row)
+        self._remember_lease(row)
+        return beat
 
     def complete(self, job_id: str, token_id: str, envelope: bytes) -> Job:
         """Attach the worker's signed statement (checked like any attestation) and finish.
@@ -206,16 +231,12 @@ class JobService:
         happen, or neither. Sending the same statement again for the job it completed
         (a retry after a lost answer) answers the attested job.
         """
-        with self._claimed_lock:
-            artifact_hex = self._claimed.get(job_id)
-        if artifact_hex is None:  # claimed through another process, or forgotten
-            with self._reads() as session:  # refuse a lost lease before any signature work
-                done = self._completed_with(session, job_id, token_id, envelope)
-                if done is not None:
-                    return done
-                artifact_hex = self._held(
-                    session, job_id, token_id, datetime.now(UTC)
-                ).artifact_digest
+        artifact_hex = self._live_lease(job_id, token_id)
+        if artifact_hex is None:  # not known here as live: ask the database
+            row = self._lease_or_done(job_id, token_id, envelope)
+            if row.state == "attested":
+                return _dto(row)
+            artifact_hex = row.artifact_digest
         finished: list[tuple[Job, float]] = []
 
         def finish(session: Session, accepted: Accepted) -> None:
@@ -232,32 +253,31 @@ class JobService:
             Digest.blake3(artifact_hex), envelope, token_id, also=finish
         )
         if not created:
-            with self._reads() as session:
-                done = self._completed_with(session, job_id, token_id, envelope)
-                if done is not None:
-                    return done
-                self._held(session, job_id, token_id, datetime.now(UTC))
+            row = self._lease_or_done(job_id, token_id, envelope)
+            if row.state == "attested":
+                return _dto(row)
             raise AttestationRejectedError(
                 "this statement was accepted before, for another job: sign this job's own"
             )
         job, waited = finished[0]
+        self._forget_lease(job_id)
         self._metrics.verification_seconds.labels(profile=job.profile).observe(waited)
         return job
 
-    @staticmethod
-    def _completed_with(
-        session: Session, job_id: str, token_id: str, envelope: bytes
-    ) -> Job | None:
-        """The job, if this worker already completed it with exactly this envelope."""
-        row = JobRepository(session).get(job_id)
+    def _lease_or_done(self, job_id: str, token_id: str, envelope: bytes) -> JobRow:
+        """The job, read once, if ``token_id`` holds its lease (``running``) or already
+        completed it with exactly this envelope (``attested``: a retry after a lost
+        answer). Raises JobNotFoundError, JobLeaseError: refused before signature work."""
+        with self._reads() as session:
+            row = JobRepository(session).get(job_id)
         if (
             row is not None
             and row.state == "attested"
             and row.worker_token == token_id
             and row.attestation_sha256 == hashlib.sha256(envelope).hexdigest()
         ):
-            return _dto(row)
-        return None
+            return row
+        return self._check_lease(row, job_id, token_id, datetime.now(UTC))
 
     @staticmethod
     def _check_evidence(job: JobRow, accepted: Accepted) -> None:
@@ -307,7 +327,9 @@ class JobService:
             else:
                 row.state = "failed"
                 self._metrics.jobs_failed.labels(profile=row.profile).inc()
-            return _dto(row)
+            failed = _dto(row)
+        self._forget_lease(job_id)
+        return failed
 
     def refusals(self, ref: Digest) -> dict[str, list[str]]:
         """Per profile, why engines refused to run ``ref`` deterministically (final)."""
