@@ -305,6 +305,8 @@ class Bench:
     def pull(self, hexdigest: str) -> tuple[Sample]:
         url = f"http://{HOST}:{self.port}/v1/blobs/blake3:{hexdigest}"
         args = ["-H", f"@{self.auth_file}", url]
+        if "RELIQUARY_S3_REDIRECT" in self.backend_env:  # 307 to S3; curl drops the token
+            args.insert(0, "-L")
         return (self.timed(partial(self.curl, *args, expect="200"), self.pid),)
 
     def dist_push(self, sha256_hex: str) -> tuple[Sample]:
@@ -477,8 +479,16 @@ def main(argv: list[str] | None = None) -> int:
         help="store blobs in S3 at this endpoint (bucket made here); e.g. a MinIO, or "
         "'moto' for a moto server started here (it measures moto, an in-memory mock)",
     )
+    parser.add_argument(
+        "--s3-redirect",
+        metavar="DURATION",
+        help="with --s3-endpoint: RELIQUARY_S3_REDIRECT=DURATION, pulls follow the 307 to "
+        "a presigned URL (curl -L)",
+    )
     parser.add_argument("--postgres", help="database URL of its own (its schema is dropped)")
     args = parser.parse_args(argv)
+    if args.s3_redirect and not args.s3_endpoint:
+        parser.error("--s3-redirect needs --s3-endpoint")
     if not (1 <= args.rounds <= 50 and 2 <= args.head_requests <= 100_000 and args.size > 0):
         parser.error("--rounds must be 1..50, --head-requests 2..100000, --size > 0")
     for tool in ("curl", "dd", "nginx", "findmnt", "docker-registry", "openssl"):
@@ -501,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
             bench.backend_env["RELIQUARY_DATABASE_URL"] = args.postgres
         if args.s3_endpoint:
             moto = s3_backend(bench, args.s3_endpoint)
+        if args.s3_redirect:
+            bench.backend_env["RELIQUARY_S3_REDIRECT"] = args.s3_redirect
         print(f"preparing {args.size} random bytes in {root} ...", flush=True)
         bench.prepare()
         bench.start_server()
@@ -518,6 +530,7 @@ def main(argv: list[str] | None = None) -> int:
                 if args.s3_endpoint
                 else "filesystem"
             )
+            + (", pulls redirected to presigned URLs" if args.s3_redirect else "")
             + (", PostgreSQL" if args.postgres else ", SQLite"),
         ]
         report(run_rounds(bench, args.rounds, args.head_requests), header)

@@ -63,11 +63,17 @@ class HttpSession:
         headers = {"user-agent": f"reliquary/{__version__}"}
         if token:
             headers["authorization"] = f"Bearer {token}"
+        timeout = httpx.Timeout(timeout_seconds, connect=CONNECT_TIMEOUT_SECONDS)
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
         self._http = httpx.Client(
-            base_url=base_url.rstrip("/"),
-            headers=headers,
-            timeout=httpx.Timeout(timeout_seconds, connect=CONNECT_TIMEOUT_SECONDS),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, limits=limits
+        )
+        # where the registry redirects to (an object store's presigned URLs): no token
+        self._elsewhere = httpx.Client(
+            headers={"user-agent": headers["user-agent"]},
+            timeout=timeout,
+            limits=limits,
+            follow_redirects=True,
         )
         self.max_retries = max_retries
         self._backoff_seconds = backoff_seconds
@@ -78,6 +84,7 @@ class HttpSession:
 
     def close(self) -> None:
         self._http.close()
+        self._elsewhere.close()
 
     def resolve(self, location: str) -> httpx.URL:
         """``location`` made absolute against the base URL.
@@ -111,10 +118,13 @@ class HttpSession:
         headers: Mapping[str, str] | None = None,
         body: Body = None,
         stream: bool = False,
+        follow_redirects: bool = False,
     ) -> httpx.Response:
         """Send with retries; the 2xx response (its body unread when ``stream``).
 
-        A streamed response must be closed by the caller.
+        A streamed response must be closed by the caller. ``follow_redirects``: a
+        redirect's target (a presigned object-store URL) is fetched by a client that
+        holds no token, with this request's own headers only.
 
         Raises:
             TransportError: no answer after the allowed attempts.
@@ -125,7 +135,9 @@ class HttpSession:
             attempt += 1
             last = attempt > self.max_retries
             try:
-                response = self._attempt(method, url, params, headers, body, stream)
+                response = self._attempt(
+                    method, url, params, headers, body, stream, follow_redirects
+                )
             except httpx.TransportError as exc:
                 may_retry = retry is Retry.IDEMPOTENT or isinstance(exc, _NOT_SENT)
                 if last or not may_retry:
@@ -147,6 +159,7 @@ class HttpSession:
         headers: Mapping[str, str] | None,
         body: Body,
         stream: bool,
+        follow_redirects: bool = False,
     ) -> httpx.Response:
         """One exchange; the body is read unless a 2xx response is to be streamed."""
         content = body() if callable(body) else body
@@ -154,6 +167,11 @@ class HttpSession:
             method, url, params=params, headers=headers, content=content
         )
         response = self._http.send(request, stream=True)
+        if follow_redirects and response.is_redirect and "location" in response.headers:
+            target = request.url.join(response.headers["location"])
+            response.close()
+            request = self._elsewhere.build_request(method, target, headers=headers)
+            response = self._elsewhere.send(request, stream=True)
         if stream and response.is_success:
             return response
         try:

@@ -161,8 +161,13 @@ class RegistryClient(TrustApi, GovernanceApi, JobsApi):
         headers = {"accept-encoding": "identity"}
         if offset > 0:
             headers["range"] = f"bytes={offset}-"
-        response = self._http.request(
-            "GET", f"/v1/blobs/{digest}", retry=Retry.IDEMPOTENT, headers=headers, stream=True
+        response = self._http.request(  # the registry may redirect to its object store
+            "GET",
+            f"/v1/blobs/{digest}",
+            retry=Retry.IDEMPOTENT,
+            headers=headers,
+            stream=True,
+            follow_redirects=True,
         )
         try:
             content_range = response.headers.get("content-range", "")

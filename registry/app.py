@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,8 +115,17 @@ def open_blob_store(settings: Settings) -> BlobStore:
             prefix=s.s3_prefix,
             access_key_id=s.s3_access_key_id,
             secret_access_key=s.s3_secret_access_key,
+            public_endpoint_url=s.s3_public_endpoint_url,
         )
     return FilesystemBlobStore(s.root)
+
+
+def blob_redirects(settings: Settings, store: BlobStore) -> Callable[[str], str] | None:
+    """Presigned S3 URLs for blob GETs, when ``RELIQUARY_S3_REDIRECT`` asks for them."""
+    seconds = settings.storage.s3_redirect_seconds
+    if not seconds or not isinstance(store, S3BlobStore):
+        return None
+    return lambda blake3_hex: store.presigned_get(blake3_hex, seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +154,7 @@ class Services:
         reads = make_session_factory(engine, read_only=True)
         store = open_blob_store(settings)
         metrics = Metrics()
-        blobs = BlobService(store, writes, reads, metrics)
+        blobs = BlobService(store, writes, reads, metrics, presign=blob_redirects(settings, store))
         log = TransparencyLog(writes, reads, load_log_signer(settings))
         artifacts = ArtifactService(blobs, writes, reads, log)
         keys = KeyService(writes, reads, log)

@@ -34,6 +34,8 @@ class StorageSettings:
     s3_prefix: str = ""
     s3_access_key_id: str | None = None
     s3_secret_access_key: str | None = None
+    s3_redirect_seconds: float = 0.0  # > 0: blob GETs redirect to presigned URLs this long
+    s3_public_endpoint_url: str | None = None  # what clients reach S3 at, for those URLs
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,15 @@ class Settings:
             raise ValueError(
                 f"RELIQUARY_STORAGE must be 'filesystem' or 's3', not {backend_name!r}"
             )
+        redirect_text = get("s3_redirect")
+        try:
+            redirect = 0.0 if redirect_text is None else parse_duration(redirect_text)
+        except ValueError as exc:
+            raise ValueError(f"RELIQUARY_S3_REDIRECT: {exc}") from exc
+        if redirect and backend != "s3":
+            raise ValueError("RELIQUARY_S3_REDIRECT needs RELIQUARY_STORAGE=s3")
+        if not 0 <= redirect <= 7 * 24 * 3600:  # S3 signs URLs for at most 7 days
+            raise ValueError("RELIQUARY_S3_REDIRECT must be between 1s and 7d")
         storage = StorageSettings(
             backend=backend,
             root=Path(get("blob_dir") or data_dir / "blobs").absolute(),
@@ -121,6 +132,8 @@ class Settings:
             s3_prefix=get("s3_prefix", "") or "",
             s3_access_key_id=get("s3_access_key_id"),
             s3_secret_access_key=get("s3_secret_access_key"),
+            s3_redirect_seconds=redirect,
+            s3_public_endpoint_url=get("s3_public_endpoint_url"),
         )
         if backend == "s3" and not storage.s3_bucket:
             raise ValueError("RELIQUARY_S3_BUCKET is required when RELIQUARY_STORAGE=s3")

@@ -240,6 +240,7 @@ class S3BlobStore:
         prefix: str = "",
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
+        public_endpoint_url: str | None = None,
         part_size_bytes: int = 16 * 1024 * 1024,
         max_attempts: int = 5,
         connect_timeout_seconds: float = 5.0,
@@ -276,6 +277,28 @@ class S3BlobStore:
             aws_access_key_id=access_key_id,
             aws_secret_access_key=secret_access_key,
             config=config,
+        )
+        # presigned URLs name the endpoint clients reach (signing is local: no requests)
+        self._presigner: S3Client = (
+            self.client
+            if public_endpoint_url is None or public_endpoint_url == endpoint_url
+            else boto3.session.Session().client(
+                "s3",
+                endpoint_url=public_endpoint_url,
+                region_name=region,
+                aws_access_key_id=access_key_id,
+                aws_secret_access_key=secret_access_key,
+                config=config,
+            )
+        )
+
+    def presigned_get(self, blake3_hex: str, seconds: float) -> str:
+        """A URL that GETs the stored blob (Range honoured) without credentials, for
+        ``seconds``. Whoever follows it must verify the bytes: the URL proves nothing."""
+        return self._presigner.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": self.key(blob_key(_safe_name(blake3_hex)))},
+            ExpiresIn=max(1, int(seconds)),
         )
 
     def key(self, relative: str) -> str:

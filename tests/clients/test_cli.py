@@ -476,3 +476,51 @@ def test_concurrent_pulls_of_one_blob_share_the_cache_safely(
     for i in range(4):
         assert (tmp_path / f"out-{i}" / "w.bin").read_bytes() == data
     assert not list((registry.home / "cache" / "partial").iterdir())
+
+
+def test_blob_gets_can_redirect_to_presigned_object_store_urls(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """RELIQUARY_S3_REDIRECT: the object store serves the bytes, the client still verifies
+    every one, and the token never travels to the store."""
+    if deployment.env["RELIQUARY_STORAGE"] != "s3":  # nothing to redirect to: refused
+        with pytest.raises(ValueError, match="needs RELIQUARY_STORAGE=s3"):
+            deployment.settings(RELIQUARY_S3_REDIRECT="5m")
+        return
+    env = {**deployment.env, "RELIQUARY_S3_REDIRECT": "2m"}
+    run_cli(env, "db", "upgrade")
+    token = run_cli(env, "token", "create", "--role", "publisher").strip()
+    proc = ServerProcess(env)
+    proc.start()
+    try:
+        registry = Registry(proc, deployment, token, tmp_path / "home")
+        model = make_model(tmp_path / "model", seed=9, big_bytes=3 * MiB)
+        registry.json("push", str(model), "--name", "acme/redirected", "--version", "v1")
+        weights = (model / "variables/variables.data-00000-of-00001").read_bytes()
+        d = digests(weights)
+        auth = {"authorization": f"Bearer {token}"}
+        answer = httpx.get(f"{proc.url}/v1/blobs/{d.sha256}", headers=auth)
+        assert answer.status_code == 307
+        assert answer.headers["cache-control"] == "no-store"
+        assert answer.headers["reliquary-blake3"] == str(d.blake3)
+        location = answer.headers["location"]
+        assert location.startswith(env["RELIQUARY_S3_ENDPOINT_URL"])
+        assert httpx.get(location).content == weights  # no credentials needed, for a while
+        ranged = httpx.get(location, headers={"range": "bytes=10-19"})
+        assert ranged.status_code == 206 and ranged.content == weights[10:20]
+        assert httpx.get(f"{proc.url}/v1/blobs/{d.sha256}").status_code == 401
+
+        out = tmp_path / "out"
+        pulled = registry.json("pull", "acme/redirected@v1", "-o", str(out))
+        assert pulled["downloaded_bytes"] == pulled["total_bytes"]
+        assert tree(out) == tree(model)
+        metrics = httpx.get(f"{proc.url}/metrics", headers=auth).text
+        assert "reliquary_blob_redirects_total 6.0" in metrics  # the GET above + 5 files
+
+        _tamper(registry, d.blake3.hex)  # the store serves other bytes: the pull refuses
+        (tmp_path / "home" / "cache").rename(tmp_path / "old-cache")
+        failed = registry.run("pull", "acme/redirected@v1", "-o", str(tmp_path / "o2"), check=False)
+        assert failed.returncode == 4
+        assert "variables/variables.data-00000-of-00001" in failed.stderr
+    finally:
+        proc.stop()

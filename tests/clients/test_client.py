@@ -308,6 +308,7 @@ class FakeRegistry:
 
     answers: dict[str, list[Answer]]
     seen: list[str] = field(default_factory=list)
+    tokens: list[str | None] = field(default_factory=list)  # each request's authorization
     url: str = ""
 
 
@@ -326,6 +327,7 @@ def fake_registry(answers: dict[str, list[Answer]]) -> Iterator[FakeRegistry]:
             self.rfile.read(length)
             with lock:
                 fake.seen.append(key)
+                fake.tokens.append(self.headers.get("authorization"))
                 script = fake.answers.get(key, [(404, {}, b"")])
                 status, headers, body = script.pop(0) if len(script) > 1 else script[0]
             self.send_response(status)
@@ -406,3 +408,18 @@ def test_idempotent_calls_retry_server_errors_and_creation_does_not() -> None:
             client.upload_resumable(digests(b"x").blake3, Path(__file__))
         assert fake.seen.count("POST /v1/uploads") == 1  # never sent twice
         assert "busy" in str(busy.value)
+
+
+def test_a_redirected_blob_is_fetched_without_the_token() -> None:
+    data = b"weights served by the object store"
+    d = digests(data)
+    with fake_registry({"GET /bucket/blob": [(200, {}, data)]}) as store:
+        moved: Answer = (307, {"location": f"{store.url}/bucket/blob?X-Amz-Signature=s"}, b"")
+        with (
+            fake_registry({f"GET /v1/blobs/{d.blake3}": [moved]}) as registry,
+            RegistryClient(registry.url, "t") as client,
+            client.open_blob(d.blake3) as chunks,
+        ):
+            assert b"".join(chunks) == data
+    assert registry.tokens == ["Bearer t"]
+    assert store.seen == ["GET /bucket/blob"] and store.tokens == [None]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -69,13 +69,24 @@ class BlobService:
         writes: sessionmaker[Session],
         reads: sessionmaker[Session],
         metrics: Metrics,
+        presign: Callable[[str], str] | None = None,
     ) -> None:
+        """``presign``: blake3 hex -> a URL the client may GET the bytes from directly
+        (an object store's presigned URL); None serves every byte through the API."""
         self.store = store
         self._writes = writes
         self._reads = reads
         self._metrics = metrics
+        self._presign = presign
         self._cache: LRUCache[Digest, BlobInfo] = LRUCache(maxsize=100_000)
         self._cache_lock = threading.Lock()
+
+    def redirect_url(self, info: BlobInfo) -> str | None:
+        """Where the client should fetch the blob instead of from the API, if anywhere."""
+        if self._presign is None:
+            return None
+        self._metrics.redirects.inc()
+        return self._presign(info.digests.blake3.hex)
 
     # -- lookups ----------------------------------------------------------------------
     def cached(self, digest: Digest) -> BlobInfo | None:

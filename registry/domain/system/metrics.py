@@ -29,6 +29,11 @@ class Metrics:
         self.bytes_out = Counter(
             "reliquary_blob_bytes_sent_total", "Blob bytes sent", registry=self.registry
         )
+        self.redirects = Counter(
+            "reliquary_blob_redirects_total",
+            "Blob GETs answered with a presigned object-store URL",
+            registry=self.registry,
+        )
         self.upload_seconds = Histogram(
             "reliquary_blob_upload_duration_seconds",
             "Time to receive, verify and publish one blob",
