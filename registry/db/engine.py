@@ -13,12 +13,15 @@ Invariants:
   made job-claim p99 ~0.8 s under 8 workers). The busy timeout still covers other
   processes.
 - PostgreSQL URLs use the psycopg 3 driver whatever the user wrote.
+- ``after_commit`` actions (metrics, mostly) run only once their transaction has
+  committed: a rolled-back write counts for nothing.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +133,22 @@ def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionm
     """Sessions for writes (serialised on SQLite) or, with ``read_only``, for reads."""
     bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
     return sessionmaker(bind, expire_on_commit=False)
+
+
+_AFTER_COMMIT = "reliquary_after_commit"
+
+
+def after_commit(session: Session, action: Callable[[], None]) -> None:
+    """Run ``action`` when ``session``'s transaction commits; never if it rolls back."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    for action in session.info.pop(_AFTER_COMMIT, []):
+        action()
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_commit(session: Session) -> None:
+    session.info.pop(_AFTER_COMMIT, None)

@@ -14,7 +14,13 @@ from registry.core import intoto
 from registry.core.keys import SigningKey
 from registry.core.roles import Role
 from registry.db.models import JobRow
-from tests.api.test_reproducibility_gate import inputs_of, push_inputs, put
+from tests.api.test_reproducibility_gate import (
+    inputs_of,
+    nondeterministic_total,
+    push_inputs,
+    put,
+)
+from tests.api.test_trust import log_size
 from tests.conftest import Api, Deployment, api_with_policy
 from tests.support.content import digests, manifest_bytes
 from tests.support.trust import reproducibility, signed, statement_about
@@ -165,6 +171,49 @@ def test_a_lost_lease_is_refused_before_the_statement_is_read(
         assert given_up.status_code == 200
         after = api.client.post(f"/v1/jobs/{again['id']}/complete", content=garbage, headers=b)
         assert after.status_code == 409  # given back: no longer this worker's
+    finally:
+        api.client.__exit__(None, None, None)
+
+
+def test_a_refused_completion_records_and_counts_nothing(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """The disagreeing output is a finding only if its statement is accepted: this one
+    is refused (its key attested the artifact already), so the whole transaction goes."""
+    api = api_with_policy(deployment, tmp_path, POLICY)
+    try:
+        raw = push(api, "v1")
+        a, b = worker(deployment), worker(deployment)
+        first, second = claim(api, a).json()["id"], claim(api, b).json()["id"]
+        key = SigningKey.generate()
+        api.client.post(
+            "/v1/keys",
+            json={"public_key": key.public.to_pem().decode(), "role": "worker"},
+            headers=api.auth(Role.ADMIN),
+        )
+
+        def envelope(job_id: str, out: str) -> bytes:
+            predicate = reproducibility(
+                key.public.keyid, [out] * 3, inputs=inputs_of(raw), job=job_id
+            )
+            statement = statement_about(raw, NAME, "v1", intoto.REPRODUCIBILITY, predicate)
+            return signed(statement, key).to_json()
+
+        done = api.client.post(
+            f"/v1/jobs/{first}/complete", content=envelope(first, OUT), headers=a
+        )
+        assert done.status_code == 200
+        size = log_size(api)
+        other = "blake3:" + "1f" * 32
+        refused = api.client.post(
+            f"/v1/jobs/{second}/complete", content=envelope(second, other), headers=b
+        )
+        assert refused.status_code == 422 and "another worker key" in refused.json()["detail"]
+        assert nondeterministic_total(api) == 0
+        assert log_size(api) == size
+        history = api.client.get("/v1/channels/history", params={"name": NAME}, headers=api.auth())
+        assert history.status_code == 200
+        assert "nondeterministic" not in history.text
     finally:
         api.client.__exit__(None, None, None)
 

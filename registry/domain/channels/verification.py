@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from registry.core import intoto
 from registry.core.errors import CoreError
 from registry.core.reproducibility import ProfileVerdict, WorkerResult, judge
+from registry.db.engine import after_commit
 from registry.db.models import ChannelEventRow
 from registry.domain.artifacts.schemas import StoredManifest
 from registry.domain.attestations.services import Accepted, predicate_of
@@ -122,7 +123,8 @@ class NondeterminismRecorder:
                 created_at=datetime.now(UTC),
             )
         )
-        self._metrics.nondeterministic.labels(profile=profile).inc()
+        counter = self._metrics.nondeterministic.labels(profile=profile)
+        after_commit(session, counter.inc)
 
 
 def profile_states(

@@ -28,6 +28,7 @@ from registry.core.digest import Digest
 from registry.core.manifest import ParsedManifest
 from registry.core.policy import Policy
 from registry.core.profiles import PROFILE_ENGINES, runs
+from registry.db.engine import after_commit
 from registry.db.models import JobRow
 from registry.domain.artifacts.schemas import StoredManifest
 from registry.domain.artifacts.services import ArtifactService
@@ -158,7 +159,7 @@ class JobService:
                     return None
                 if row.attempts >= row.max_attempts:  # its last lease expired
                     row.state, row.updated_at = "failed", now
-                    self._metrics.jobs_failed.labels(profile=row.profile).inc()
+                    after_commit(session, self._metrics.jobs_failed.labels(profile=row.profile).inc)
                     row.last_error = (row.last_error or "") + " [lease expired on the last attempt]"
                     row.worker_token = row.lease_expires_at = None
                     session.flush()
@@ -326,7 +327,7 @@ class JobService:
                 row.state, row.worker_token, row.worker_name = "queued", None, None
             else:
                 row.state = "failed"
-                self._metrics.jobs_failed.labels(profile=row.profile).inc()
+                after_commit(session, self._metrics.jobs_failed.labels(profile=row.profile).inc)
             failed = _dto(row)
         self._forget_lease(job_id)
         return failed
