@@ -10,8 +10,9 @@ Invariants:
   connection was made, so nothing reached the server.
 - Request bodies come from a factory called once per attempt, so every attempt
   streams a fresh iterator from disk and nothing is held whole in memory.
-- Requests only go to the configured origin: a ``Location`` naming another host
-  is refused rather than sent our bearer token.
+- The bearer token only goes to the configured origin. The one redirect followed
+  (a blob GET to an object store's presigned URL) is fetched by a second client
+  that holds no token, never from https down to http.
 - ``HttpSession`` holds no per-request state; one may be shared by many threads.
 """
 
@@ -170,8 +171,7 @@ class HttpSession:
         if follow_redirects and response.is_redirect and "location" in response.headers:
             target = request.url.join(response.headers["location"])
             response.close()
-            request = self._elsewhere.build_request(method, target, headers=headers)
-            response = self._elsewhere.send(request, stream=True)
+            response = self._fetch_elsewhere(method, target, request.url, headers)
         if stream and response.is_success:
             return response
         try:
@@ -180,11 +180,51 @@ class HttpSession:
             response.close()
         return response
 
+    def _fetch_elsewhere(
+        self,
+        method: str,
+        target: httpx.URL,
+        origin: httpx.URL,
+        headers: Mapping[str, str] | None,
+    ) -> httpx.Response:
+        """Where the registry redirected a download (a presigned object-store URL): fetched
+        without the token. 5xx and 429 come back for the caller to retry through the
+        registry (a fresh URL); any other refusal is an error that names the store."""
+        where = target.copy_with(query=None)  # the query is a credential: never print it
+        if origin.scheme == "https" and target.scheme != "https":
+            raise ReliquaryError(
+                f"the registry redirected a download to plain-HTTP {where}; refusing to "
+                "leave https (set the registry's RELIQUARY_S3_PUBLIC_ENDPOINT_URL to https)"
+            )
+        request = self._elsewhere.build_request(method, target, headers=headers)
+        response = self._elsewhere.send(request, stream=True)
+        if response.is_success or _retryable_status(response.status_code):
+            return response
+        try:
+            detail = response.read()[:300].decode("utf-8", "replace")
+        finally:
+            response.close()
+        raise ReliquaryError(
+            f"the object store at {where}, where the registry redirected the download, "
+            f"answered HTTP {response.status_code}: {detail!r}. An expired or refused "
+            "presigned URL: check that the registry's and the store's clocks agree and "
+            "that RELIQUARY_S3_PUBLIC_ENDPOINT_URL is the address clients use",
+            status=response.status_code,
+        )
+
     def transport_error(
         self, method: str, url: str | httpx.URL, exc: Exception, attempts: int = 1
     ) -> TransportError:
         target = self.base_url.join(url).copy_with(query=None)
         tries = f" after {attempts} attempts" if attempts > 1 else ""
+        failed = _request_url(exc)
+        if failed is not None and (failed.host, failed.port) != (target.host, target.port):
+            return TransportError(
+                f"could not reach {failed.copy_with(query=None)}, where the registry "
+                f"redirected the download{tries} ({type(exc).__name__}: {exc or 'no detail'}); "
+                "the registry's RELIQUARY_S3_PUBLIC_ENDPOINT_URL must be an address this "
+                "machine reaches"
+            )
         return TransportError(
             f"could not reach the registry: {method} {target} failed{tries} "
             f"({type(exc).__name__}: {exc or 'no detail'}); check the registry URL "
@@ -238,3 +278,11 @@ def file_pieces(path: Path, start: int, length: int, progress: Progress) -> Iter
             yield piece
             sent += len(piece)
             progress.reach(start + sent)
+
+
+def _request_url(exc: Exception) -> httpx.URL | None:
+    """The URL of the request an httpx error is about, when it knows."""
+    try:
+        return exc.request.url if isinstance(exc, httpx.RequestError) else None
+    except RuntimeError:  # raised outside a request
+        return None

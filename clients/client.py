@@ -176,7 +176,7 @@ class RegistryClient(TrustApi, GovernanceApi, JobsApi):
                 offset > 0 and not content_range.startswith(f"bytes {offset}-")
             ):
                 raise ReliquaryError(
-                    f"GET {response.url} from offset {offset} answered HTTP "
+                    f"GET {response.url.copy_with(query=None)} from offset {offset} answered HTTP "
                     f"{response.status_code} {content_range}".rstrip(),
                     status=response.status_code,
                 )

@@ -121,8 +121,10 @@ class Settings:
             raise ValueError(f"RELIQUARY_S3_REDIRECT: {exc}") from exc
         if redirect and backend != "s3":
             raise ValueError("RELIQUARY_S3_REDIRECT needs RELIQUARY_STORAGE=s3")
-        if not 0 <= redirect <= 7 * 24 * 3600:  # S3 signs URLs for at most 7 days
-            raise ValueError("RELIQUARY_S3_REDIRECT must be between 1s and 7d")
+        if redirect and not 60 <= redirect <= 7 * 24 * 3600:  # S3 signs for at most 7 days
+            raise ValueError(
+                "RELIQUARY_S3_REDIRECT must be between 1m (clocks drift) and 7d (S3's limit)"
+            )
         storage = StorageSettings(
             backend=backend,
             root=Path(get("blob_dir") or data_dir / "blobs").absolute(),

@@ -19,6 +19,7 @@ Invariants:
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 MIN_SQLITE = (3, 35)
 
@@ -136,19 +137,27 @@ def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionm
 
 
 _AFTER_COMMIT = "reliquary_after_commit"
+log = logging.getLogger("reliquary.db")
 
 
 def after_commit(session: Session, action: Callable[[], None]) -> None:
-    """Run ``action`` when ``session``'s transaction commits; never if it rolls back."""
+    """Run ``action`` when ``session``'s outermost transaction commits; never if it rolls
+    back or is closed unfinished (a savepoint's release does not count)."""
     session.info.setdefault(_AFTER_COMMIT, []).append(action)
 
 
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():  # a RELEASE SAVEPOINT: the outer one may still fail
+        return
     for action in session.info.pop(_AFTER_COMMIT, []):
-        action()
+        try:
+            action()
+        except Exception:  # the transaction committed: a failed side effect must not undo that
+            log.exception("an after-commit action failed")
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_after_commit(session: Session) -> None:
-    session.info.pop(_AFTER_COMMIT, None)
+@event.listens_for(Session, "after_transaction_end")
+def _drop_after_commit(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # rolled back, closed unfinished, or already run
+        session.info.pop(_AFTER_COMMIT, None)

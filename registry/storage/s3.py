@@ -288,18 +288,20 @@ class S3BlobStore:
                 region_name=region,
                 aws_access_key_id=access_key_id,
                 aws_secret_access_key=secret_access_key,
-                config=config,
+                config=config.merge(Config(s3={"addressing_style": "path"})),
             )
         )
 
     def presigned_get(self, blake3_hex: str, seconds: float) -> str:
         """A URL that GETs the stored blob (Range honoured) without credentials, for
         ``seconds``. Whoever follows it must verify the bytes: the URL proves nothing."""
-        return self._presigner.generate_presigned_url(
-            "get_object",
-            Params={"Bucket": self.bucket, "Key": self.key(blob_key(_safe_name(blake3_hex)))},
-            ExpiresIn=max(1, int(seconds)),
-        )
+        key = self.key(blob_key(_safe_name(blake3_hex)))
+        try:  # local signing, unless the credentials must first be fetched or refreshed
+            return self._presigner.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=int(seconds)
+            )
+        except _BOTO_ERRORS as exc:
+            raise _unavailable(exc, "signing a download URL", self.description) from exc
 
     def key(self, relative: str) -> str:
         return self.prefix + relative

@@ -487,6 +487,8 @@ def test_blob_gets_can_redirect_to_presigned_object_store_urls(
         with pytest.raises(ValueError, match="needs RELIQUARY_STORAGE=s3"):
             deployment.settings(RELIQUARY_S3_REDIRECT="5m")
         return
+    with pytest.raises(ValueError, match="between 1m"):  # shorter URLs die of clock drift
+        deployment.settings(RELIQUARY_S3_REDIRECT="30s")
     env = {**deployment.env, "RELIQUARY_S3_REDIRECT": "2m"}
     run_cli(env, "db", "upgrade")
     token = run_cli(env, "token", "create", "--role", "publisher").strip()

@@ -26,6 +26,7 @@ from clients.errors import (
     InvalidRequestError,
     NotFoundError,
     RefusedError,
+    ReliquaryError,
     ServerError,
     TransportError,
     VerificationError,
@@ -423,3 +424,32 @@ def test_a_redirected_blob_is_fetched_without_the_token() -> None:
             assert b"".join(chunks) == data
     assert registry.tokens == ["Bearer t"]
     assert store.seen == ["GET /bucket/blob"] and store.tokens == [None]
+
+
+def test_a_refusing_or_unreachable_object_store_is_named_not_the_registry() -> None:
+    d = digests(b"weights")
+    expired: Answer = (403, {}, b"<Error>Request has expired</Error>")
+    with fake_registry({"GET /bucket/blob": [expired]}) as store:
+        moved: Answer = (307, {"location": f"{store.url}/bucket/blob?X-Amz-Signature=s3cr3t"}, b"")
+        with (
+            fake_registry({f"GET /v1/blobs/{d.blake3}": [moved]}) as registry,
+            RegistryClient(registry.url, "t") as client,
+            pytest.raises(ReliquaryError) as refused,
+            client.open_blob(d.blake3),
+        ):
+            pass
+    message = str(refused.value)
+    assert "object store" in message and "expired" in message and "clocks" in message
+    assert "s3cr3t" not in message and "reliquary login" not in message  # not a token problem
+
+    gone = free_port()  # nothing listens there
+    moved = (307, {"location": f"http://127.0.0.1:{gone}/bucket/blob?X-Amz-Signature=s"}, b"")
+    with (
+        fake_registry({f"GET /v1/blobs/{d.blake3}": [moved]}) as registry,
+        RegistryClient(registry.url, "t", max_retries=1, backoff_seconds=0.01) as client,
+        pytest.raises(TransportError) as unreachable,
+        client.open_blob(d.blake3),
+    ):
+        pass
+    assert f"127.0.0.1:{gone}/bucket/blob" in str(unreachable.value)
+    assert "RELIQUARY_S3_PUBLIC_ENDPOINT_URL" in str(unreachable.value)
