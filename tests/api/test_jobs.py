@@ -14,6 +14,7 @@ from registry.core import intoto
 from registry.core.keys import SigningKey
 from registry.core.roles import Role
 from registry.db.models import JobRow
+from tests.api.test_channels import key
 from tests.api.test_reproducibility_gate import (
     inputs_of,
     nondeterministic_total,
@@ -42,6 +43,15 @@ def push(api: Api, version: str, engine: str | None = "tensorflow-savedmodel") -
 
 def worker(deployment: Deployment) -> dict[str, str]:
     return {"authorization": f"Bearer {deployment.token(Role.WORKER)}"}
+
+
+def completion(raw: bytes, signer: SigningKey, job_id: str, output: str = OUT) -> bytes:
+    """The signed reproducibility/v1 statement completing ``job_id`` of ``raw``'s v1."""
+    predicate = reproducibility(
+        signer.public.keyid, [output] * 3, inputs=inputs_of(raw), job=job_id
+    )
+    statement = statement_about(raw, NAME, "v1", intoto.REPRODUCIBILITY, predicate)
+    return signed(statement, signer).to_json()
 
 
 def claim(api: Api, headers: dict[str, str]) -> Any:
@@ -74,26 +84,12 @@ def test_push_enqueues_what_the_policy_requires_for_distinct_workers(
         beat = api.client.post(f"/v1/jobs/{job}/heartbeat", headers=a)
         assert beat.status_code == 200
 
-        key = SigningKey.generate()
-        api.client.post(
-            "/v1/keys",
-            json={"public_key": key.public.to_pem().decode(), "role": "worker"},
-            headers=api.auth(Role.ADMIN),
-        )
-
-        def envelope_for(job_id: str, **changes: Any) -> bytes:
-            predicate = (
-                reproducibility(key.public.keyid, [OUT] * 3, inputs=inputs_of(raw), job=job_id)
-                | changes
-            )
-            statement = statement_about(raw, NAME, "v1", intoto.REPRODUCIBILITY, predicate)
-            return signed(statement, key).to_json()
-
-        envelope = envelope_for(job)
+        signer = key(api, "worker")
+        envelope = completion(raw, signer, job)
         stolen = api.client.post(f"/v1/jobs/{job}/complete", content=envelope, headers=b)
         assert stolen.status_code == 409  # only the lease holder completes
         other_job = api.client.post(
-            f"/v1/jobs/{job}/complete", content=envelope_for("0" * 32), headers=a
+            f"/v1/jobs/{job}/complete", content=completion(raw, signer, "0" * 32), headers=a
         )
         assert other_job.status_code == 422 and "this is job" in other_job.json()["detail"]
         done = api.client.post(f"/v1/jobs/{job}/complete", content=envelope, headers=a)
@@ -103,7 +99,7 @@ def test_push_enqueues_what_the_policy_requires_for_distinct_workers(
         replayed = api.client.post(f"/v1/jobs/{second_id}/complete", content=envelope, headers=b)
         assert replayed.status_code == 422 and "accepted before" in replayed.json()["detail"]
         same_key = api.client.post(
-            f"/v1/jobs/{second_id}/complete", content=envelope_for(second_id), headers=b
+            f"/v1/jobs/{second_id}/complete", content=completion(raw, signer, second_id), headers=b
         )
         assert same_key.status_code == 422 and "another worker key" in same_key.json()["detail"]
         listed = api.client.get(
@@ -123,15 +119,8 @@ def test_a_job_claimed_through_one_server_process_completes_through_another(
         raw = push(api, "v1")
         a, b = worker(deployment), worker(deployment)
         job = claim(api, a).json()["id"]
-        key = SigningKey.generate()
-        api.client.post(
-            "/v1/keys",
-            json={"public_key": key.public.to_pem().decode(), "role": "worker"},
-            headers=api.auth(Role.ADMIN),
-        )
-        predicate = reproducibility(key.public.keyid, [OUT] * 3, inputs=inputs_of(raw), job=job)
-        statement = statement_about(raw, NAME, "v1", intoto.REPRODUCIBILITY, predicate)
-        envelope = signed(statement, key).to_json()
+        signer = key(api, "worker")
+        envelope = completion(raw, signer, job)
         stolen = other.client.post(f"/v1/jobs/{job}/complete", content=envelope, headers=b)
         assert stolen.status_code == 409 and "not yours" in stolen.json()["detail"]
         missing = other.client.post(f"/v1/jobs/{'e' * 32}/complete", content=envelope, headers=a)
@@ -185,28 +174,16 @@ def test_a_refused_completion_records_and_counts_nothing(
         raw = push(api, "v1")
         a, b = worker(deployment), worker(deployment)
         first, second = claim(api, a).json()["id"], claim(api, b).json()["id"]
-        key = SigningKey.generate()
-        api.client.post(
-            "/v1/keys",
-            json={"public_key": key.public.to_pem().decode(), "role": "worker"},
-            headers=api.auth(Role.ADMIN),
-        )
-
-        def envelope(job_id: str, out: str) -> bytes:
-            predicate = reproducibility(
-                key.public.keyid, [out] * 3, inputs=inputs_of(raw), job=job_id
-            )
-            statement = statement_about(raw, NAME, "v1", intoto.REPRODUCIBILITY, predicate)
-            return signed(statement, key).to_json()
+        signer = key(api, "worker")
 
         done = api.client.post(
-            f"/v1/jobs/{first}/complete", content=envelope(first, OUT), headers=a
+            f"/v1/jobs/{first}/complete", content=completion(raw, signer, first), headers=a
         )
         assert done.status_code == 200
         size = log_size(api)
         other = "blake3:" + "1f" * 32
         refused = api.client.post(
-            f"/v1/jobs/{second}/complete", content=envelope(second, other), headers=b
+            f"/v1/jobs/{second}/complete", content=completion(raw, signer, second, other), headers=b
         )
         assert refused.status_code == 422 and "another worker key" in refused.json()["detail"]
         assert nondeterministic_total(api) == 0
