@@ -81,10 +81,15 @@ class BlobService:
         self._cache: LRUCache[Digest, BlobInfo] = LRUCache(maxsize=100_000)
         self._cache_lock = threading.Lock()
 
-    def redirect_url(self, info: BlobInfo) -> str | None:
-        """Where the client should fetch the blob instead of from the API, if anywhere."""
-        if self._presign is None:
-            return None
+    @property
+    def redirects(self) -> bool:
+        """Whether blob GETs are answered with a URL elsewhere (``redirect_url``)."""
+        return self._presign is not None
+
+    def redirect_url(self, info: BlobInfo) -> str:
+        """Where the client fetches the blob instead (only when ``redirects``; may block:
+        signing can refresh credentials)."""
+        assert self._presign is not None
         self._metrics.redirects.inc()
         return self._presign(info.digests.blake3.hex)
 
