@@ -198,7 +198,8 @@ class Verification:
         env = {k: v for k, v in os.environ.items() if k in CHILD_ENV} | self.options.profile.env
         command = [
             sys.executable,
-            "-I",
+            "-s",  # no user site-packages
+            "-P",  # no script dir on sys.path; not -I: its -E would drop PYTHONHASHSEED
             "-m",
             "workers.child",
             self.options.profile.name,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from registry.core import intoto
 from registry.core.digest import Digest
 from registry.core.dsse import PAYLOAD_TYPE, Envelope, verify_envelope
-from registry.core.errors import InvalidSignatureError
+from registry.core.errors import CoreError, InvalidSignatureError
 from registry.core.keys import PublicKey
 from registry.core.manifest import parse_manifest
 from registry.core.profiles import runs
@@ -40,8 +41,11 @@ from registry.domain.attestations.repositories import AttestationRepository
 from registry.domain.attestations.schemas import Attestation
 from registry.domain.keys.schemas import KeyRole
 from registry.domain.keys.services import KeyService
+from registry.domain.log.repositories import LogRepository
 from registry.domain.log.services import TransparencyLog
 from registry.errors import AttestationRejectedError
+
+log = logging.getLogger("reliquary.attestations")
 
 PREDICATE_ROLES: dict[str, frozenset[KeyRole]] = {
     intoto.PUBLISH: frozenset({KeyRole.PUBLISHER}),
@@ -58,10 +62,10 @@ class Accepted:
     stored: StoredManifest
     row: AttestationRow
     statement: intoto.Statement
-    earlier: tuple[AttestationRow, ...]
-    """For a reproducibility statement, the artifact's reproducibility attestations
-    stored before it (read once, in this transaction, for every hook that compares);
-    empty for other predicate types."""
+    earlier: tuple[tuple[str, dict[str, Any]], ...]
+    """For a reproducibility statement, (keyid, predicate) of the artifact's
+    reproducibility attestations stored before it that still parse (read and parsed
+    once, in this transaction, for every hook that compares); empty for other types."""
 
 
 AcceptHook = Callable[[Session, Accepted], None]
@@ -75,6 +79,16 @@ def predicate_of(envelope_json: bytes) -> dict[str, Any]:
         CoreError: it no longer parses under today's rules (e.g. a shape tightened since).
     """
     return intoto.Statement.from_payload(Envelope.from_json(envelope_json).payload).predicate
+
+
+def readable(envelope_json: bytes) -> dict[str, Any] | None:
+    """The predicate, or None for a row stored under older rules that no longer parses
+    (it counts for nothing: the gate stays closed through ``min_workers``)."""
+    try:
+        return predicate_of(envelope_json)
+    except CoreError:
+        log.warning("skipping a stored attestation that no longer parses")
+        return None
 
 
 def _check_reproducibility(stored: StoredManifest, predicate: dict[str, Any]) -> None:
@@ -159,6 +173,9 @@ class AttestationService:
                 found = repo.get(envelope_sha256)
                 if found is not None:  # the same envelope again: answer the first
                     return _dto(found), False
+                # hold the log head before reading keys: a revocation (logged, so it takes
+                # the head too) commits wholly before this check or after this acceptance
+                LogRepository(session).lock_head()
                 keyid = self._verify(session, envelope, statement.predicate_type)  # 4
                 claimed = statement.predicate.get("worker", keyid)
                 if statement.predicate_type == intoto.REPRODUCIBILITY and claimed != keyid:
@@ -187,7 +204,11 @@ class AttestationService:
                     token_id=token_id,
                 )
                 earlier = (
-                    tuple(repo.of_artifact(stored.digest.hex, intoto.REPRODUCIBILITY))
+                    tuple(
+                        (other.keyid, p)
+                        for other in repo.of_artifact(stored.digest.hex, intoto.REPRODUCIBILITY)
+                        if (p := readable(other.envelope)) is not None
+                    )
                     if statement.predicate_type == intoto.REPRODUCIBILITY
                     else ()
                 )

@@ -16,8 +16,8 @@ from registry.core.manifest import parse_manifest
 from registry.core.policy import Facts
 from registry.domain.artifacts.services import ArtifactService
 from registry.domain.attestations.schemas import Attestation
-from registry.domain.attestations.services import AttestationService
-from registry.domain.channels.verification import readable, verdicts
+from registry.domain.attestations.services import AttestationService, readable
+from registry.domain.channels.verification import verdicts
 from registry.domain.keys.services import KeyService
 
 

@@ -12,7 +12,6 @@ Invariants:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -20,29 +19,17 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from registry.core import intoto
-from registry.core.errors import CoreError
 from registry.core.reproducibility import ProfileVerdict, WorkerResult, judge
 from registry.db.engine import after_commit
 from registry.db.models import ChannelEventRow
 from registry.domain.artifacts.schemas import StoredManifest
-from registry.domain.attestations.services import Accepted, predicate_of
+from registry.domain.attestations.services import Accepted
 from registry.domain.channels.schemas import ProfileState
 from registry.domain.jobs.schemas import Job
 from registry.domain.log.services import TransparencyLog
 from registry.domain.system.metrics import Metrics
 
 ALL_CHANNELS = "*"  # a finding blocks the artifact in every channel
-log = logging.getLogger("reliquary.verification")
-
-
-def readable(envelope_json: bytes) -> dict[str, Any] | None:
-    """The predicate, or None for a row stored under older rules that no longer parses
-    (it counts for nothing: the gate stays closed through ``min_workers``)."""
-    try:
-        return predicate_of(envelope_json)
-    except CoreError:
-        log.warning("skipping a stored reproducibility attestation that no longer parses")
-        return None
 
 
 def verdicts(
@@ -59,7 +46,7 @@ def verdicts(
     refusals = refusals or {}
     return {
         profile: judge(profile, by_profile.get(profile, []), refusals.get(profile, []))
-        for profile in {*by_profile, *refusals}
+        for profile in dict.fromkeys([*by_profile, *refusals])
     }
 
 
@@ -77,9 +64,9 @@ class NondeterminismRecorder:
         profile = str(statement.predicate["profile"])
         new = WorkerResult.of(row.keyid, statement.predicate)
         earlier = [
-            WorkerResult.of(other.keyid, p)
-            for other in accepted.earlier
-            if (p := readable(other.envelope)) is not None and p.get("profile") == profile
+            WorkerResult.of(keyid, p)
+            for keyid, p in accepted.earlier
+            if p.get("profile") == profile
         ]
         if new.agree and all(e.output == new.output for e in earlier):
             return

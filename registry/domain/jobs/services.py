@@ -32,7 +32,7 @@ from registry.db.engine import after_commit
 from registry.db.models import JobRow
 from registry.domain.artifacts.schemas import StoredManifest
 from registry.domain.artifacts.services import ArtifactService
-from registry.domain.attestations.services import Accepted, AttestationService, predicate_of
+from registry.domain.attestations.services import Accepted, AttestationService
 from registry.domain.jobs.repositories import JobRepository
 from registry.domain.jobs.schemas import Job
 from registry.domain.system.metrics import Metrics
@@ -293,11 +293,8 @@ class JobService:
                 f"the statement is about profile {predicate.get('profile')!r}, job "
                 f"{predicate.get('job')!r}; this is job {job.id} of {job.profile}"
             )
-        for other in accepted.earlier:
-            if (
-                other.keyid == attestation.keyid
-                and predicate_of(other.envelope).get("profile") == job.profile
-            ):
+        for keyid, other in accepted.earlier:
+            if keyid == attestation.keyid and other.get("profile") == job.profile:
                 raise AttestationRejectedError(
                     f"key {attestation.keyid[:16]}… already attested this artifact for "
                     f"{job.profile}; another worker key must take this job"
