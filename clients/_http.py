@@ -74,7 +74,6 @@ class HttpSession:
             headers={"user-agent": headers["user-agent"]},
             timeout=timeout,
             limits=limits,
-            follow_redirects=True,
         )
         self.max_retries = max_retries
         self._backoff_seconds = backoff_seconds

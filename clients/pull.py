@@ -12,8 +12,8 @@ The server is never trusted:
    place only when all of them verified: a failure leaves DIR as it was. A file
    is a hard link to its cache entry where the filesystem allows (one write of
    the bytes, as with a plain download), else a copy verified as it is made.
-   A cache entry not downloaded by this pull is verified first; a damaged one is
-   dropped and downloaded again.
+   Before a link to a cache entry not downloaded by this pull, the entry is verified;
+   a damaged one is dropped and downloaded again (a copy of it fails, and drops it).
 """
 
 from __future__ import annotations
@@ -239,20 +239,20 @@ def pull(
     kept = [e for e in files if verify_existing and _kept(out_dir, e)]
     needed = [e for e in files if e not in kept]
     unique = list({e.blake3: e for e in needed}.values())
+    out_dir = out_dir.absolute()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    link = link and os.stat(out_dir.parent).st_dev == os.stat(cache.root).st_dev
     present = [e for e in unique if cache.contains(e.blake3, e.size)]
-    inodes: dict[str, int] = {}  # blake3 -> the verified cache entry's inode
-    if present:
+    inodes: dict[str, int] = {}  # blake3 -> the verified cache entry's inode (links only)
+    if present and link:  # a copy verifies as it copies: no separate pass for it
         checking = progress.task("verifying cache", sum(e.size for e in present))
         with ThreadPoolExecutor(max_workers=parallel) as pool:  # hashing releases the GIL
             found = _all_or_none(pool, lambda e: _cached_intact(cache, e, checking), present)
         inodes = {e.blake3: i for e, i in zip(present, found, strict=True) if i is not None}
-    cached = set(inodes)
+    cached = set(inodes) if link else {e.blake3 for e in present}
     to_fetch = [e for e in unique if e.blake3 not in cached]
-    out_dir = out_dir.absolute()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = out_dir.parent / f".{out_dir.name}.reliquary-{secrets.token_hex(4)}"
     staging.mkdir()
-    link = link and os.stat(staging).st_dev == os.stat(cache.root).st_dev
     try:
         bar = progress.task("downloading", sum(e.size for e in to_fetch))
         with ThreadPoolExecutor(max_workers=parallel) as pool:

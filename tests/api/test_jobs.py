@@ -146,14 +146,14 @@ def test_a_lost_lease_is_refused_before_the_statement_is_read(
         push(api, "v1")
         a = worker(deployment)
         expired = claim(api, a).json()["id"]
-        failed = claim(api, worker(deployment)).json()["id"]
+        claim(api, worker(deployment))  # a second job, its lease also expiring
         time.sleep(1.2)
         garbage = b"not even an envelope"
         late = api.client.post(f"/v1/jobs/{expired}/complete", content=garbage, headers=a)
         assert late.status_code == 409 and "not yours" in late.json()["detail"]
         b = worker(deployment)
         again = claim(api, b).json()
-        assert again["id"] in (expired, failed)
+        assert again["attempts"] == 2  # an expired lease, taken again
         given_up = api.client.post(
             f"/v1/jobs/{again['id']}/fail", json={"error": "no GPU", "retry": True}, headers=b
         )

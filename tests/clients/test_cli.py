@@ -6,6 +6,7 @@ Every test drives the installed command in a subprocess; the server is a real
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
@@ -460,15 +461,21 @@ def test_concurrent_pulls_of_one_blob_share_the_cache_safely(
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "w.bin").write_bytes(data)
     registry.json("push", str(tmp_path / "m"), "--name", "acme/shared", "--version", "v1")
-    pulls = [
-        subprocess.Popen(
-            [CLI, "pull", "acme/shared@v1", "-o", str(tmp_path / f"out-{i}"), "--json"],
-            env=registry.env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for i in range(4)
-    ]
+    partial = registry.home / "cache" / "partial" / digests(data).blake3.hex
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    with partial.open("a+b") as held:  # all four start before any may download
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        pulls = [
+            subprocess.Popen(
+                [CLI, "pull", "acme/shared@v1", "-o", str(tmp_path / f"out-{i}"), "--json"],
+                env=registry.env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for i in range(4)
+        ]
+        time.sleep(3)
+        assert [p.poll() for p in pulls] == [None] * 4  # each waits for the blob's lock
     results = [p.communicate(timeout=300) for p in pulls]
     assert [p.returncode for p in pulls] == [0] * 4, [err for _, err in results]
     fetched = [json.loads(out)["downloaded_bytes"] for out, _ in results]

@@ -453,3 +453,17 @@ def test_a_refusing_or_unreachable_object_store_is_named_not_the_registry() -> N
         pass
     assert f"127.0.0.1:{gone}/bucket/blob" in str(unreachable.value)
     assert "RELIQUARY_S3_PUBLIC_ENDPOINT_URL" in str(unreachable.value)
+
+
+def test_a_redirect_from_https_down_to_http_is_refused() -> None:
+    d = digests(b"weights")
+    with RegistryClient("https://registry.invalid", "t") as client:
+        session = client._http  # no https registry on loopback here: call the check itself
+        with pytest.raises(ReliquaryError) as refused:
+            session._fetch_elsewhere(
+                "GET",
+                httpx.URL(f"http://store.invalid/b/{d.blake3.hex}?X-Amz-Signature=s3cr3t"),
+                httpx.URL(f"https://registry.invalid/v1/blobs/{d.blake3}"),
+                None,
+            )
+    assert "plain-HTTP" in str(refused.value) and "s3cr3t" not in str(refused.value)
