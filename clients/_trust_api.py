@@ -4,9 +4,11 @@ Invariants:
 - Nothing returned here is trusted. Envelopes, checkpoints, entries and proofs
   are verified by the caller (``clients.trust``, ``clients.audit``) against
   pinned keys and roots; here an answer is only checked for the promised shape
-  and for naming what was asked (an attestation names the envelope we sent).
+  and for naming what was asked (an attestation names the envelope we sent, or a
+  statement one of its signatures signed: the registry answers a statement it
+  accepted before with that first acceptance).
 - Registering a key (same key, same role), revoking one (the first revocation
-  stays) and posting an envelope (same bytes, same log index) are idempotent on
+  stays) and posting an envelope (same statement, same log index) are idempotent on
   the server, so they retry like GETs.
 - A keyid is checked to be 64 lowercase hex before it goes into a URL path.
 """
@@ -21,12 +23,27 @@ from clients._answers import json_list, json_object, proof_hashes
 from clients._http import HttpSession, Retry
 from clients.errors import InvalidRequestError, VerificationError
 from registry.core.digest import Digest, is_hex64
+from registry.core.dsse import Envelope, statement_sha256
+from registry.core.errors import CoreError
 
 JSON = "application/json"
 
 
 def _json_body(value: dict[str, Any]) -> bytes:
     return json.dumps(value, sort_keys=True).encode()
+
+
+def _statements(envelope_json: bytes) -> set[str]:
+    """The statements an envelope's signatures sign (``dsse.statement_sha256``)."""
+    try:
+        envelope = Envelope.from_json(envelope_json)
+    except CoreError:
+        return set()
+    return {
+        statement_sha256(envelope.payload_type, envelope.payload, s.keyid)
+        for s in envelope.signatures
+        if is_hex64(s.keyid)
+    }
 
 
 class TrustApi:
@@ -96,7 +113,10 @@ class TrustApi:
         attestation = json_object(response)
         sent = hashlib.sha256(envelope_json).hexdigest()
         index = attestation.get("log_index")
-        if attestation.get("envelope_sha256") != sent or not isinstance(index, int):
+        if not isinstance(index, int) or (
+            attestation.get("envelope_sha256") != sent
+            and attestation.get("statement_sha256") not in _statements(envelope_json)
+        ):
             raise VerificationError(
                 f"posted envelope sha256:{sent} but the registry answered for "
                 f"{attestation.get('envelope_sha256')!r} with log index {index!r}"

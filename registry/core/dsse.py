@@ -11,6 +11,10 @@ Invariants:
   hashes those bytes (or ``to_json()`` for an envelope we built), so posting the
   same bytes twice names the same envelope.
 - ``verify_envelope`` returns data only after every check passed.
+- A *statement* is what one key signed: ``statement_sha256(type, payload, keyid)``
+  hashes the PAE and the keyid, so every re-encoding of an envelope (JSON
+  whitespace, key order, base64 padding or alphabet, other signatures beside it)
+  names the same statement; only the signer can make a new one.
 """
 
 from __future__ import annotations
@@ -43,6 +47,13 @@ def pae(payload_type: str, payload: bytes) -> bytes:
     """
     type_bytes = payload_type.encode("utf-8")
     return b"DSSEv1 %d %b %d %b" % (len(type_bytes), type_bytes, len(payload), payload)
+
+
+def statement_sha256(payload_type: str, payload: bytes, keyid: str) -> str:
+    """Hex sha256 of ``pae(payload_type, payload) || keyid``: the identity of the
+    statement ``keyid`` signed, whatever envelope carried it (PAE is length-prefixed,
+    so the keyid cannot blur into the payload)."""
+    return hashlib.sha256(pae(payload_type, payload) + keyid.encode("ascii")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -199,6 +199,7 @@ class AttestationRow(Base):
     __table_args__ = (
         *hex64_checks("envelope_sha256"),
         Index("ix_attestations_artifact_predicate", "artifact_digest", "predicate_type"),
+        Index("ux_attestations_statement_sha256", "statement_sha256", unique=True),
     )
 
     envelope_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -209,6 +210,9 @@ class AttestationRow(Base):
     log_index: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     token_id: Mapped[str | None] = mapped_column(String(32))
+    statement_sha256: Mapped[str | None] = mapped_column(String(64))
+    """``dsse.statement_sha256`` of what was signed: one row per statement, however
+    re-encoded. NULL only on a replay stored before revision 0007 (it counts for nothing)."""
 
 
 class LogEntryRow(Base):
@@ -277,6 +281,8 @@ class ChannelEventRow(Base):
     reason: Mapped[str] = mapped_column(String(1024))
     token_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str | None] = mapped_column(String(255))  # the token's description
+    keyid: Mapped[str | None] = mapped_column(String(64))  # the key whose statement caused it
 
 
 class JobRow(Base):

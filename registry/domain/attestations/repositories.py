@@ -14,6 +14,9 @@ _OF_ARTIFACT = (
     .where(AttestationRow.artifact_digest == bindparam("digest"))
     .order_by(AttestationRow.log_index)
 )
+_OF_STATEMENTS = select(AttestationRow).where(
+    AttestationRow.statement_sha256.in_(bindparam("statements", expanding=True))
+)
 _OF_ARTIFACT_TYPED = _OF_ARTIFACT.where(AttestationRow.predicate_type == bindparam("type"))
 _INSERT = insert(AttestationRow)
 _COLUMNS = tuple(a.key for a in inspect(AttestationRow).column_attrs)
@@ -25,6 +28,10 @@ class AttestationRepository:
 
     def get(self, envelope_sha256: str) -> AttestationRow | None:
         return self.session.scalar(_GET, {"sha256": envelope_sha256})
+
+    def of_statements(self, statements: list[str]) -> AttestationRow | None:
+        """The row of one of ``statements`` (``dsse.statement_sha256``), if any."""
+        return self.session.scalars(_OF_STATEMENTS, {"statements": statements}).first()
 
     def add(self, row: AttestationRow) -> None:
         """Insert now (a Core insert: ``row`` stays a plain value, outside the session)."""

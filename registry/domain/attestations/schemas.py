@@ -14,7 +14,8 @@ class Attestation(msgspec.Struct):
     keyid: str
     log_index: int
     created_at: datetime
-    envelope: dict[str, object]  # the DSSE envelope as posted
+    envelope: dict[str, object]  # the DSSE envelope as first posted
+    statement_sha256: str | None  # what was signed (dsse.statement_sha256); None: a legacy replay
 
 
 class AttestationPage(msgspec.Struct):

@@ -9,7 +9,10 @@ An envelope is stored only after every check passed, in this order:
 4. a signature comes from a registered, unrevoked key whose role may make this
    predicate, and it verifies over the PAE of the payload; a reproducibility/v1
    statement is signed by the worker key it names.
-The same envelope posted again is a no-op that answers the first log index.
+A statement is what one key signed (``dsse.statement_sha256``: payload type, payload,
+keyid), not the envelope's bytes: the same statement posted again, in any encoding or
+beside other signatures, is a no-op that answers the first acceptance and its log
+index, so a replay can never make an old statement newer than one that superseded it.
 Acceptance appends ``attestation.accepted`` to the log in the same transaction, and
 runs each ``AcceptHook`` in it (a hook may append its own entries, or refuse).
 """
@@ -29,7 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from registry.core import intoto
 from registry.core.digest import Digest
-from registry.core.dsse import PAYLOAD_TYPE, Envelope, verify_envelope
+from registry.core.dsse import PAYLOAD_TYPE, Envelope, statement_sha256, verify_envelope
 from registry.core.errors import CoreError, InvalidSignatureError
 from registry.core.keys import PublicKey
 from registry.core.manifest import parse_manifest
@@ -117,6 +120,7 @@ def _dto(row: AttestationRow) -> Attestation:
         log_index=row.log_index,
         created_at=row.created_at,
         envelope=json.loads(row.envelope),
+        statement_sha256=row.statement_sha256,
     )
 
 
@@ -167,6 +171,7 @@ class AttestationService:
         if statement.predicate_type == intoto.REPRODUCIBILITY:
             _check_reproducibility(stored, statement.predicate)
         envelope_sha256 = hashlib.sha256(raw).hexdigest()
+        statements: dict[str, str] = {}  # verified keyid -> the statement it signed
         try:
             with self._writes.begin() as session:  # one transaction: checks and writes
                 repo = AttestationRepository(session)
@@ -176,7 +181,14 @@ class AttestationService:
                 # hold the log head before reading keys: a revocation (logged, so it takes
                 # the head too) commits wholly before this check or after this acceptance
                 LogRepository(session).lock_head()
-                keyid = self._verify(session, envelope, statement.predicate_type)  # 4
+                keyids = self._verify(session, envelope, statement.predicate_type)  # 4
+                statements = {
+                    k: statement_sha256(envelope.payload_type, envelope.payload, k) for k in keyids
+                }
+                found = repo.of_statements(list(statements.values()))
+                if found is not None:  # a statement accepted before, re-encoded: the first
+                    return _dto(found), False
+                keyid = keyids[0]
                 claimed = statement.predicate.get("worker", keyid)
                 if statement.predicate_type == intoto.REPRODUCIBILITY and claimed != keyid:
                     raise AttestationRejectedError(
@@ -191,6 +203,7 @@ class AttestationService:
                         "predicate_type": statement.predicate_type,
                         "keyid": keyid,
                         "envelope_sha256": envelope_sha256,
+                        "statement_sha256": statements[keyid],
                     },
                 )
                 row = AttestationRow(
@@ -202,12 +215,14 @@ class AttestationService:
                     log_index=index,
                     created_at=datetime.now(UTC),
                     token_id=token_id,
+                    statement_sha256=statements[keyid],
                 )
                 earlier = (
                     tuple(
                         (other.keyid, p)
                         for other in repo.of_artifact(stored.digest.hex, intoto.REPRODUCIBILITY)
-                        if (p := readable(other.envelope)) is not None
+                        if other.statement_sha256 is not None
+                        and (p := readable(other.envelope)) is not None
                     )
                     if statement.predicate_type == intoto.REPRODUCIBILITY
                     else ()
@@ -218,15 +233,16 @@ class AttestationService:
                     hook(session, accepted)
                 if also is not None:
                     also(session, accepted)
-        except IntegrityError:  # the same envelope, posted concurrently
-            existing = self._find(envelope_sha256)
+        except IntegrityError:  # the same envelope or statement, posted concurrently
+            existing = self._find(envelope_sha256, list(statements.values()))
             if existing is None:
                 raise
             return existing, False
         return _dto(row), True
 
-    def _verify(self, session: Session, envelope: Envelope, predicate_type: str) -> str:
-        """The keyid of a registered, unrevoked, allowed key whose signature verifies."""
+    def _verify(self, session: Session, envelope: Envelope, predicate_type: str) -> list[str]:
+        """The keyids (sorted) of registered, unrevoked, allowed keys whose signatures
+        verify; at least one."""
         allowed = PREDICATE_ROLES[predicate_type]
         trusted: dict[str, PublicKey] = {}
         refused: list[str] = []
@@ -252,11 +268,12 @@ class AttestationService:
             verified = verify_envelope(envelope, trusted)
         except InvalidSignatureError as exc:
             raise AttestationRejectedError(f"signature check failed: {exc}") from exc
-        return sorted(verified.keyids)[0]
+        return sorted(verified.keyids)
 
-    def _find(self, envelope_sha256: str) -> Attestation | None:
+    def _find(self, envelope_sha256: str, statements: list[str]) -> Attestation | None:
         with self._reads() as session:
-            row = AttestationRepository(session).get(envelope_sha256)
+            repo = AttestationRepository(session)
+            row = repo.get(envelope_sha256) or repo.of_statements(statements)
             return None if row is None else _dto(row)
 
     def list(self, ref: Digest, predicate_type: str | None = None) -> list[Attestation]:

@@ -44,10 +44,14 @@ class Evidence:
         self._keys = keys
 
     def _trusted(self, ref: Digest) -> list[Attestation]:
-        """The accepted attestations whose key is still registered and unrevoked."""
+        """The accepted statements whose key is still registered and unrevoked, in log
+        order (a statement sits at its first acceptance: replays are not new rows; a
+        replay stored before that rule, without a statement id, counts for nothing)."""
         usable: dict[str, bool] = {}  # one lookup per key, however many statements it made
         out = []
         for attestation in self._attestations.list(ref):
+            if attestation.statement_sha256 is None:
+                continue
             if attestation.keyid not in usable:
                 key = self._keys.find(attestation.keyid)
                 usable[attestation.keyid] = key is not None and key.revoked_at is None

@@ -1,0 +1,148 @@
+"""A signed statement is what its key signed: re-encoding or replaying it changes nothing.
+
+The attack (issue 11, item 1): post an evaluation, then a correction; fetch the first
+envelope back from the API (any reader can) and post it again, re-encoded. It must
+answer 200 with the first log index, and the correction must keep counting.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from registry.core import intoto
+from registry.core.keys import SigningKey
+from registry.core.roles import Role
+from tests.api.test_channels import NAME, key, promote, push, unmet
+from tests.conftest import Api, Deployment, api_with_policy
+from tests.support.content import digests
+from tests.support.trust import signed, statement_about
+
+POLICY = b"""
+[channels.production]
+evaluation = { r2 = ">=0.85" }
+approvals = { role = "governor", min = 2 }
+"""
+
+
+def _indented(envelope: dict[str, Any]) -> bytes:
+    return json.dumps(envelope, indent=4).encode()
+
+
+def _unpadded(envelope: dict[str, Any]) -> bytes:
+    return json.dumps({**envelope, "payload": envelope["payload"].rstrip("=")}).encode()
+
+
+def _urlsafe(envelope: dict[str, Any]) -> bytes:
+    payload = base64.b64decode(envelope["payload"])
+    return json.dumps(
+        {**envelope, "payload": base64.urlsafe_b64encode(payload).decode().rstrip("=")}
+    ).encode()
+
+
+def _reordered(envelope: dict[str, Any]) -> bytes:
+    return json.dumps(dict(reversed(list(envelope.items())))).encode()
+
+
+def _with_a_stranger(envelope: dict[str, Any]) -> bytes:
+    """The same signature, beside a signature by a key the registry does not know."""
+    stranger = SigningKey.generate()
+    payload = base64.b64decode(envelope["payload"])
+    extra = signed_payload(payload, stranger)
+    return json.dumps({**envelope, "signatures": [*envelope["signatures"], extra]}).encode()
+
+
+def signed_payload(payload: bytes, k: SigningKey) -> dict[str, str]:
+    from registry.core.dsse import sign_envelope
+
+    sig = sign_envelope(payload, k).signatures[0]
+    return {"keyid": sig.keyid, "sig": base64.b64encode(sig.sig).decode()}
+
+
+REENCODINGS: dict[str, Callable[[dict[str, Any]], bytes]] = {
+    "indented": _indented,
+    "unpadded-base64": _unpadded,
+    "urlsafe-base64": _urlsafe,
+    "reordered": _reordered,
+    "extra-unknown-signature": _with_a_stranger,
+}
+
+
+def _post(api: Api, raw: bytes, body: bytes, role: Role = Role.PUBLISHER) -> Any:
+    return api.client.post(
+        f"/v1/artifacts/{digests(raw).blake3}/attestations", content=body, headers=api.auth(role)
+    )
+
+
+def _evaluation(raw: bytes, k: SigningKey, r2: float) -> bytes:
+    statement = statement_about(raw, NAME, "v1", intoto.EVALUATION, {"metrics": {"r2": r2}})
+    return signed(statement, k).to_json()
+
+
+@pytest.mark.parametrize("encoding", REENCODINGS)
+def test_a_superseded_evaluation_cannot_be_replayed_past_the_policy(
+    deployment: Deployment, tmp_path: Path, encoding: str
+) -> None:
+    api = api_with_policy(deployment, tmp_path, POLICY)
+    try:
+        raw = push(api, "v1")
+        worker = key(api, "worker")
+        for governor in (key(api, "governor"), key(api, "governor")):
+            approval = statement_about(raw, NAME, "v1", intoto.APPROVAL, {"channel": "production"})
+            assert _post(api, raw, signed(approval, governor).to_json()).status_code == 201
+        first = _post(api, raw, _evaluation(raw, worker, 0.95))
+        assert first.status_code == 201
+        correction = _post(api, raw, _evaluation(raw, worker, 0.50))
+        assert correction.status_code == 201
+        assert "evaluation.r2" in unmet(
+            api.client.get(
+                f"/v1/artifacts/{digests(raw).blake3}/status",
+                params={"channel": "production"},
+                headers=api.auth(Role.READER),
+            ).json()
+        )
+        listed = api.client.get(
+            f"/v1/artifacts/{digests(raw).blake3}/attestations", headers=api.auth(Role.READER)
+        ).json()["attestations"]
+        old = next(a for a in listed if a["log_index"] == first.json()["log_index"])
+        size = _log_size(api)
+
+        replay = _post(api, raw, REENCODINGS[encoding](old["envelope"]), Role.GOVERNOR)
+
+        assert replay.status_code == 200, replay.text
+        assert replay.json()["log_index"] == first.json()["log_index"]
+        assert replay.json()["statement_sha256"] == first.json()["statement_sha256"]
+        assert _log_size(api) == size  # nothing logged
+        refused = promote(api, raw)
+        assert refused.status_code == 409
+        assert "evaluation.r2" in unmet(refused.json())
+        assert len(
+            api.client.get(
+                f"/v1/artifacts/{digests(raw).blake3}/attestations",
+                headers=api.auth(Role.READER),
+            ).json()["attestations"]
+        ) == len(listed)
+    finally:
+        api.client.__exit__(None, None, None)
+
+
+def test_two_keys_signing_the_same_statement_are_two_statements(api: Api) -> None:
+    """Distinct keys still count apart (approvals need distinct governors)."""
+    raw = push(api, "v1")
+    alice, bob = key(api, "governor"), key(api, "governor")
+    approval = statement_about(raw, NAME, "v1", intoto.APPROVAL, {"channel": "production"})
+    a = _post(api, raw, signed(approval, alice).to_json())
+    b = _post(api, raw, signed(approval, bob).to_json())
+    assert (a.status_code, b.status_code) == (201, 201)
+    assert a.json()["log_index"] != b.json()["log_index"]
+    assert a.json()["statement_sha256"] != b.json()["statement_sha256"]
+
+
+def _log_size(api: Api) -> int:
+    body = api.client.get("/v1/log/checkpoint").text
+    return int(body.splitlines()[1])
