@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -50,9 +51,21 @@ def _load(values: dict[str, str | None]) -> Settings:
     return settings
 
 
+def _writable(check: Callable[[Settings], None], settings: Settings) -> None:
+    """Run a ``registry.preflight`` check; a path we cannot write is one line, exit 1."""
+    from registry.preflight import UnwritablePathError
+
+    try:
+        check(settings)
+    except UnwritablePathError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _engine(settings: Settings) -> Engine:
     from registry.db.engine import make_engine
+    from registry.preflight import check_database
 
+    _writable(check_database, settings)
     return make_engine(settings.database.url, pool_size=2)
 
 
@@ -89,7 +102,10 @@ def serve(host: str, port: int, workers: int, log_level: str, **values: str | No
     """Run the HTTP API."""
     import uvicorn
 
+    from registry.preflight import check_server_paths
+
     settings = _load(values)
+    _writable(check_server_paths, settings)
     engine = _engine(settings)
     _require_current_schema(engine)
     engine.dispose()
@@ -193,8 +209,10 @@ def log_key() -> None:
 def log_key_create(data_dir: str | None, log_key_file: str | None, log_origin: str | None) -> None:
     """Create the checkpoint key (0600) if missing and print the note verifier key."""
     from registry.app import create_log_key, load_log_signer
+    from registry.preflight import check_log_key
 
     settings = _load({"data_dir": data_dir, "log_key_file": log_key_file, "log_origin": log_origin})
+    _writable(check_log_key, settings)
     created = create_log_key(settings.log.key_file)
     click.echo(f"{'created' if created else 'kept existing'} {settings.log.key_file}", err=True)
     click.echo(load_log_signer(settings).verifier_key())
@@ -207,8 +225,11 @@ def log_key_create(data_dir: str | None, log_key_file: str | None, log_origin: s
 def fsck(deep: bool, repair: bool, **values: str | None) -> None:
     """Compare the database with the blob store; exit 1 if they disagree."""
     from registry.app import Services
+    from registry.preflight import check_server_paths
 
-    services = Services.build(_load(values))
+    settings = _load(values)
+    _writable(check_server_paths, settings)
+    services = Services.build(settings)
     try:
         report = services.blobs.fsck(deep=deep, repair=repair)
         expired = services.uploads.expire()
