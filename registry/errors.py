@@ -119,6 +119,12 @@ class ChannelNotFoundError(NotFoundError):
     pass
 
 
+class LogIntegrityError(RegistryError):
+    """The database disagrees with the transparency log it holds (an entry that is not
+    its leaf, a channel pointer that is not the channel's latest logged move, a log
+    smaller than a tree this registry signed): refused, never served."""
+
+
 class JobNotFoundError(NotFoundError):
     pass
 

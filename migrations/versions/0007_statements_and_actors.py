@@ -5,6 +5,8 @@
   envelope is the same statement. Rows already stored are backfilled in log order;
   a later row repeating an earlier row's statement (a replay accepted before this
   revision) keeps NULL and counts for nothing.
+- ``log_entries`` indexed by (kind, idx) instead of kind alone: the channel moves
+  since an index are a range scan (channel pointers are checked against the log).
 - ``channel_events.actor`` (the token's description when it acted) and
   ``channel_events.keyid`` (the key whose signed statement caused the event).
 
@@ -56,9 +58,13 @@ def upgrade() -> None:
     )
     op.add_column("channel_events", sa.Column("actor", sa.String(255), nullable=True))
     op.add_column("channel_events", sa.Column("keyid", sa.String(64), nullable=True))
+    op.create_index("ix_log_entries_kind_idx", "log_entries", ["kind", "idx"])
+    op.drop_index("ix_log_entries_kind", table_name="log_entries")
 
 
 def downgrade() -> None:
+    op.create_index("ix_log_entries_kind", "log_entries", ["kind"])
+    op.drop_index("ix_log_entries_kind_idx", table_name="log_entries")
     with op.batch_alter_table("channel_events") as batch:
         batch.drop_column("keyid")
         batch.drop_column("actor")

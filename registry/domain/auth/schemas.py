@@ -12,10 +12,12 @@ from registry.core.roles import Role
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who made a request: the token's id and role (``None`` id for anonymous reads)."""
+    """Who made a request: the token's id, role and description (``None`` id for
+    anonymous reads); the description is what history shows as the actor."""
 
     token_id: str | None
     role: Role
+    description: str = ""
 
 
 class TokenCreate(msgspec.Struct, forbid_unknown_fields=True):

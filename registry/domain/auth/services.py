@@ -114,7 +114,7 @@ class TokenService:
             raise AuthenticationRequiredError(
                 f"token {row.id} expired at {row.expires_at.isoformat()}; ask an admin for a new one"
             )
-        principal = Principal(token_id=row.id, role=Role(row.role))
+        principal = Principal(token_id=row.id, role=Role(row.role), description=row.description)
         if self._cache is not None:
             with self._lock:
                 self._cache[key] = _CachedToken(principal, row.expires_at)

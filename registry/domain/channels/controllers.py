@@ -32,10 +32,10 @@ class ChannelController(Controller):
     async def promote(
         self, request: AnyRequest, data: JSONBody[Promote], channel_service: ChannelServiceDep
     ) -> ChannelEvent:
-        ref = Digest.parse(data.digest)
+        ref, who = Digest.parse(data.digest), principal_of(request)
         return await anyio.to_thread.run_sync(
             lambda: channel_service.promote(
-                data.name, data.channel, ref, data.reason, principal_of(request).token_id
+                data.name, data.channel, ref, data.reason, who.token_id, who.description
             )
         )
 
@@ -44,9 +44,10 @@ class ChannelController(Controller):
         self, request: AnyRequest, data: JSONBody[Rollback], channel_service: ChannelServiceDep
     ) -> ChannelEvent:
         ref = None if data.digest is None else Digest.parse(data.digest)
+        who = principal_of(request)
         return await anyio.to_thread.run_sync(
             lambda: channel_service.rollback(
-                data.name, data.channel, ref, data.reason, principal_of(request).token_id
+                data.name, data.channel, ref, data.reason, who.token_id, who.description
             )
         )
 

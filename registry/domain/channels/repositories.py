@@ -15,24 +15,13 @@ class ChannelRepository:
     def get(self, name: str, channel: str) -> ChannelRow | None:
         return self.session.get(ChannelRow, (name, channel))
 
+    def every(self) -> list[ChannelRow]:
+        return list(self.session.scalars(select(ChannelRow)))
+
     def of_name(self, name: str) -> list[ChannelRow]:
         return list(
             self.session.scalars(
                 select(ChannelRow).where(ChannelRow.name == name).order_by(ChannelRow.channel)
-            )
-        )
-
-    def held(self, name: str, channel: str) -> list[ChannelEventRow]:
-        """Every move of this channel (promote, rollback), oldest first."""
-        return list(
-            self.session.scalars(
-                select(ChannelEventRow)
-                .where(
-                    ChannelEventRow.name == name,
-                    ChannelEventRow.channel == channel,
-                    ChannelEventRow.action.in_(("promote", "rollback")),
-                )
-                .order_by(ChannelEventRow.log_index)
             )
         )
 

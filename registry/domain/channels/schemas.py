@@ -31,6 +31,8 @@ class ChannelEvent(msgspec.Struct):
     to_digest: str
     reason: str
     by: str | None  # the token id that did it
+    actor: str | None  # that token's description when it acted
+    keyid: str | None  # the signing key whose statement caused it (findings)
     at: datetime
 
 

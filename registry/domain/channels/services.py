@@ -8,6 +8,9 @@ Invariants:
   written in one transaction.
 - Moves of all channels serialise on the log's head lock, taken before the
   current pointer is read, so two racing promotes cannot both see "current".
+- A pointer is served, compared against or moved from only once it is proven to be
+  the channel's latest logged move (``ChannelLedger``); rollback targets are the
+  digests the log says the channel held. A disagreement is refused (503), never served.
 - The policy in force is logged (``policy.changed``) whenever its version
   differs from the last one logged.
 """
@@ -25,6 +28,7 @@ from registry.core.policy import Policy, channel_problem, evaluate
 from registry.db.models import ChannelEventRow, ChannelRow
 from registry.domain.artifacts.services import ArtifactService
 from registry.domain.channels.evidence import Evidence
+from registry.domain.channels.ledger import ChannelLedger
 from registry.domain.channels.repositories import ChannelRepository
 from registry.domain.channels.schemas import (
     ChannelEvent,
@@ -39,6 +43,7 @@ from registry.domain.log.services import TransparencyLog
 from registry.errors import (
     ChannelNotFoundError,
     InvalidRequestError,
+    LogIntegrityError,
     PolicyUnmetError,
     RollbackTargetError,
 )
@@ -56,6 +61,8 @@ def _event(row: ChannelEventRow) -> ChannelEvent:
         to_digest=f"blake3:{row.to_digest}",
         reason=row.reason,
         by=row.token_id,
+        actor=row.actor,
+        keyid=row.keyid,
         at=row.created_at,
     )
 
@@ -86,6 +93,7 @@ class ChannelService:
         self._reads = reads
         self._log = log
         self.policy = policy
+        self._ledger = ChannelLedger(log)
 
     def record_policy(self) -> int | None:
         """Log the policy in force if it differs from the last one logged; the index."""
@@ -97,8 +105,26 @@ class ChannelService:
             return self._log.append(session, "policy.changed", {"version": self.policy.version})
 
     def _current(self, session: Session, name: str, channel: str) -> Digest | None:
-        row = ChannelRepository(session).get(name, channel)
-        return None if row is None else Digest.blake3(row.digest)
+        """The channel's pointer, proven to be its latest logged move (``ChannelLedger``).
+        Raises LogIntegrityError."""
+        self._ledger.refresh(session)
+        return self._ledger.check(name, channel, ChannelRepository(session).get(name, channel))
+
+    def disagreements(self) -> list[str]:
+        """Every channel whose pointer and log disagree, explained (empty: all agree)."""
+        problems: list[str] = []
+        with self._reads() as session:
+            try:
+                self._ledger.refresh(session)
+            except LogIntegrityError as exc:
+                return [exc.detail]
+            rows = {(r.name, r.channel): r for r in ChannelRepository(session).every()}
+        for name, channel in sorted({*rows, *self._ledger.channels()}):
+            try:
+                self._ledger.check(name, channel, rows.get((name, channel)))
+            except LogIntegrityError as exc:
+                problems.append(exc.detail)
+        return problems
 
     def status(self, ref: Digest, channel: str) -> ChannelStatus:
         """Every requirement of ``channel``'s policy for ``ref``. Raises ArtifactNotFoundError."""
@@ -127,7 +153,13 @@ class ChannelService:
         )
 
     def promote(
-        self, name: str, channel: str, ref: Digest, reason: str, token_id: str | None
+        self,
+        name: str,
+        channel: str,
+        ref: Digest,
+        reason: str,
+        token_id: str | None,
+        actor: str | None = None,
     ) -> ChannelEvent:
         """Point ``channel`` at ``ref`` if the policy allows.
 
@@ -158,11 +190,17 @@ class ChannelService:
                     policy_version=self.policy.version,
                 )
             return self._move(
-                session, "promote", name, channel, current, stored.digest, reason, token_id
+                session, "promote", (name, channel), current, stored.digest, reason, token_id, actor
             )
 
     def rollback(
-        self, name: str, channel: str, ref: Digest | None, reason: str, token_id: str | None
+        self,
+        name: str,
+        channel: str,
+        ref: Digest | None,
+        reason: str,
+        token_id: str | None,
+        actor: str | None = None,
     ) -> ChannelEvent:
         """Move ``channel`` back to a digest it held before (default: the previous one).
 
@@ -176,10 +214,10 @@ class ChannelService:
             current = self._current(session, name, channel)
             if current is None:
                 raise ChannelNotFoundError(f"{name} has no channel {channel!r}")
-            events = ChannelRepository(session).held(name, channel)
-            held = [e.to_digest for e in events]
+            moves = self._ledger.moves(name, channel)  # as logged, checked by _current
+            held = [m.to_hex for m in moves]
             if target is None:
-                previous = [e.from_digest for e in reversed(events) if e.from_digest]
+                previous = [m.from_hex for m in reversed(moves) if m.from_hex]
                 if not previous:
                     raise RollbackTargetError(
                         f"{name}:{channel} has no earlier digest to go back to"
@@ -197,31 +235,33 @@ class ChannelService:
                 raise RollbackTargetError(
                     f"{target} was revoked ({revoked}); a channel never goes back to it"
                 )
-            return self._move(session, "rollback", name, channel, current, target, reason, token_id)
+            return self._move(
+                session, "rollback", (name, channel), current, target, reason, token_id, actor
+            )
 
     def _move(
         self,
         session: Session,
         action: str,
-        name: str,
-        channel: str,
+        where: tuple[str, str],
         old: Digest | None,
         new: Digest,
         reason: str,
         token_id: str | None,
+        actor: str | None,
     ) -> ChannelEvent:
-        index = self._log.append(
-            session,
-            f"channel.{action}",
-            {
-                "name": name,
-                "channel": channel,
-                "from": None if old is None else str(old),
-                "to": str(new),
-                "reason": reason,
-                "by": token_id,
-            },
-        )
+        name, channel = where
+        fields: dict[str, object] = {
+            "name": name,
+            "channel": channel,
+            "from": None if old is None else str(old),
+            "to": str(new),
+            "reason": reason,
+            "by": token_id,
+        }
+        if actor:
+            fields["actor"] = actor
+        index = self._log.append(session, f"channel.{action}", fields)
         now = datetime.now(UTC)
         row = ChannelRepository(session).get(name, channel)
         if row is None:
@@ -242,32 +282,48 @@ class ChannelService:
             reason=reason,
             token_id=token_id,
             created_at=now,
+            actor=actor or None,
         )
         session.add(event)
         session.flush()
         return _event(event)
 
     def pointers(self, name: str) -> list[ChannelPointer]:
+        """Every channel of ``name``, each proven against the log. Raises LogIntegrityError."""
         _check(name, "x")
         with self._reads() as session:
-            return [
-                ChannelPointer(
-                    name=r.name,
-                    channel=r.channel,
-                    digest=f"blake3:{r.digest}",
-                    updated_at=r.updated_at,
-                    log_index=r.log_index,
-                )
-                for r in ChannelRepository(session).of_name(name)
-            ]
+            self._ledger.refresh(session)
+            rows = {r.channel: r for r in ChannelRepository(session).of_name(name)}
+        logged = {c for n, c in self._ledger.channels() if n == name}
+        for channel in sorted({*rows, *logged}):
+            self._ledger.check(name, channel, rows.get(channel))
+        return [
+            ChannelPointer(
+                name=r.name,
+                channel=r.channel,
+                digest=f"blake3:{r.digest}",
+                updated_at=r.updated_at,
+                log_index=r.log_index,
+            )
+            for r in rows.values()
+        ]
 
     def resolve(self, name: str, channel: str) -> Digest:
-        """Raises ChannelNotFoundError."""
+        """The digest ``name:channel`` points at: its latest logged move, an artifact of
+        ``name``. Raises ChannelNotFoundError, LogIntegrityError."""
         _check(name, channel)
         with self._reads() as session:
             current = self._current(session, name, channel)
         if current is None:
             raise ChannelNotFoundError(f"{name} has no channel {channel!r}")
+        held = self._artifacts.manifest(current).name
+        if held != name:  # promote never allows it: the database was edited
+            raise LogIntegrityError(
+                f"{name}:{channel} points at {current}, an artifact of {held}; refusing to "
+                "serve it: run `reliquary-server fsck`",
+                name=name,
+                channel=channel,
+            )
         return current
 
     def history(

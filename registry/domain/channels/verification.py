@@ -72,7 +72,13 @@ class NondeterminismRecorder:
             return
         verdict = judge(profile, [*earlier, new])
         self.record(
-            session, accepted.stored, profile, verdict.finding or "", verdict.outputs, row.token_id
+            session,
+            accepted.stored,
+            profile,
+            verdict.finding or "",
+            verdict.outputs,
+            row.token_id,
+            row.keyid,
         )
 
     def record(
@@ -83,6 +89,7 @@ class NondeterminismRecorder:
         finding: str,
         outputs: Mapping[str, str],
         token_id: str | None,
+        keyid: str | None = None,
     ) -> None:
         """Log a finding, put it in the artifact's history and count it (one transaction)."""
         index = self._log.append(
@@ -108,6 +115,7 @@ class NondeterminismRecorder:
                 reason=f"non-reproducible on {profile}: {finding}"[:1024],
                 token_id=token_id,
                 created_at=datetime.now(UTC),
+                keyid=keyid,
             )
         )
         counter = self._metrics.nondeterministic.labels(profile=profile)

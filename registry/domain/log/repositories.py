@@ -107,6 +107,16 @@ class LogRepository:
             )
         )
 
+    def of_kinds_after(self, kinds: tuple[str, ...], after: int) -> list[LogEntryRow]:
+        """Entries of ``kinds`` with index > ``after``, oldest first (index (kind, idx))."""
+        return list(
+            self.session.scalars(
+                select(LogEntryRow)
+                .where(LogEntryRow.kind.in_(kinds), LogEntryRow.idx > after)
+                .order_by(LogEntryRow.idx)
+            )
+        )
+
     def last_of_kind(self, kind: str) -> LogEntryRow | None:
         return self.session.scalar(
             select(LogEntryRow)

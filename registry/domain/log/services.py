@@ -28,7 +28,7 @@ from registry.core import merkle
 from registry.core.canonical import canonical_bytes
 from registry.core.checkpoint import Checkpoint, NoteSigner
 from registry.domain.log.repositories import LogRepository
-from registry.errors import InvalidRequestError
+from registry.errors import InvalidRequestError, LogIntegrityError
 
 MAX_ENTRIES_PER_PAGE = 1000
 _PLACEHOLDER = bytes(32)
@@ -73,6 +73,25 @@ class TransparencyLog:
         return index
 
     # -- reading ----------------------------------------------------------------------
+    def bound_entries(self, session: Session, kinds: tuple[str, ...], after: int) -> list[LogEntry]:
+        """Entries of ``kinds`` after index ``after``, each proven to be the leaf the tree
+        holds at its index (``H(0x00 || entry)`` equals the stored leaf node), so an
+        entry edited in the database is refused rather than believed.
+
+        Raises:
+            LogIntegrityError: an entry's bytes are not its leaf.
+        """
+        rows = LogRepository(session).of_kinds_after(kinds, after)
+        leaves = LogRepository(session).nodes((0, r.idx) for r in rows)
+        for row in rows:
+            if leaves.get((0, row.idx)) != merkle.leaf_hash(row.entry):
+                raise LogIntegrityError(
+                    f"log entry {row.idx} ({row.kind}) does not hash to the tree's leaf "
+                    f"{row.idx}: the database was edited. Run `reliquary-server fsck` and "
+                    "restore the database from a backup that `reliquary audit verify --all` passes"
+                )
+        return [LogEntry(r.idx, r.kind, r.entry) for r in rows]
+
     def _reader(
         self, session: Session, size: int, what: str, *, remember: bool = True
     ) -> merkle.NodeReader:

@@ -1,0 +1,173 @@
+"""Channel pointers are bound to the log (issue 11, item 2).
+
+An attacker with write access to the database edits ``channels.digest``: to an
+artifact of another name, or to a same-name artifact the log never promoted. The
+registry must refuse to serve such a pointer (resolve, channels, status, promote,
+rollback), say why, and ``reliquary-server fsck`` must name it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import text
+
+from registry.core.roles import Role
+from tests.api.test_channels import NAME, promote, push
+from tests.conftest import Api, Deployment
+from tests.support.content import digests, manifest_bytes
+
+
+def _resolve(api: Api, name: str = NAME) -> dict[str, object]:
+    r = api.client.get(
+        "/v1/resolve", params={"name": name, "channel": "production"}, headers=api.auth()
+    )
+    body: dict[str, object] = r.json()
+    body["status_code"] = r.status_code
+    return body
+
+
+def _other_name(api: Api) -> bytes:
+    data = b"other weights"
+    api.client.put(f"/v1/blobs/{digests(data).blake3}", content=data, headers=api.auth())
+    raw = manifest_bytes("acme/other", "v1", {"w.bin": data})
+    assert api.client.put("/v1/artifacts", content=raw, headers=api.auth()).status_code == 201
+    return raw
+
+
+def _edit(deployment: Deployment, sql: str, **params: object) -> None:
+    with deployment.engine.begin() as conn:
+        conn.execute(text(sql), params)
+
+
+def _fsck(deployment: Deployment) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [".venv/bin/reliquary-server", "fsck"],
+        env={"PATH": "/usr/bin:/bin", **deployment.env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _to_other_name(deployment: Deployment, api: Api) -> str:
+    other = digests(_other_name(api)).blake3
+    _edit(deployment, "UPDATE channels SET digest = :d", d=other.hex)
+    return str(other)
+
+
+def _to_unpromoted(deployment: Deployment, api: Api) -> str:
+    never = digests(push(api, "v9")).blake3
+    _edit(deployment, "UPDATE channels SET digest = :d", d=never.hex)
+    return str(never)
+
+
+def _to_older_move(deployment: Deployment, api: Api) -> str:
+    """Back to what the channel held before, with the older move's own log index."""
+    _edit(
+        deployment,
+        "UPDATE channels SET digest = e.to_digest, log_index = e.log_index FROM "
+        "(SELECT to_digest, log_index FROM channel_events ORDER BY log_index LIMIT 1) AS e",
+    )
+    with deployment.engine.connect() as conn:
+        return "blake3:" + str(conn.execute(text("SELECT digest FROM channels")).scalar_one())
+
+
+EDITS: dict[str, Callable[[Deployment, Api], str]] = {
+    "another-name": _to_other_name,
+    "never-promoted": _to_unpromoted,
+    "an-older-move": _to_older_move,
+}
+
+
+@pytest.mark.parametrize("edit", EDITS)
+def test_a_pointer_edited_in_the_database_is_refused_not_served(
+    deployment: Deployment, api: Api, edit: str
+) -> None:
+    v1, v2 = push(api, "v1"), push(api, "v2")
+    assert promote(api, v1).status_code == 200
+    assert promote(api, v2).status_code == 200
+    assert _resolve(api)["digest"] == str(digests(v2).blake3)
+    assert _fsck(deployment).returncode == 0
+
+    planted = EDITS[edit](deployment, api)
+
+    for app_kind in ("running", "restarted"):
+        fresh = api if app_kind == "running" else Api(deployment.client(), api.tokens, api.app)
+        with fresh.client if app_kind == "restarted" else _nothing():
+            answer = _resolve(fresh)
+            assert answer["status_code"] == 503, answer
+            assert str(answer["type"]).endswith("/log-integrity")
+            assert planted in str(answer["detail"])
+            assert "fsck" in str(answer["detail"])
+            listed = fresh.client.get("/v1/channels", params={"name": NAME}, headers=fresh.auth())
+            assert listed.status_code == 503
+            status = fresh.client.get(
+                f"/v1/artifacts/{digests(v1).blake3}/status",
+                params={"channel": "production"},
+                headers=fresh.auth(),
+            )
+            assert status.status_code == 503
+            moved = promote(fresh, v1)
+            assert moved.status_code == 503  # the write path checks too: nothing moves
+    report = _fsck(deployment)
+    assert report.returncode == 1
+    assert f"{NAME}:production points at {planted}" in report.stdout
+
+
+def test_rollback_targets_come_from_the_log_not_the_history_table(
+    deployment: Deployment, api: Api
+) -> None:
+    v1, v2 = push(api, "v1"), push(api, "v2")
+    assert promote(api, v1).status_code == 200
+    never = digests(push(api, "v9")).blake3
+    # a forged history row claiming the channel once held v9
+    _edit(
+        deployment,
+        "INSERT INTO channel_events (log_index, name, channel, action, from_digest, to_digest, "
+        "reason, created_at) VALUES (100000, :n, 'production', 'promote', NULL, :d, 'forged', "
+        "CURRENT_TIMESTAMP)",
+        n=NAME,
+        d=never.hex,
+    )
+    assert promote(api, v2).status_code == 200
+    refused = api.client.post(
+        "/v1/channels/rollback",
+        json={"name": NAME, "channel": "production", "reason": "x", "digest": str(never)},
+        headers=api.auth(Role.GOVERNOR),
+    )
+    assert refused.status_code == 409
+    assert refused.json()["type"].endswith("/invalid-rollback")
+    assert _resolve(api)["digest"] == str(digests(v2).blake3)
+
+
+def test_history_names_the_actor_by_its_description(deployment: Deployment, api: Api) -> None:
+    token = deployment.token(Role.GOVERNOR, description="board of veid, vote 42")
+    v1 = push(api, "v1")
+    moved = api.client.post(
+        "/v1/channels/promote",
+        json={
+            "name": NAME,
+            "channel": "production",
+            "digest": str(digests(v1).blake3),
+            "reason": "vote 42",
+        },
+        headers={"authorization": f"Bearer {token}"},
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["actor"] == "board of veid, vote 42"
+    history = api.client.get(
+        "/v1/channels/history", params={"name": NAME}, headers=api.auth(Role.READER)
+    ).json()["events"]
+    assert history[0]["actor"] == "board of veid, vote 42"
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_: object) -> None:
+        return None
