@@ -26,12 +26,12 @@ def _b64(items: list[bytes]) -> list[str]:
 class LogController(Controller):
     path = "/v1/log"
 
-    @get("/checkpoint", media_type="text/plain; charset=utf-8")
+    @get("/checkpoint", media_type="text/plain")
     async def checkpoint(self, transparency_log: TransparencyLogDep) -> Response[bytes]:
         note = await anyio.to_thread.run_sync(transparency_log.checkpoint)
-        return Response(note, media_type="text/plain; charset=utf-8", headers=NO_CACHE)
+        return Response(note, media_type="text/plain", headers=NO_CACHE)
 
-    @get("/key", media_type="text/plain; charset=utf-8")
+    @get("/key", media_type="text/plain")
     async def key(self, transparency_log: TransparencyLogDep) -> str:
         return transparency_log.signer.verifier_key()
 

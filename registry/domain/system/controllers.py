@@ -10,6 +10,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from registry.domain.system.deps import HealthServiceDep, MetricsDep
 
+# Litestar appends "; charset=utf-8" to every text/* media type: give it the type without
+METRICS_MEDIA_TYPE = CONTENT_TYPE_LATEST.removesuffix("; charset=utf-8")
+
 
 class SystemController(Controller):
     @get("/healthz")
@@ -27,4 +30,4 @@ class SystemController(Controller):
 
     @get("/metrics")
     async def metrics(self, metrics: MetricsDep) -> Response[bytes]:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(metrics.registry), media_type=METRICS_MEDIA_TYPE)
