@@ -39,7 +39,6 @@ from registry.domain.auth.controllers import TokenController
 from registry.domain.auth.guards import ANONYMOUS_READS_KEY, TOKEN_SERVICE_KEY
 from registry.domain.auth.services import TokenService
 from registry.domain.blobs.controllers import BlobController, UploadController
-from registry.domain.blobs.reconcile import STAGED_WRITE_IDLE_SECONDS, StoreReconciler
 from registry.domain.blobs.services import BlobService
 from registry.domain.blobs.uploads import UploadService
 from registry.domain.channels.controllers import ChannelController, StatusController
@@ -56,8 +55,7 @@ from registry.domain.system.controllers import SystemController
 from registry.domain.system.metrics import Metrics
 from registry.domain.system.services import HealthService
 from registry.fastpath import FastPath
-from registry.http import MetricsMiddleware, StrictJSONRequest, problem_response
-from registry.openapi import openapi_config
+from registry.http import MetricsMiddleware, problem_response
 from registry.settings import Settings
 from registry.storage import BlobStore
 from registry.storage.filesystem import FilesystemBlobStore
@@ -142,7 +140,6 @@ class Services:
     tokens: TokenService
     blobs: BlobService
     uploads: UploadService
-    reconciler: StoreReconciler
     artifacts: ArtifactService
     health: HealthService
     log: TransparencyLog
@@ -159,9 +156,6 @@ class Services:
         store = open_blob_store(settings)
         metrics = Metrics()
         blobs = BlobService(store, writes, reads, metrics, presign=blob_redirects(settings, store))
-        uploads = UploadService(blobs, writes, reads, settings.limits)
-        # a monolithic PUT cannot resume, so one idle this long (at most the upload TTL) is dead
-        staged_idle = min(STAGED_WRITE_IDLE_SECONDS, settings.limits.upload_ttl_seconds)
         log = TransparencyLog(writes, reads, load_log_signer(settings))
         artifacts = ArtifactService(blobs, writes, reads, log)
         keys = KeyService(writes, reads, log)
@@ -188,8 +182,7 @@ class Services:
             metrics=metrics,
             tokens=TokenService(writes, reads, settings.auth.token_cache_seconds),
             blobs=blobs,
-            uploads=uploads,
-            reconciler=StoreReconciler(blobs, uploads, metrics, staged_idle_seconds=staged_idle),
+            uploads=UploadService(blobs, writes, reads, settings.limits),
             artifacts=artifacts,
             health=HealthService(reads, store),
             log=log,
@@ -207,15 +200,15 @@ def _provide(value: Any) -> Provide:
     return Provide(lambda: value, use_cache=True, sync_to_thread=False)
 
 
-async def _reconcile_store_forever(services: Services) -> None:
-    """Expire uploads and put right what crashed processes left in the blob store
-    (``StoreReconciler``): once at start, beside the first requests, then every interval."""
+async def _expire_uploads_forever(services: Services) -> None:
     interval = min(600.0, max(5.0, services.settings.limits.upload_ttl_seconds / 4))
     while True:
         try:
-            await anyio.to_thread.run_sync(services.reconciler.run)
+            removed = await anyio.to_thread.run_sync(services.uploads.expire)
+            if removed:
+                log.info("expired %d stale upload sessions", removed)
         except Exception:
-            log.exception("store reconciliation failed; will retry in %.0f s", interval)
+            log.exception("upload expiry failed; will retry")
         await asyncio.sleep(interval)
 
 
@@ -231,9 +224,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(svc.channels.record_policy)
-        for problem in await anyio.to_thread.run_sync(svc.channels.disagreements):
-            log.error("channel state disagrees with the log (refused until fixed): %s", problem)
-        task = asyncio.create_task(_reconcile_store_forever(svc))
+        task = asyncio.create_task(_expire_uploads_forever(svc))
         try:
             yield
         finally:
@@ -278,11 +269,10 @@ def create_app(
             {TOKEN_SERVICE_KEY: svc.tokens, ANONYMOUS_READS_KEY: settings.auth.anonymous_reads}
         ),
         exception_handlers={Exception: problem_response},
-        request_class=StrictJSONRequest,
         middleware=[DefineMiddleware(MetricsMiddleware, metrics=svc.metrics), AllowMiddleware],
         lifespan=[lifespan],
         request_max_body_size=settings.limits.max_json_body_bytes,
-        openapi_config=openapi_config(),
+        openapi_config=None,
         debug=False,
     )
 
