@@ -12,7 +12,12 @@ first use); every later run trusts only the state file. Each answer of the regis
 3. each asked entry, as served now, hashes (``merkle.leaf_hash``) to a leaf whose
    inclusion proof leads to the new root;
 4. with ``check_all``, every entry is fetched and the tree built from them must have
-   the checkpoint's root (a rewritten entry is then located with O(log n) proofs).
+   the checkpoint's root (a rewritten entry is then located with O(log n) proofs);
+5. with ``check_state`` (implies 4), the channel moves in those verified entries are
+   replayed, and every channel the registry serves (``GET /v1/channels`` and
+   ``/v1/resolve``) for each name the log moved must be exactly the replayed one: a
+   pointer the log never put there, or a channel the log moved that is not served,
+   fails (a channel moved after the checkpoint asks for a re-run).
 Only when every check passed is the new checkpoint written to the state file
 (atomically, via rename); any failure raises ``VerificationError`` and leaves the
 file as it was.
@@ -32,12 +37,13 @@ from typing import Any
 
 from clients.client import RegistryClient
 from clients.config import config_path
-from clients.errors import InvalidRequestError, VerificationError
+from clients.errors import InvalidRequestError, ReliquaryError, VerificationError
 from registry.core import merkle
 from registry.core.checkpoint import Checkpoint, NoteVerifier, open_checkpoint
 from registry.core.errors import CoreError
 
 ENTRIES_PER_PAGE = 1000
+CHANNEL_MOVES = ("channel.promote", "channel.rollback")
 REWRITTEN = "history was rewritten: "
 
 
@@ -100,6 +106,7 @@ class AuditReport:
     entries: tuple[int, ...]
     all_entries: bool
     state_file: str
+    channels: dict[str, str] | None = None  # "name:channel" -> digest, as replayed and served
 
 
 def audit_verify(
@@ -108,6 +115,7 @@ def audit_verify(
     *,
     entries: Iterable[int] = (),
     check_all: bool = False,
+    check_state: bool = False,
 ) -> AuditReport:
     """Run the checks of the module docstring; on success pin the new checkpoint.
 
@@ -122,8 +130,11 @@ def audit_verify(
     asked = tuple(sorted(set(entries)))
     for index in asked:
         _check_entry(client, checkpoint, index)
-    if check_all:
-        _check_all(client, checkpoint)
+    channels = None
+    if check_all or check_state:
+        served_entries = _check_all(client, checkpoint)
+        if check_state:
+            channels = _check_channels(client, checkpoint, served_entries)
     root = base64.b64encode(checkpoint.root).decode()
     key = verifier.verifier_key()
     AuditState(client.base_url, key, checkpoint.origin, checkpoint.size, root, note).save(
@@ -136,8 +147,9 @@ def audit_verify(
         log_key=key,
         previous_size=None if state is None else state.size,
         entries=asked,
-        all_entries=check_all,
+        all_entries=check_all or check_state,
         state_file=str(state_path),
+        channels=channels,
     )
 
 
@@ -191,15 +203,20 @@ def _check_extends(client: RegistryClient, state: AuditState, new: Checkpoint) -
         ) from exc
 
 
-def _leaf_of(served: dict[str, Any], index: int) -> bytes:
-    """The leaf hash of a served entry, which must be entry ``index``."""
+def _entry_of(served: dict[str, Any], index: int) -> bytes:
+    """The bytes of a served entry, which must be entry ``index``."""
     try:
         entry = base64.b64decode(str(served.get("entry")), validate=True)
     except binascii.Error as exc:
         raise VerificationError(f"entry {index} as served is not base64: {exc}") from exc
     if served.get("index") != index:
         raise VerificationError(f"asked for entry {index}, got {served.get('index')!r}")
-    return merkle.leaf_hash(entry)
+    return entry
+
+
+def _leaf_of(served: dict[str, Any], index: int) -> bytes:
+    """The leaf hash of a served entry, which must be entry ``index``."""
+    return merkle.leaf_hash(_entry_of(served, index))
 
 
 def _check_entry(client: RegistryClient, checkpoint: Checkpoint, index: int) -> None:
@@ -221,8 +238,9 @@ def _check_entry(client: RegistryClient, checkpoint: Checkpoint, index: int) -> 
         ) from exc
 
 
-def _check_all(client: RegistryClient, checkpoint: Checkpoint) -> None:
-    leaves: list[bytes] = []
+def _check_all(client: RegistryClient, checkpoint: Checkpoint) -> list[bytes]:
+    """Every entry of the checkpoint's tree, proven to hash to its root."""
+    entries: list[bytes] = []
     for start in range(0, checkpoint.size, ENTRIES_PER_PAGE):
         end = min(start + ENTRIES_PER_PAGE, checkpoint.size)
         page = client.log_entries(start, end)
@@ -230,9 +248,10 @@ def _check_all(client: RegistryClient, checkpoint: Checkpoint) -> None:
             raise VerificationError(
                 f"asked for entries [{start}, {end}), the registry sent {len(page)}"
             )
-        leaves += [_leaf_of(served, start + i) for i, served in enumerate(page)]
+        entries += [_entry_of(served, start + i) for i, served in enumerate(page)]
+    leaves = [merkle.leaf_hash(e) for e in entries]
     if merkle.root_from_leaves(leaves) == checkpoint.root:
-        return
+        return entries
     culprit = _locate_rewrite(client, leaves, checkpoint)
     where = f"; entry {culprit} fails its inclusion proof" if culprit is not None else ""
     raise VerificationError(
@@ -284,3 +303,69 @@ def _locate_rewrite(client: RegistryClient, leaves: list[bytes], cp: Checkpoint)
             return index
         return None
     return None
+
+
+def replay_channels(entries: Iterable[bytes]) -> dict[tuple[str, str], tuple[str, int]]:
+    """(name, channel) -> (digest, log index) of each channel's latest logged move.
+
+    Raises:
+        VerificationError: a move entry without a name, channel or target.
+    """
+    latest: dict[tuple[str, str], tuple[str, int]] = {}
+    for index, raw in enumerate(entries):
+        try:
+            doc = json.loads(raw)
+        except ValueError as exc:
+            raise VerificationError(f"entry {index} is not JSON: {exc}") from exc
+        if not isinstance(doc, dict) or doc.get("kind") not in CHANNEL_MOVES:
+            continue
+        name, channel, to = doc.get("name"), doc.get("channel"), doc.get("to")
+        if not all(isinstance(v, str) for v in (name, channel, to)):
+            raise VerificationError(f"entry {index} is a channel move without name/channel/to")
+        latest[(str(name), str(channel))] = (str(to), index)
+    return latest
+
+
+def _check_channels(
+    client: RegistryClient, checkpoint: Checkpoint, entries: list[bytes]
+) -> dict[str, str]:
+    """Every channel the log moved is served exactly as replayed; nothing else is."""
+    replayed = replay_channels(entries)
+    problems: list[str] = []
+    for name in sorted({n for n, _ in replayed}):
+        try:
+            served = {str(p.get("channel")): p for p in client.channels(name)}
+        except ReliquaryError as exc:
+            problems.append(f"{name}: the registry refuses to list its channels: {exc}")
+            continue
+        logged = {c for n, c in replayed if n == name}
+        for channel in sorted(logged | served.keys()):
+            where = f"{name}:{channel}"
+            pointer = served.get(channel)
+            if (name, channel) not in replayed:
+                problems.append(f"{where} is served but the log never moved it")
+                continue
+            digest, index = replayed[(name, channel)]
+            if pointer is None:
+                problems.append(f"{where} was moved to {digest} (entry {index}) but is not served")
+                continue
+            at = pointer.get("log_index")
+            if isinstance(at, int) and at >= checkpoint.size:
+                raise VerificationError(
+                    f"{where} moved after checkpoint {checkpoint.size} (entry {at}); run again"
+                )
+            try:
+                resolved = client.resolve_channel(name, channel).get("digest")
+            except ReliquaryError as exc:
+                resolved = f"a refusal ({exc})"
+            for what, value in (("lists", pointer.get("digest")), ("resolves to", resolved)):
+                if value != digest:
+                    problems.append(
+                        f"{where}: the registry {what} {value}, but the log's latest move of "
+                        f"it (entry {index}) is to {digest}"
+                    )
+    if problems:
+        raise VerificationError(
+            "the served channel state disagrees with the log: " + "; ".join(problems)
+        )
+    return {f"{n}:{c}": d for (n, c), (d, _) in sorted(replayed.items())}

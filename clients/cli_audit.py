@@ -22,7 +22,7 @@ def audit() -> None:
 
 @audit.command("verify")
 @click.option(
-    "--state",
+    "--state-file",
     "state_path",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Pinned key and last checkpoint [~/.config/reliquary/audit-<sha256(url)[:16]>.json].",
@@ -33,6 +33,13 @@ def audit() -> None:
 @click.option(
     "--all", "check_all", is_flag=True, help="Fetch every entry and rebuild the tree from them."
 )
+@click.option(
+    "--state",
+    "check_state",
+    is_flag=True,
+    help="Replay every channel move in the log and compare with the channels served "
+    "(implies --all).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def audit_verify_command(
@@ -40,6 +47,7 @@ def audit_verify_command(
     state_path: Path | None,
     entries: tuple[int, ...],
     check_all: bool,
+    check_state: bool,
     as_json: bool,
 ) -> None:
     """Verify the signed checkpoint extends the last one seen, then pin it.
@@ -49,7 +57,9 @@ def audit_verify_command(
     """
     client = client_of(ctx)
     path = state_path or default_state_path(client.base_url)
-    report = audit_verify(client, path, entries=entries, check_all=check_all)
+    report = audit_verify(
+        client, path, entries=entries, check_all=check_all, check_state=check_state
+    )
     emit(as_json, asdict(report), lambda: _print(report))
 
 
@@ -67,4 +77,6 @@ def _print(report: AuditReport) -> None:
         say(f"entry {index} is included in the checkpoint (inclusion proof verified)")
     if report.all_entries:
         say(f"all {report.size} entries hash to the checkpoint root")
+    if report.channels is not None:
+        say(f"{len(report.channels)} channel(s) served exactly as the log's moves left them")
     click.echo(f"{report.origin} {report.size} {report.root}")

@@ -213,7 +213,7 @@ def history(ctx: click.Context, name: str, channel: str | None, jsonl: bool, lim
     table = Table("log index", "at", "channel", "action", "from → to", "by", "reason", box=None)
     for e in records:
         moved = f"{_short(e['from'])} → {_short(e['to'])}"
-        cells = (e["log_index"], e["at"], e["channel"], e["action"], moved, e["by"], e["reason"])
+        cells = (e["log_index"], e["at"], e["channel"], e["action"], moved, e["actor"], e["reason"])
         table.add_row(*(Text(str(c)) for c in cells))
     _print_table(table)
 

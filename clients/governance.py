@@ -57,9 +57,21 @@ def walk_history(
             raise VerificationError(f"the history of {name} sent an empty page with a cursor")
 
 
+def actor_of(event: dict[str, Any]) -> str:
+    """Who did it, for people: the token's description (its id beside it) and, where a
+    signed statement caused it, the key; a bare token id only for events logged before
+    descriptions were recorded."""
+    token, actor, keyid = event.get("by"), event.get("actor"), event.get("keyid")
+    who = f"{actor} (token {token})" if actor else (f"token {token}" if token else "anonymous")
+    return f"{who}, key {keyid}" if keyid else who
+
+
 def history_record(event: dict[str, Any]) -> dict[str, Any]:
-    """One event as an auditor's JSON Lines record: who (``by``), when (``at``), what, why."""
+    """One event as an auditor's JSON Lines record: who (``by``: the token id; ``actor``:
+    its description and any key), when (``at``), what, why."""
     return {
+        "actor": actor_of(event),
+        "keyid": event.get("keyid"),
         "log_index": event.get("log_index"),
         "name": event.get("name"),
         "channel": event.get("channel"),

@@ -84,7 +84,9 @@ def registry(deployment: Deployment, tmp_path: Path) -> Iterator[Registry]:
     policy = tmp_path / "policy.toml"
     policy.write_bytes(POLICY)
     tokens = {
-        role: run_cli(deployment.env, "token", "create", "--role", role).strip()
+        role: run_cli(
+            deployment.env, "token", "create", "--role", role, "--description", f"{role} of veid"
+        ).strip()
         for role in ("admin", "publisher", "governor", "reader")
     }
     proc = ServerProcess({**deployment.env, "RELIQUARY_POLICY_FILE": str(policy)})
@@ -228,5 +230,7 @@ def audit_history(registry: Registry, v1: str, v2: str, first: int, back: int) -
     assert indexes[0] == back and indexes[2] == first
     assert indexes == sorted(indexes, reverse=True) and len(set(indexes)) == 3
     assert all(e["by"] and datetime.fromisoformat(e["at"]) for e in events)
+    assert {e["actor"] for e in events} == {f"governor of veid (token {events[0]['by']})"}
     table = registry.run("history", NAME).stdout
+    assert "governor of veid" in table  # who did it, as an auditor reads it
     assert "drift in prod" in table and "rollback" in table and str(first) in table

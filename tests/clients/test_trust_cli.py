@@ -226,17 +226,17 @@ def test_audit_pins_the_log_then_proves_it_only_grew(registry: Registry, tmp_pat
     forked = dict(json.loads(state_file.read_text()), root=base64.b64encode(bytes(32)).decode())
     forked_file = write_json(tmp_path / "forked.json", forked)
     before = forked_file.read_bytes()
-    failed = registry.run("audit", "verify", "--state", str(forked_file), expect=4)
+    failed = registry.run("audit", "verify", "--state-file", str(forked_file), expect=4)
     assert "history was rewritten" in failed.stderr
     assert forked_file.read_bytes() == before  # a failure never moves the pin
     registry.push(tmp_path, "acme/audited", "v4")  # and after growth, no proof connects them
-    failed = registry.run("audit", "verify", "--state", str(forked_file), expect=4)
+    failed = registry.run("audit", "verify", "--state-file", str(forked_file), expect=4)
     assert f"does not extend the pinned one of size {size + 2}" in failed.stderr
 
     # a log key other than the pinned one is a failure, never a silent rotation
     other_key = NoteSigner(forked["origin"], os.urandom(32)).verifier_key()
     rotated = write_json(tmp_path / "rotated.json", dict(pinned, log_key=other_key))
-    failed = registry.run("audit", "verify", "--state", str(rotated), expect=4)
+    failed = registry.run("audit", "verify", "--state-file", str(rotated), expect=4)
     assert "the log key changed" in failed.stderr
     assert registry.json("audit", "verify")["previous_size"] == size + 2
 
@@ -288,3 +288,43 @@ def test_a_statement_about_another_artifact_never_verifies_here() -> None:
     assert verify_attestation(about_other, other, root).keyids == {key.public.keyid}
     with pytest.raises(VerificationError, match="not acme/m@v1"):
         verify_attestation(about_other, this, root)
+
+
+def test_audit_state_replays_channel_moves_and_catches_an_edited_pointer(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """An attacker with database write access moves a channel to a same-name artifact
+    the log never promoted: the server refuses to serve it, ``pull --channel`` installs
+    nothing, and ``audit verify --state`` names the channel (issue 11, item 2)."""
+    digests = {v: registry.push(tmp_path, "acme/chan", v)["digest"] for v in ("v1", "v2", "v3")}
+    for version in ("v1", "v2"):
+        registry.run(
+            "promote",
+            f"acme/chan@{version}",
+            "--channel",
+            "production",
+            "--reason",
+            "ok",
+            role=Role.GOVERNOR,
+        )
+    report = registry.json("audit", "verify", "--state")
+    assert report["channels"] == {"acme/chan:production": digests["v2"]}
+
+    with registry.deployment.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE channels SET digest = :d"), {"d": digests["v3"].removeprefix("blake3:")}
+        )
+    failed = registry.run("audit", "verify", "--state", expect=4)
+    assert "acme/chan:production" in failed.stderr
+    assert digests["v3"] in failed.stderr
+    out = tmp_path / "pulled"
+    pulled = subprocess.run(
+        [CLI, "pull", "acme/chan", "--channel", "production", "-o", str(out)],
+        env=registry.env(Role.PUBLISHER),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert pulled.returncode != 0
+    assert "log" in pulled.stderr
+    assert not out.exists() or not any(out.iterdir())
