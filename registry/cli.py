@@ -121,6 +121,8 @@ def serve(host: str, port: int, workers: int, log_level: str, **values: str | No
         access_log=log_level in ("info", "debug", "trace"),
         proxy_headers=False,
         server_header=False,
+        # closes connections whose request headers are late (RELIQUARY_HEADER_TIMEOUT)
+        http="registry.protocol:HeaderTimeoutProtocol",
     )
 
 

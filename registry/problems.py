@@ -112,6 +112,7 @@ _HTTP_SLUGS = {
     403: "forbidden",
     404: "not-found",
     405: "method-not-allowed",
+    408: "request-timeout",  # request headers too slow (registry.protocol)
     413: "body-too-large",
     415: "unsupported-media-type",
     429: "too-many-requests",

@@ -45,6 +45,7 @@ class LimitSettings:
     max_chunk_bytes: int = 512 * 2**20
     upload_ttl_seconds: float = 24 * 3600.0
     max_json_body_bytes: int = 1 * 2**20
+    header_timeout_seconds: float = 10.0  # a connection's request headers must arrive within this
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,12 +154,24 @@ class Settings:
             ttl = defaults.upload_ttl_seconds if ttl_text is None else parse_duration(ttl_text)
         except ValueError as exc:
             raise ValueError(f"RELIQUARY_UPLOAD_TTL: {exc}") from exc
+        header_timeout_text = get("header_timeout")
+        try:
+            header_timeout = (
+                defaults.header_timeout_seconds
+                if header_timeout_text is None
+                else parse_duration(header_timeout_text)
+            )
+        except ValueError as exc:
+            raise ValueError(f"RELIQUARY_HEADER_TIMEOUT: {exc}") from exc
+        if not 0.1 <= header_timeout <= 3600:
+            raise ValueError("RELIQUARY_HEADER_TIMEOUT must be between 100ms and 1h")
         limits = LimitSettings(
             max_blob_bytes=size("max_blob_size", defaults.max_blob_bytes),
             max_manifest_bytes=size("max_manifest_size", defaults.max_manifest_bytes),
             max_chunk_bytes=size("max_chunk_size", defaults.max_chunk_bytes),
             upload_ttl_seconds=ttl,
             max_json_body_bytes=size("max_json_body_size", defaults.max_json_body_bytes),
+            header_timeout_seconds=header_timeout,
         )
         anonymous = (get("anonymous_reads", "false") or "false").lower()
         if anonymous not in ("true", "false", "1", "0", "yes", "no"):
