@@ -39,6 +39,7 @@ from registry.domain.auth.controllers import TokenController
 from registry.domain.auth.guards import ANONYMOUS_READS_KEY, TOKEN_SERVICE_KEY
 from registry.domain.auth.services import TokenService
 from registry.domain.blobs.controllers import BlobController, UploadController
+from registry.domain.blobs.reconcile import STAGED_WRITE_IDLE_SECONDS, StoreReconciler
 from registry.domain.blobs.services import BlobService
 from registry.domain.blobs.uploads import UploadService
 from registry.domain.channels.controllers import ChannelController, StatusController
@@ -140,6 +141,7 @@ class Services:
     tokens: TokenService
     blobs: BlobService
     uploads: UploadService
+    reconciler: StoreReconciler
     artifacts: ArtifactService
     health: HealthService
     log: TransparencyLog
@@ -156,6 +158,9 @@ class Services:
         store = open_blob_store(settings)
         metrics = Metrics()
         blobs = BlobService(store, writes, reads, metrics, presign=blob_redirects(settings, store))
+        uploads = UploadService(blobs, writes, reads, settings.limits)
+        # a monolithic PUT cannot resume, so one idle this long (at most the upload TTL) is dead
+        staged_idle = min(STAGED_WRITE_IDLE_SECONDS, settings.limits.upload_ttl_seconds)
         log = TransparencyLog(writes, reads, load_log_signer(settings))
         artifacts = ArtifactService(blobs, writes, reads, log)
         keys = KeyService(writes, reads, log)
@@ -182,7 +187,8 @@ class Services:
             metrics=metrics,
             tokens=TokenService(writes, reads, settings.auth.token_cache_seconds),
             blobs=blobs,
-            uploads=UploadService(blobs, writes, reads, settings.limits),
+            uploads=uploads,
+            reconciler=StoreReconciler(blobs, uploads, metrics, staged_idle_seconds=staged_idle),
             artifacts=artifacts,
             health=HealthService(reads, store),
             log=log,
@@ -200,15 +206,15 @@ def _provide(value: Any) -> Provide:
     return Provide(lambda: value, use_cache=True, sync_to_thread=False)
 
 
-async def _expire_uploads_forever(services: Services) -> None:
+async def _reconcile_store_forever(services: Services) -> None:
+    """Expire uploads and put right what crashed processes left in the blob store
+    (``StoreReconciler``): once at start, beside the first requests, then every interval."""
     interval = min(600.0, max(5.0, services.settings.limits.upload_ttl_seconds / 4))
     while True:
         try:
-            removed = await anyio.to_thread.run_sync(services.uploads.expire)
-            if removed:
-                log.info("expired %d stale upload sessions", removed)
+            await anyio.to_thread.run_sync(services.reconciler.run)
         except Exception:
-            log.exception("upload expiry failed; will retry")
+            log.exception("store reconciliation failed; will retry in %.0f s", interval)
         await asyncio.sleep(interval)
 
 
@@ -224,7 +230,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(svc.channels.record_policy)
-        task = asyncio.create_task(_expire_uploads_forever(svc))
+        task = asyncio.create_task(_reconcile_store_forever(svc))
         try:
             yield
         finally:

@@ -6,6 +6,7 @@ deployment configures the API, migrations and admin commands the same way.
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 from collections.abc import Callable
@@ -119,11 +120,26 @@ def serve(host: str, port: int, workers: int, log_level: str, **values: str | No
         # an access line per request costs ~7% of a fast request even when the log
         # level drops it (uvicorn formats it first): log requests only at info/debug
         access_log=log_level in ("info", "debug", "trace"),
+        log_config=_log_config(log_level),
         proxy_headers=False,
         server_header=False,
         # closes connections whose request headers are late (RELIQUARY_HEADER_TIMEOUT)
         http="registry.protocol:HeaderTimeoutProtocol",
     )
+
+
+def _log_config(log_level: str) -> dict[str, Any]:
+    """uvicorn's logging, plus the registry's own ``reliquary.*`` loggers at ``log_level``
+    on the same stream (without it only their warnings would show)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["reliquary"] = {
+        "handlers": ["default"],
+        "level": log_level.upper(),
+        "propagate": False,
+    }
+    return config
 
 
 @main.group()
@@ -234,10 +250,13 @@ def fsck(deep: bool, repair: bool, **values: str | None) -> None:
     services = Services.build(settings)
     try:
         report = services.blobs.fsck(deep=deep, repair=repair)
-        expired = services.uploads.expire()
+        swept = services.reconciler.run(orphans=False)
     finally:
         services.close()
-    click.echo(f"checked {report.checked} blobs; expired {expired} stale uploads")
+    click.echo(
+        f"checked {report.checked} blobs; expired {swept.expired_uploads} stale uploads; "
+        f"removed {swept.staged_writes} abandoned staged writes"
+    )
     for label, items in (
         ("missing from storage", report.missing),
         ("wrong size", report.wrong_size),

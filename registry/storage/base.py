@@ -10,7 +10,10 @@ which runs unchanged against each backend):
   succeeds (content addressing makes them equal).
 - The store never hashes: callers verify bytes before they ``commit``.
 - Upload parts (resumable sessions) live under ``_uploads/<upload_id>/`` and are
-  invisible to blob reads; ``delete_upload`` removes them all.
+  invisible to blob reads; ``delete_upload`` removes them all, unfinished ones too.
+- A process killed mid-write leaves its staged write behind, never a partial
+  blob; ``purge_staging`` removes such leftovers and never a live writer's that
+  is still receiving bytes.
 - Backends translate their own exceptions: only ``StorageError`` subclasses
   escape. All methods are blocking; async callers run them in threads.
 """
@@ -99,16 +102,25 @@ class BlobStore(Protocol):
         Raises StoredBlobMissingError. Chunks are at most READ_CHUNK_BYTES.
         """
 
+    def modified_at(self, blake3_hex: str) -> float | None:
+        """When the stored blob was last written (POSIX seconds, the store's clock), or
+        None when absent. Raises StorageUnavailableError."""
+
     def delete(self, blake3_hex: str) -> None:
         """Remove a blob (fsck and garbage collection only); missing is fine."""
 
     def list_blobs(self) -> Iterator[str]:
         """Every stored blob's blake3 hex, in no particular order."""
 
-    def purge_staging(self, older_than_seconds: float) -> int:
-        """Remove staged writes older than the cutoff, which crashed processes left behind.
+    def purge_staging(self, idle_seconds: float) -> int:
+        """Remove staged writes that no live writer owns; how many went.
 
-        Includes unfinished multipart uploads on S3. Returns how many went.
+        A staged write (of a blob or of an upload part) that has received no bytes
+        for ``idle_seconds`` is taken as abandoned. A backend that can tell a dead
+        process's write from a live one's removes the dead one's at once (the
+        filesystem: writers hold a lock the kernel drops when they die); one that
+        cannot (S3) waits out ``idle_seconds``. Unfinished S3 multipart uploads count.
+        Committed blobs and committed upload parts are never touched.
         Raises StorageUnavailableError.
         """
 

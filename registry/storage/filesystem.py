@@ -4,12 +4,19 @@ Layout under the root: ``blobs/blake3/<xx>/<hex>`` (published blobs),
 ``_staging/<random>`` (blobs being written), ``_uploads/<id>/<part>`` (parts of
 resumable uploads). Staging and blobs share one filesystem, so publishing is an
 ``fsync`` then an atomic ``rename`` and a directory ``fsync``.
+
+A writer holds an exclusive ``flock`` on its staging file from creation until the
+file is renamed into place or unlinked, and the kernel drops it when the process
+dies. So a staging file that can be locked belongs to no live writer, whatever its
+age: ``purge_staging`` removes those at once (it unlinks while holding the lock, and
+a writer that finds its freshly created file unlinked under it starts another).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import os
 import secrets
 import time
@@ -63,14 +70,29 @@ def _safe_name(name: str) -> str:
     return name
 
 
-class _FileWriter:
-    """Writes to a private temporary file, then renames it into place on commit."""
+def _create_locked(staging: Path) -> tuple[Path, int]:
+    """A new staging file under ``staging``, open for writing and flock'ed. Raises OSError."""
+    while True:
+        path = staging / secrets.token_hex(16)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # a purge holding it unlinks first, then lets go
+            if os.fstat(fd).st_nlink:
+                return path, fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # purged between creation and lock: take another name
 
-    def __init__(self, tmp_path: Path, final_for: Path | None) -> None:
-        self._tmp = tmp_path
+
+class _FileWriter:
+    """Writes to a private, locked staging file, then renames it into place on commit."""
+
+    def __init__(self, staging: Path, final_for: Path | None) -> None:
         self._final_for = final_for  # fixed destination (upload parts) or None (blobs)
         self._root: Path | None = None
-        self._fd: int | None = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self._tmp, fd = _create_locked(staging)
+        self._fd: int | None = fd
         self._written = 0
 
     def bind_root(self, root: Path) -> _FileWriter:
@@ -98,22 +120,24 @@ class _FileWriter:
         final = self._final_for or self._root / blob_key(blake3_hex)
         try:
             os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = None
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(self._tmp, final)  # same bytes if it existed: content addressed
             _fsync_dir(final.parent)
         except OSError as exc:
             self.abort()
             raise StorageUnavailableError(f"cannot publish blob: {exc}") from exc
+        # closed (and unlocked) only once renamed: a staged file is never unlocked while live
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+        self._fd = None
 
     def abort(self) -> None:
         if self._fd is not None:
             with contextlib.suppress(OSError):
+                self._tmp.unlink()
+            with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = None
-        with contextlib.suppress(OSError):
-            self._tmp.unlink()
 
 
 class _FileRange(Iterator[bytes]):
@@ -173,6 +197,30 @@ class _FileRange(Iterator[bytes]):
         self.close()
 
 
+def _purge_if_abandoned(path: Path, cutoff: float) -> int:
+    """Unlink a staging file no process holds locked, or one untouched since ``cutoff``
+    (a live process leaked it); 1 if this call removed it. Raises OSError."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return 0
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # a live writer's
+            if os.fstat(fd).st_mtime >= cutoff:
+                return 0
+        if not os.fstat(fd).st_nlink:  # another purge took it first
+            return 0
+        try:
+            path.unlink()  # while holding the lock: a writer that raced us sees nlink 0
+        except FileNotFoundError:
+            return 0
+        return 1
+    finally:
+        os.close(fd)
+
+
 class FilesystemBlobStore:
     """Blobs as files under one root directory."""
 
@@ -182,12 +230,9 @@ class FilesystemBlobStore:
         for sub in ("blobs/blake3", "_staging", "_uploads"):
             (root / sub).mkdir(parents=True, exist_ok=True)
 
-    def _staging_file(self) -> Path:
-        return self.root / "_staging" / secrets.token_hex(16)
-
     def open_writer(self) -> _FileWriter:
         try:
-            return _FileWriter(self._staging_file(), None).bind_root(self.root)
+            return _FileWriter(self.root / "_staging", None).bind_root(self.root)
         except OSError as exc:
             raise StorageUnavailableError(f"cannot create staging file: {exc}") from exc
 
@@ -195,10 +240,9 @@ class FilesystemBlobStore:
         return self.root / upload_prefix(_safe_name(upload_id)) / _safe_name(part_name)
 
     def open_part_writer(self, upload_id: str, part_name: str) -> _FileWriter:
-        final = self._part_path(upload_id, part_name)
+        final = self._part_path(upload_id, part_name)  # its directory appears at commit
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            return _FileWriter(self._staging_file(), final).bind_root(self.root)
+            return _FileWriter(self.root / "_staging", final).bind_root(self.root)
         except OSError as exc:
             raise StorageUnavailableError(f"cannot create upload part: {exc}") from exc
 
@@ -252,6 +296,14 @@ class FilesystemBlobStore:
             raise StorageUnavailableError(f"cannot stat {path.name}: {exc}") from exc
         return _FileRange(fd, offset, remaining)
 
+    def modified_at(self, blake3_hex: str) -> float | None:
+        try:
+            return self.blob_path(blake3_hex).stat().st_mtime
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageUnavailableError(f"cannot stat blob: {exc}") from exc
+
     def delete(self, blake3_hex: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.blob_path(blake3_hex).unlink()
@@ -263,16 +315,12 @@ class FilesystemBlobStore:
                 for blob in sorted(shard.iterdir()):
                     yield blob.name
 
-    def purge_staging(self, older_than_seconds: float) -> int:
-        cutoff = time.time() - older_than_seconds
+    def purge_staging(self, idle_seconds: float) -> int:
+        cutoff = time.time() - idle_seconds
         removed = 0
         for path in (self.root / "_staging").iterdir():
             try:
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
-                    removed += 1
-            except FileNotFoundError:
-                continue
+                removed += _purge_if_abandoned(path, cutoff)
             except OSError as exc:
                 raise StorageUnavailableError(f"cannot purge {path.name}: {exc}") from exc
         return removed
@@ -281,6 +329,6 @@ class FilesystemBlobStore:
         probe = self.root / "_staging" / f"readyz-{secrets.token_hex(4)}"
         try:
             probe.write_bytes(b"ok")
-            probe.unlink()
+            probe.unlink(missing_ok=True)  # a purge may have taken it: it holds no lock
         except OSError as exc:
             raise StorageUnavailableError(f"{self.description} is not writable: {exc}") from exc

@@ -17,9 +17,13 @@ Invariants, on top of those in ``base``:
 - An upload part streams straight to its own key; it too is invisible until
   ``commit`` completes its upload.
 - ``abort`` (and a failed ``commit``) aborts the multipart upload and deletes
-  any staging object. A crashed process can leave both behind: give the bucket
-  a lifecycle rule (AbortIncompleteMultipartUpload, expire ``_staging/``), or
-  let ``purge_staging`` (run by the registry with the upload TTL) sweep them.
+  any staging object. A crashed process can leave both behind (and unfinished
+  multipart uploads of upload parts under ``_uploads/``): ``purge_staging``, which
+  the registry runs at start and periodically, removes those that have received
+  no bytes for its idle bound, measured on S3's own clock (the ``Date`` of its
+  answers against ``LastModified``), since S3 cannot tell a live writer from a
+  dead one. A bucket lifecycle rule (AbortIncompleteMultipartUpload, expire
+  ``_staging/``) is a good second net.
 - Every botocore/boto3 error is translated: a missing key becomes
   ``StoredBlobMissingError``, anything else ``StorageUnavailableError`` with a
   hint at what to check. One client is shared by all threads (boto3 clients
@@ -31,8 +35,9 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from boto3.exceptions import Boto3Error
@@ -84,6 +89,15 @@ def _code(exc: BaseException) -> str:
 
 def _is_not_found(exc: BaseException) -> bool:
     return _code(exc) in _NOT_FOUND_CODES
+
+
+def _server_time(response: Mapping[str, Any]) -> float:
+    """S3's clock when it answered (its ``Date`` header); ours if it sent none."""
+    date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    try:
+        return parsedate_to_datetime(date).timestamp() if date else time.time()
+    except (TypeError, ValueError):
+        return time.time()
 
 
 def _unavailable(exc: BaseException, what: str, where: str) -> StorageUnavailableError:
@@ -317,7 +331,7 @@ class S3BlobStore:
         return True
 
     def open_writer(self) -> _S3Writer:
-        # the creation time leads the name: purge_staging needs no server clock
+        # the creation time leads the name (for people reading a listing)
         name = f"{time.time_ns() // 1_000_000:013d}-{secrets.token_hex(8)}"
         return _S3Writer(self, self.key(f"_staging/{name}"), for_blob=True)
 
@@ -351,35 +365,60 @@ class S3BlobStore:
                         f"deleting {error.get('Key')} on {self.description} failed: "
                         f"{error.get('Code')}; check the credentials may delete"
                     )
+            uploads = self.client.get_paginator("list_multipart_uploads")
+            for listing in uploads.paginate(Bucket=self.bucket, Prefix=prefix):
+                for upload in listing.get("Uploads", []):
+                    self._abort_multipart(upload["Key"], upload["UploadId"])
         except _BOTO_ERRORS as exc:
             raise _unavailable(exc, f"deleting upload {upload_id}", self.description) from exc
 
-    def _staged_before(self, key: str, cutoff_ms: int) -> bool:
-        stamp = key[len(self.key("_staging/")) :].partition("-")[0]
-        return stamp.isdigit() and int(stamp) < cutoff_ms
+    def _abort_multipart(self, key: str, upload_id: str) -> None:
+        """Raises botocore errors but NoSuchUpload (another sweep got there first)."""
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if _code(exc) not in ("NoSuchUpload", *_NOT_FOUND_CODES):
+                raise
 
-    def purge_staging(self, older_than_seconds: float) -> int:
-        cutoff_ms = int((time.time() - older_than_seconds) * 1000)
-        staging = self.key("_staging/")
+    def purge_staging(self, idle_seconds: float) -> int:
         removed = 0
         try:
             pages = self.client.get_paginator("list_objects_v2")
-            for page in pages.paginate(Bucket=self.bucket, Prefix=staging):
+            for page in pages.paginate(Bucket=self.bucket, Prefix=self.key("_staging/")):
+                cutoff = _server_time(page) - idle_seconds
                 for item in page.get("Contents", []):
-                    if self._staged_before(item["Key"], cutoff_ms):
-                        self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
+                    if item["LastModified"].timestamp() < cutoff:
+                        self._delete_key(item["Key"])
                         removed += 1
-            uploads = self.client.get_paginator("list_multipart_uploads")
-            for listing in uploads.paginate(Bucket=self.bucket, Prefix=staging):
-                for upload in listing.get("Uploads", []):
-                    if self._staged_before(upload["Key"], cutoff_ms):
-                        self.client.abort_multipart_upload(
-                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                        )
-                        removed += 1
+            for area in ("_staging/", "_uploads/"):
+                uploads = self.client.get_paginator("list_multipart_uploads")
+                for listing in uploads.paginate(Bucket=self.bucket, Prefix=self.key(area)):
+                    cutoff = _server_time(listing) - idle_seconds
+                    for upload in listing.get("Uploads", []):
+                        initiated = upload["Initiated"].timestamp()
+                        if initiated < cutoff and self._idle_since(
+                            upload["Key"], upload["UploadId"], cutoff
+                        ):
+                            self._abort_multipart(upload["Key"], upload["UploadId"])
+                            removed += 1
         except _BOTO_ERRORS as exc:
-            raise _unavailable(exc, "purging stale staging objects", self.description) from exc
+            raise _unavailable(exc, "purging abandoned staged writes", self.description) from exc
         return removed
+
+    def _idle_since(self, key: str, upload_id: str, cutoff: float) -> bool:
+        """Whether a multipart upload started before ``cutoff`` (S3's clock) has received
+        no part since. Raises botocore errors."""
+        last = 0.0
+        pages = self.client.get_paginator("list_parts")
+        try:
+            for page in pages.paginate(Bucket=self.bucket, Key=key, UploadId=upload_id):
+                for part in page.get("Parts", []):
+                    last = max(last, part["LastModified"].timestamp())
+        except ClientError as exc:
+            if _code(exc) in ("NoSuchUpload", *_NOT_FOUND_CODES):
+                return False  # completed or aborted meanwhile
+            raise
+        return last < cutoff
 
     def list_upload_ids(self) -> list[str]:
         root = self.key("_uploads/")
@@ -451,6 +490,16 @@ class S3BlobStore:
         except _BOTO_ERRORS as exc:
             if not _is_not_found(exc):
                 raise _unavailable(exc, "deleting an object", self.description) from exc
+
+    def modified_at(self, blake3_hex: str) -> float | None:
+        key = self.key(blob_key(_safe_name(blake3_hex)))
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except _BOTO_ERRORS as exc:
+            if _is_not_found(exc):
+                return None
+            raise _unavailable(exc, f"reading the age of {blake3_hex}", self.description) from exc
+        return head["LastModified"].timestamp()
 
     def delete(self, blake3_hex: str) -> None:
         self._delete_key(self.key(blob_key(_safe_name(blake3_hex))))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,11 +29,21 @@ def s3_bucket(s3_test_endpoint: S3Endpoint) -> Iterator[str]:
     delete_bucket(s3_test_endpoint, name)
 
 
+StoreRecipe = Callable[[], BlobStore]
+
+
 @pytest.fixture(params=["filesystem", "s3"])
-def blob_store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
-    """Each backend in turn; S3 gets its own bucket and 5 MiB parts."""
+def store_recipe(request: pytest.FixtureRequest, tmp_path: Path) -> StoreRecipe:
+    """How to open each backend in turn; picklable, so that another process (one the
+    test kills mid-write) opens the same store. S3 gets its own bucket and 5 MiB parts."""
     if request.param == "filesystem":
-        return FilesystemBlobStore(tmp_path / "store")
+        return functools.partial(FilesystemBlobStore, tmp_path / "store")
     endpoint: S3Endpoint = request.getfixturevalue("s3_test_endpoint")
     bucket: str = request.getfixturevalue("s3_bucket")
-    return s3_blob_store(endpoint, bucket)
+    return functools.partial(s3_blob_store, endpoint, bucket)
+
+
+@pytest.fixture
+def blob_store(store_recipe: StoreRecipe) -> BlobStore:
+    """Each backend in turn (see ``store_recipe``)."""
+    return store_recipe()

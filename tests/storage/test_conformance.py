@@ -21,6 +21,8 @@ from registry.storage.base import (
     StorageUnavailableError,
     StoredBlobMissingError,
 )
+from tests.storage.conftest import StoreRecipe
+from tests.support.crash import die_mid_write
 
 MiB = 1024 * 1024
 
@@ -289,13 +291,55 @@ def test_check_passes_and_leaves_nothing_behind(blob_store: BlobStore) -> None:
     assert blob_store.list_upload_ids() == []
 
 
-def test_purge_removes_only_stale_staged_writes(blob_store: BlobStore) -> None:
-    abandoned = blob_store.open_writer()  # a process crashed mid-write
-    abandoned.write(payload(6 * MiB, seed=7))
-    assert blob_store.purge_staging(older_than_seconds=3600) == 0  # still fresh: kept
-    time.sleep(1.1)
-    assert blob_store.purge_staging(older_than_seconds=1) >= 1
+def test_purge_removes_staged_writes_idle_past_the_bound(blob_store: BlobStore) -> None:
+    stalled = blob_store.open_writer()  # a live request whose client stopped sending
+    data = payload(6 * MiB, seed=7)
+    stalled.write(data)
+    assert blob_store.purge_staging(idle_seconds=3600) == 0  # still fresh: kept
+    time.sleep(1.1)  # S3's clock ticks in whole seconds
+    assert blob_store.purge_staging(idle_seconds=0) >= 1
+    with pytest.raises(StorageUnavailableError):  # its bytes are gone: it cannot publish
+        stalled.commit(digest_of(data))
+    assert blob_store.size_of(digest_of(data)) is None
     kept = store_blob(blob_store, payload(1000, seed=8))
     assert blob_store.size_of(kept) == 1000
-    assert blob_store.purge_staging(older_than_seconds=0) == 0  # published blobs are never touched
+    assert blob_store.purge_staging(idle_seconds=0) == 0  # published blobs are never touched
     assert blob_store.size_of(kept) == 1000
+
+
+def test_purge_keeps_live_writes_which_then_publish(blob_store: BlobStore) -> None:
+    data = payload(6 * MiB, seed=9)
+    blob_writer = blob_store.open_writer()
+    part_writer = blob_store.open_part_writer("upload-live", "0")
+    for writer in (blob_writer, part_writer):
+        writer.write(data)
+
+    assert blob_store.purge_staging(idle_seconds=60) == 0
+
+    blob_writer.commit(digest_of(data))
+    part_writer.commit("ignored")
+    assert read_all(blob_store, digest_of(data)) == data
+    assert b"".join(blob_store.read_part("upload-live", "0")) == data
+
+
+def test_a_killed_writers_staged_bytes_are_purged(
+    blob_store: BlobStore, store_recipe: StoreRecipe
+) -> None:
+    die_mid_write(store_recipe)  # a monolithic PUT's process killed mid-body
+    die_mid_write(store_recipe, upload_id="upload-killed")  # a chunk's
+    time.sleep(1.1)  # S3's clock ticks in whole seconds
+
+    assert blob_store.purge_staging(idle_seconds=0) >= 2
+    assert blob_store.purge_staging(idle_seconds=0) == 0  # nothing was left
+    assert list(blob_store.list_blobs()) == []  # and nothing ever became visible
+    assert blob_store.list_upload_ids() == []
+
+
+def test_modified_at_is_when_the_blob_was_written(blob_store: BlobStore) -> None:
+    before = time.time()
+    hex_digest = store_blob(blob_store, b"dated")
+
+    stamp = blob_store.modified_at(hex_digest)
+    assert stamp is not None
+    assert before - 5 <= stamp <= time.time() + 5  # S3 stamps with its own clock, in seconds
+    assert blob_store.modified_at(digest_of(b"absent")) is None

@@ -5,7 +5,9 @@ The behaviour every backend shares lives in test_conformance.py.
 
 from __future__ import annotations
 
+import functools
 import socket
+import time
 from collections.abc import Callable
 
 import pytest
@@ -13,6 +15,7 @@ from blake3 import blake3
 
 from registry.storage.base import StorageUnavailableError, blob_key
 from registry.storage.s3 import S3BlobStore
+from tests.support.crash import die_mid_write
 from tests.support.s3 import S3Endpoint, s3_blob_store, s3_client
 
 MiB = 1024 * 1024
@@ -71,6 +74,52 @@ def test_abort_removes_the_multipart_upload(s3_test_endpoint: S3Endpoint, s3_buc
         writer.abort()
 
     assert open_multipart_uploads(s3_test_endpoint, s3_bucket) == []
+    assert bucket_keys(s3_test_endpoint, s3_bucket) == set()
+
+
+def test_a_staged_write_is_idle_from_its_last_part_not_its_start(
+    s3_test_endpoint: S3Endpoint, s3_bucket: str
+) -> None:
+    store = s3_blob_store(s3_test_endpoint, s3_bucket, prefix=PREFIX)
+    data = b"s" * (11 * MiB)
+    writer = store.open_writer()
+    writer.write(data[: 6 * MiB])  # part 1 now
+    time.sleep(3.2)
+    writer.write(data[6 * MiB :])  # part 2 three seconds later: a slow client, alive
+
+    assert store.purge_staging(idle_seconds=2) == 0  # started long ago, but not idle
+    writer.commit(blake3(data).hexdigest())
+    assert store.size_of(blake3(data).hexdigest()) == len(data)
+
+
+def test_a_killed_chunks_unfinished_multipart_upload_is_purged(
+    s3_test_endpoint: S3Endpoint, s3_bucket: str
+) -> None:
+    die_mid_write(
+        functools.partial(s3_blob_store, s3_test_endpoint, s3_bucket, prefix=PREFIX),
+        upload_id="u1",
+    )
+    [unfinished] = open_multipart_uploads(s3_test_endpoint, s3_bucket)
+    assert unfinished.startswith(PREFIX + "_uploads/u1/")
+    time.sleep(1.1)  # S3's clock ticks in whole seconds
+
+    store = s3_blob_store(s3_test_endpoint, s3_bucket, prefix=PREFIX)
+    assert store.purge_staging(idle_seconds=0) == 1
+    assert open_multipart_uploads(s3_test_endpoint, s3_bucket) == []
+
+
+def test_delete_upload_aborts_its_unfinished_parts(
+    s3_test_endpoint: S3Endpoint, s3_bucket: str
+) -> None:
+    store = s3_blob_store(s3_test_endpoint, s3_bucket, prefix=PREFIX)
+    write_part = store.open_part_writer("u1", "0")
+    write_part.write(b"p" * (6 * MiB))  # a chunk still arriving when its session goes
+
+    store.delete_upload("u1")
+
+    assert open_multipart_uploads(s3_test_endpoint, s3_bucket) == []
+    with pytest.raises(StorageUnavailableError):
+        write_part.commit("ignored")
     assert bucket_keys(s3_test_endpoint, s3_bucket) == set()
 
 

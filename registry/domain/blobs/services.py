@@ -165,6 +165,11 @@ class BlobService:
         """Commit verified bytes to the store, then record the row (idempotent)."""
         _verify(claimed, digests)
         writer.commit(digests.blake3.hex)
+        return BlobInfo(digests), self.record(digests)
+
+    def record(self, digests: BlobDigests) -> bool:
+        """Write the row of bytes already published under ``digests.blake3`` (which the
+        caller has verified); True when this call wrote it, False if it was there."""
         row = BlobRow(
             blake3=digests.blake3.hex,
             sha256=digests.sha256.hex,
@@ -172,8 +177,7 @@ class BlobService:
             created_at=datetime.now(UTC),
         )
         with self._writes.begin() as session:
-            created = BlobRepository(session).insert_if_absent(row)
-        return BlobInfo(digests), created
+            return BlobRepository(session).insert_if_absent(row)
 
     # -- maintenance ------------------------------------------------------------------
     def fsck(self, *, deep: bool = False, repair: bool = False) -> FsckReport:
@@ -195,22 +199,17 @@ class BlobService:
                     report.wrong_size.append(row.blake3)
                 elif deep and self._rehash(row.blake3).blake3.hex != row.blake3:
                     report.corrupt.append(row.blake3)
-        for blake3_hex in self.store.list_blobs():
-            if blake3_hex in known:
+        unrecorded = [h for h in self.store.list_blobs() if h not in known]
+        # bytes published (and recorded) by a request while we read the rows are no orphans
+        recorded_since = set(self.present(unrecorded))
+        for blake3_hex in unrecorded:
+            if blake3_hex in recorded_since:
                 continue
             report.orphaned.append(blake3_hex)
             if repair:
                 digests = self._rehash(blake3_hex)
                 if digests.blake3.hex == blake3_hex:
-                    with self._writes.begin() as session:
-                        BlobRepository(session).insert_if_absent(
-                            BlobRow(
-                                blake3=blake3_hex,
-                                sha256=digests.sha256.hex,
-                                size_bytes=digests.size_bytes,
-                                created_at=datetime.now(UTC),
-                            )
-                        )
+                    self.record(digests)
                     report.repaired.append(blake3_hex)
         return report
 

@@ -191,8 +191,7 @@ class UploadService:
         self._store.delete_upload(upload_id)
 
     def expire(self) -> int:
-        """Remove expired sessions, upload parts no session owns, and staged writes
-        older than the upload TTL (left by crashed processes); how many sessions went."""
+        """Remove expired sessions with their parts; how many sessions went."""
         removed = 0
         with self._writes.begin() as session:
             repo = UploadRepository(session)
@@ -202,10 +201,18 @@ class UploadService:
         for upload_id in expired:
             self._store.delete_upload(upload_id)
             removed += 1
+        return removed
+
+    def remove_unowned(self) -> int:
+        """Remove stored parts that no session owns (a process died between removing a
+        session's row and its parts); how many uploads' parts went.
+
+        A session's row is written before any of its parts, so parts without a row
+        belong to no live session."""
         stored = self._store.list_upload_ids()
         with self._reads() as session:
             live = UploadRepository(session).known_ids(stored)
-        for upload_id in set(stored) - live:
+        unowned = set(stored) - live
+        for upload_id in unowned:
             self._store.delete_upload(upload_id)
-        self._store.purge_staging(self._limits.upload_ttl_seconds)
-        return removed
+        return len(unowned)

@@ -60,6 +60,29 @@ class Metrics:
             ["profile"],
             registry=self.registry,
         )
+        self.reconciled = Counter(
+            "reliquary_store_reconciled_total",
+            "What store reconciliation put right: orphaned blobs recorded (or removed when "
+            "they did not verify), abandoned staged writes, expired or finished uploads",
+            ["what"],
+            registry=self.registry,
+        )
+        self.reconcile_runs = Counter(
+            "reliquary_store_reconcile_runs_total",
+            "Store reconciliation passes (at start, then periodically) by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+        for what in (
+            "orphan_recorded",
+            "orphan_removed",
+            "staged_write",
+            "expired_upload",
+            "unowned_upload",
+        ):
+            self.reconciled.labels(what=what)
+        for outcome in ("ok", "failed"):
+            self.reconcile_runs.labels(outcome=outcome)
         for profile in PROFILE_ENGINES:  # series exist at 0, so alerts see their first increase
             self.nondeterministic.labels(profile=profile)
             self.verification_seconds.labels(profile=profile)
