@@ -56,7 +56,7 @@ from registry.domain.system.controllers import SystemController
 from registry.domain.system.metrics import Metrics
 from registry.domain.system.services import HealthService
 from registry.fastpath import FastPath
-from registry.http import MetricsMiddleware, problem_response
+from registry.http import MetricsMiddleware, StrictJSONRequest, problem_response
 from registry.settings import Settings
 from registry.storage import BlobStore
 from registry.storage.filesystem import FilesystemBlobStore
@@ -275,6 +275,7 @@ def create_app(
             {TOKEN_SERVICE_KEY: svc.tokens, ANONYMOUS_READS_KEY: settings.auth.anonymous_reads}
         ),
         exception_handlers={Exception: problem_response},
+        request_class=StrictJSONRequest,
         middleware=[DefineMiddleware(MetricsMiddleware, metrics=svc.metrics), AllowMiddleware],
         lifespan=[lifespan],
         request_max_body_size=settings.limits.max_json_body_bytes,

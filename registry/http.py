@@ -1,4 +1,5 @@
-"""Cross-cutting HTTP: problem+json responses and the metrics middleware."""
+"""Cross-cutting HTTP: problem+json responses, the metrics middleware, and the request
+class whose JSON bodies go through the one strict parser (``loads_strict``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from registry.core.canonical import loads_strict
 from registry.domain.system.metrics import Metrics
 from registry.errors import AuthenticationRequiredError, RegistryError
 from registry.problems import MEDIA_TYPE, extra_of, kind_of, problem_body, slug_for_status
@@ -68,6 +70,20 @@ def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respons
         "Retry, and report it with the time of the request if it persists",
         {},
     )
+
+
+class StrictJSONRequest(Request[Any, Any, Any]):
+    """A request whose JSON body (every ``data: JSONBody[...]`` parameter) is parsed by
+    ``registry.core.canonical.loads_strict``, like manifests and envelopes: duplicate
+    keys, nesting past ``MAX_DEPTH``, over-long numbers and NaN are a 400
+    ``invalid-json``, never a 500 or a silently dropped key.
+
+    Raises:
+        InvalidJSONError: from ``json()``, when the body is not strict JSON.
+    """
+
+    async def json(self) -> Any:
+        return loads_strict(await self.body() or b"null")
 
 
 class MetricsMiddleware:

@@ -16,11 +16,13 @@ from registry.core.errors import (
     InvalidJSONError,
     InvalidKeyError,
     InvalidManifestError,
+    InvalidNumberError,
     InvalidQuantityError,
     InvalidSignatureError,
     InvalidStatementError,
     NonCanonicalJSONError,
 )
+from registry.db.errors import DatabaseFullError
 from registry.errors import (
     ArtifactNotFoundError,
     AttestationRejectedError,
@@ -74,6 +76,7 @@ PROBLEMS: dict[type[Exception], ProblemKind] = {
     InvalidRequestError: ProblemKind(400, "invalid-request", "Invalid request"),
     InvalidDigestError: ProblemKind(400, "invalid-digest", "Invalid digest"),
     InvalidQuantityError: ProblemKind(400, "invalid-request", "Invalid request"),
+    InvalidNumberError: ProblemKind(400, "invalid-request", "Invalid request"),
     InvalidJSONError: ProblemKind(400, "invalid-json", "Invalid JSON"),
     NonCanonicalJSONError: ProblemKind(400, "non-canonical-json", "Manifest is not canonical"),
     InvalidManifestError: ProblemKind(400, "invalid-manifest", "Invalid manifest"),
@@ -104,6 +107,7 @@ PROBLEMS: dict[type[Exception], ProblemKind] = {
     JobLeaseError: ProblemKind(409, "lease-lost", "Job lease not held"),
     ServiceUnavailableError: ProblemKind(503, "unavailable", "Service unavailable"),
     StorageError: ProblemKind(503, "storage-unavailable", "Blob storage unavailable"),
+    DatabaseFullError: ProblemKind(507, "insufficient-storage", "Insufficient storage"),
 }
 
 _HTTP_SLUGS = {

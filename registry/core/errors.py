@@ -52,3 +52,8 @@ class InvalidSignatureError(CoreError):
 
 class InvalidStatementError(CoreError):
     """A payload is not a valid in-toto Statement v1 with a Reliquary predicate."""
+
+
+class InvalidNumberError(CoreError):
+    """A decimal integer (a header, query parameter or cursor) is not 1..19 ASCII digits,
+    or lies outside the range its field allows."""

@@ -15,6 +15,8 @@ Invariants:
 - PostgreSQL URLs use the psycopg 3 driver whatever the user wrote.
 - ``after_commit`` actions (metrics, mostly) run only once their transaction has
   committed: a rolled-back write counts for nothing.
+- A full database (SQLite ``SQLITE_FULL``, PostgreSQL ``disk_full``) raises
+  ``DatabaseFullError`` from every engine, whichever statement or commit hit it.
 """
 
 from __future__ import annotations
@@ -27,10 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
+from registry.db.errors import DatabaseFullError, is_database_full
+
 MIN_SQLITE = (3, 35)
+log = logging.getLogger("reliquary.db")
 
 
 def normalise_url(url: str) -> str:
@@ -60,6 +65,17 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 READ_ONLY = "reliquary_read_only"
+
+
+def _translate_error(context: ExceptionContext) -> None:
+    """Raise ``DatabaseFullError`` for a driver error that means the database is full;
+    the transaction around the statement rolls back as on any error."""
+    if is_database_full(context.original_exception):
+        log.warning("database full: %s", str(context.original_exception).strip()[:500])
+        raise DatabaseFullError(
+            "the database has no room for this write (its disk, quota or size limit is "
+            "full); nothing was changed. Free space on the database's volume, then retry"
+        ) from context.original_exception
 
 
 class _SqliteWriters:
@@ -124,10 +140,13 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         event.listen(engine, "begin", writers.begin)
         event.listen(engine, "commit", writers.end)
         event.listen(engine, "rollback", writers.end)
+        event.listen(engine, "handle_error", _translate_error)
         return engine
-    return create_engine(
+    engine = create_engine(
         normalised, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
     )
+    event.listen(engine, "handle_error", _translate_error)
+    return engine
 
 
 def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
@@ -137,7 +156,6 @@ def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionm
 
 
 _AFTER_COMMIT = "reliquary_after_commit"
-log = logging.getLogger("reliquary.db")
 
 
 def after_commit(session: Session, action: Callable[[], None]) -> None:

@@ -11,6 +11,7 @@ from litestar.params import FromPath, FromQuery, PathParameter
 from litestar.response import Stream
 
 from registry.core.digest import Digest
+from registry.core.numbers import parse_decimal
 from registry.core.roles import Role
 from registry.domain.auth.guards import principal_of, publishers, readers
 from registry.domain.blobs.deps import BlobServiceDep, UploadServiceDep
@@ -172,16 +173,17 @@ class UploadController(Controller):
         settings: SettingsDep,
     ) -> Response[None]:
         offset_header = request.headers.get("upload-offset")
-        if offset_header is None or not offset_header.isdigit():
+        if offset_header is None:
             raise InvalidRequestError(
                 "PATCH needs an Upload-Offset header with the byte offset this chunk starts at"
             )
+        offset = parse_decimal(
+            offset_header, "Upload-Offset", maximum=settings.limits.max_blob_bytes
+        )
         chunks = body_chunks(
             request.receive, request.content_length, settings.limits.max_chunk_bytes, "chunk"
         )
-        upload = await upload_service.append(
-            upload_id, _caller(request), int(offset_header), chunks
-        )
+        upload = await upload_service.append(upload_id, _caller(request), offset, chunks)
         return Response(content=None, status_code=204, headers=_upload_headers(upload))
 
     @put("/{upload_id:str}", request_max_body_size=1024)
