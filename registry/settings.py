@@ -58,6 +58,15 @@ class AuthSettings:
 class LogSettings:
     origin: str  # the checkpoint origin line and note key name
     key_file: Path  # Ed25519 private key (PKCS8 PEM) that signs checkpoints
+    witness_file: Path  # the largest tree signed, outside the database (log/witness.py)
+
+
+def _log_settings(
+    origin: str | None, key_file: str | None, witness_file: str | None, data_dir: Path
+) -> LogSettings:
+    key = Path(key_file or data_dir / "log-key.pem").absolute()
+    witness = Path(witness_file).absolute() if witness_file else key.with_suffix(".witness.json")
+    return LogSettings(origin or "reliquary.local/log", key, witness)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,9 +204,8 @@ class Settings:
             data_dir=data_dir,
             database=DatabaseSettings(url=database_url),
             storage=storage,
-            log=LogSettings(
-                origin=get("log_origin") or "reliquary.local/log",
-                key_file=Path(get("log_key_file") or data_dir / "log-key.pem").absolute(),
+            log=_log_settings(
+                get("log_origin"), get("log_key_file"), get("log_witness_file"), data_dir
             ),
             policy=PolicySettings(
                 file=None if not get("policy_file") else Path(str(get("policy_file"))).absolute()

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from registry.core.digest import Digest
 from registry.core.manifest import validate_name
+from registry.core.numbers import parse_decimal
 from registry.core.policy import Policy, channel_problem, evaluate
 from registry.db.models import ChannelEventRow, ChannelRow
 from registry.domain.artifacts.services import ArtifactService
@@ -332,9 +333,7 @@ class ChannelService:
         _check(name, channel or "x")
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidRequestError(f"limit must be 1..{MAX_PAGE}")
-        if cursor is not None and not cursor.isdigit():
-            raise InvalidRequestError("cursor is not one this registry issued")
-        before = None if cursor is None else int(cursor)
+        before = None if cursor is None else parse_decimal(cursor, "cursor")
         with self._reads() as session:
             rows = ChannelRepository(session).history(name, channel, before, limit + 1)
         events = [_event(r) for r in rows[:limit]]

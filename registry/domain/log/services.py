@@ -12,6 +12,11 @@ Invariants:
   so roots and proofs read O(log n) nodes, never the whole log. Committed nodes
   never change, so they are cached in memory once read; an append never fills
   that cache (its transaction may still roll back and its index be reused).
+- A checkpoint is signed only for a tree that extends the largest one this registry
+  has signed before, as its witness (``witness.py``, outside the database) recorded
+  it; the new tree is recorded there before its signature is served. A database
+  restored to an older state therefore cannot make the registry sign a shorter log
+  or a fork: it refuses (``LogIntegrityError``) naming both sizes.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from registry.core import merkle
 from registry.core.canonical import canonical_bytes
 from registry.core.checkpoint import Checkpoint, NoteSigner
 from registry.domain.log.repositories import LogRepository
+from registry.domain.log.witness import Witness, Witnessed
 from registry.errors import InvalidRequestError, LogIntegrityError
 
 MAX_ENTRIES_PER_PAGE = 1000
@@ -43,11 +49,16 @@ class LogEntry:
 
 class TransparencyLog:
     def __init__(
-        self, writes: sessionmaker[Session], reads: sessionmaker[Session], signer: NoteSigner
+        self,
+        writes: sessionmaker[Session],
+        reads: sessionmaker[Session],
+        signer: NoteSigner,
+        witness: Witness | None = None,
     ) -> None:
         self._writes = writes
         self._reads = reads
         self.signer = signer
+        self.witness = witness
         self._nodes: LRUCache[tuple[int, int], bytes] = LRUCache(maxsize=200_000)
         self._lock = threading.Lock()
         self._signed: tuple[int, bytes] | None = None
@@ -146,17 +157,72 @@ class TransparencyLog:
             return merkle.root(size, self._reader(session, size, "root"))
 
     def checkpoint(self) -> bytes:
-        """The signed note for the current tree head."""
+        """The signed note for the current tree head.
+
+        Raises:
+            LogIntegrityError: the database's tree does not extend the largest tree this
+                registry signed (its witness): nothing is signed.
+        """
         with self._reads() as session:
             size = LogRepository(session).size()
             signed = self._signed
             if signed is not None and signed[0] == size:
                 return signed[1]
-            self._prefetch(session, self._plan(lambda g: merkle.root(size, g)))
-            root = merkle.root(size, self._reader(session, size, "checkpoint"))
+            root = self._root_in(session, size)
+            if self.witness is not None:
+                self._check_witness(session, size, root)
+                self.witness.record(Witnessed(size, root))
         note = self.signer.sign(Checkpoint(origin=self.signer.name, size=size, root=root))
         self._signed = (size, note)
         return note
+
+    def check_witness(self) -> Witnessed | None:
+        """At start: the database's tree extends the largest tree witnessed (returned).
+
+        Raises:
+            LogIntegrityError: it does not (a restored or damaged database).
+        """
+        if self.witness is None:
+            return None
+        with self._reads() as session:
+            size = LogRepository(session).size()
+            return self._check_witness(session, size, self._root_in(session, size))
+
+    def _root_in(self, session: Session, size: int) -> bytes:
+        self._prefetch(session, self._plan(lambda g: merkle.root(size, g)))
+        return merkle.root(size, self._reader(session, size, "root"))
+
+    def _check_witness(self, session: Session, size: int, root: bytes) -> Witnessed | None:
+        assert self.witness is not None
+        try:
+            witnessed = self.witness.largest()
+        except ValueError as exc:
+            raise LogIntegrityError(f"{exc}; refusing to sign a checkpoint") from exc
+        if witnessed is None:
+            return None
+        where = self.witness.describe()
+        if size < witnessed.size:
+            raise LogIntegrityError(
+                f"the database's log has {size} entries, but this registry already signed "
+                f"a checkpoint of {witnessed.size} entries (witness {where}): the database "
+                "is behind (restored from an older backup, or it lost commits). Signing from "
+                "it would fork the log. Restore a backup holding at least "
+                f"{witnessed.size} entries; if none exists, start a new log (a new key and "
+                "RELIQUARY_LOG_ORIGIN) and tell your auditors",
+                database_size=size,
+                witnessed_size=witnessed.size,
+            )
+        at = root if size == witnessed.size else self._root_in(session, witnessed.size)
+        if at != witnessed.root:
+            raise LogIntegrityError(
+                f"the database's log of {size} entries does not extend the checkpoint of "
+                f"{witnessed.size} entries this registry signed (witness {where}): its first "
+                f"{witnessed.size} entries are another history. Restore the database that "
+                "signed it; do not serve this one",
+                database_size=size,
+                witnessed_size=witnessed.size,
+            )
+        return witnessed
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         """Raises InvalidRequestError for an index or size the log does not have."""
