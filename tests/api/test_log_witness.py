@@ -111,9 +111,11 @@ def test_a_server_refuses_to_start_on_a_restored_sqlite_backup(tmp_path: Path) -
 
         auth = {"authorization": f"Bearer {token}"}
         with httpx.Client(base_url=server.url, headers=auth) as client:
-            with sqlite3.connect(tmp_path / "data" / "registry.db") as live:  # online backup
-                with sqlite3.connect(tmp_path / "backup.db") as backup:
-                    live.backup(backup)
+            live = sqlite3.connect(tmp_path / "data" / "registry.db")
+            backup = sqlite3.connect(tmp_path / "backup.db")
+            live.backup(backup)  # an online backup, as an operator takes one
+            live.close()
+            backup.close()
             before = int(client.get("/v1/log/checkpoint").text.splitlines()[1])
             for version in ("v1", "v2", "v3"):
                 data = version.encode()
