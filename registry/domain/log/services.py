@@ -37,6 +37,13 @@ from registry.domain.log.witness import Witness, Witnessed
 from registry.errors import InvalidRequestError, LogIntegrityError
 
 MAX_ENTRIES_PER_PAGE = 1000
+
+
+class _Stale:
+    """A read that another process's newer signature overtook (read again)."""
+
+
+_STALE = _Stale()
 _PLACEHOLDER = bytes(32)
 
 
@@ -163,18 +170,20 @@ class TransparencyLog:
             LogIntegrityError: the database's tree does not extend the largest tree this
                 registry signed (its witness): nothing is signed.
         """
-        with self._reads() as session:
-            size = LogRepository(session).size()
-            signed = self._signed
-            if signed is not None and signed[0] == size:
-                return signed[1]
-            root = self._root_in(session, size)
-            if self.witness is not None:
-                self._check_witness(session, size, root)
-                self.witness.record(Witnessed(size, root))
-        note = self.signer.sign(Checkpoint(origin=self.signer.name, size=size, root=root))
-        self._signed = (size, note)
-        return note
+        while True:
+            with self._reads() as session:
+                size = LogRepository(session).size()
+                signed = self._signed
+                if signed is not None and signed[0] == size:
+                    return signed[1]
+                root = self._root_in(session, size)
+                if self.witness is not None:
+                    if isinstance(self._check_witness(session, size, root), _Stale):
+                        continue  # another process signed a larger tree since we read
+                    self.witness.record(Witnessed(size, root))
+            note = self.signer.sign(Checkpoint(origin=self.signer.name, size=size, root=root))
+            self._signed = (size, note)
+            return note
 
     def check_witness(self) -> Witnessed | None:
         """At start: the database's tree extends the largest tree witnessed (returned).
@@ -182,17 +191,26 @@ class TransparencyLog:
         Raises:
             LogIntegrityError: it does not (a restored or damaged database).
         """
-        if self.witness is None:
-            return None
-        with self._reads() as session:
-            size = LogRepository(session).size()
-            return self._check_witness(session, size, self._root_in(session, size))
+        while self.witness is not None:
+            with self._reads() as session:
+                size = LogRepository(session).size()
+                found = self._check_witness(session, size, self._root_in(session, size))
+            if not isinstance(found, _Stale):
+                return found
+        return None
 
     def _root_in(self, session: Session, size: int) -> bytes:
         self._prefetch(session, self._plan(lambda g: merkle.root(size, g)))
         return merkle.root(size, self._reader(session, size, "root"))
 
-    def _check_witness(self, session: Session, size: int, root: bytes) -> Witnessed | None:
+    def _check_witness(self, session: Session, size: int, root: bytes) -> Witnessed | _Stale | None:
+        """The largest witnessed tree (None: none yet) if the tree of ``size`` read in
+        ``session`` extends it; ``_STALE`` if ``session`` only read too early (another
+        process has since grown the log and signed it: read again).
+
+        Raises:
+            LogIntegrityError: the database, as it is now, is behind or forks.
+        """
         assert self.witness is not None
         try:
             witnessed = self.witness.largest()
@@ -201,6 +219,8 @@ class TransparencyLog:
         if witnessed is None:
             return None
         where = self.witness.describe()
+        if size < witnessed.size and self.size() >= witnessed.size:
+            return _STALE
         if size < witnessed.size:
             raise LogIntegrityError(
                 f"the database's log has {size} entries, but this registry already signed "
