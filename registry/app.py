@@ -57,6 +57,7 @@ from registry.domain.system.metrics import Metrics
 from registry.domain.system.services import HealthService
 from registry.fastpath import FastPath
 from registry.http import MetricsMiddleware, StrictJSONRequest, problem_response
+from registry.openapi import openapi_config
 from registry.settings import Settings
 from registry.storage import BlobStore
 from registry.storage.filesystem import FilesystemBlobStore
@@ -279,7 +280,7 @@ def create_app(
         middleware=[DefineMiddleware(MetricsMiddleware, metrics=svc.metrics), AllowMiddleware],
         lifespan=[lifespan],
         request_max_body_size=settings.limits.max_json_body_bytes,
-        openapi_config=None,
+        openapi_config=openapi_config(),
         debug=False,
     )
 

@@ -8,6 +8,7 @@ subclass without its own row inherits its parent's.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 from registry.core.errors import (
@@ -165,5 +166,20 @@ def problem_body(
     return body
 
 
+OTHER_HTTP_SLUG = "http-error"  # an HTTP error of a status _HTTP_SLUGS does not name
+
+
 def slug_for_status(status: int) -> str:
-    return _HTTP_SLUGS.get(status, "http-error")
+    return _HTTP_SLUGS.get(status, OTHER_HTTP_SLUG)
+
+
+def problem_catalogue() -> list[ProblemKind]:
+    """Every problem type the API answers with, once per (slug, status): the table's rows,
+    then the HTTP errors the framework raises (titled by their status phrase). The OpenAPI
+    document lists these; ``OTHER_HTTP_SLUG`` covers any other HTTP status."""
+    kinds: dict[tuple[str, int], ProblemKind] = {}
+    for kind in PROBLEMS.values():
+        kinds.setdefault((kind.slug, kind.status), kind)
+    for status, slug in _HTTP_SLUGS.items():
+        kinds.setdefault((slug, status), ProblemKind(status, slug, HTTPStatus(status).phrase))
+    return sorted(kinds.values(), key=lambda k: (k.status, k.slug))

@@ -30,6 +30,8 @@ def test_readiness_fails_when_storage_is_unreachable(
     with client:
         ready = client.get("/readyz")
         assert ready.status_code == 503
+        assert ready.headers["content-type"] == "application/problem+json"
+        assert ready.json()["type"] == "https://reliquary.dev/problems/unavailable"
         assert ready.json()["checks"]["database"] == "ok"
         assert ready.json()["checks"]["storage"].startswith("unavailable")
 

@@ -20,6 +20,8 @@ from registry.errors import AuthenticationRequiredError, PermissionDeniedError
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 
+_GUARD_ROLES: dict[object, frozenset[Role]] = {}  # every guard ``requires`` made: its roles
+
 TOKEN_SERVICE_KEY = "token_service"  # noqa: S105 (a state key, not a secret)
 ANONYMOUS_READS_KEY = "anonymous_reads"
 
@@ -67,7 +69,17 @@ def requires(*roles: Role) -> Guard:
             )
         connection.state.principal = principal
 
+    _GUARD_ROLES[guard] = allowed
     return guard
+
+
+def roles_of(guard: object) -> frozenset[Role] | None:
+    """The roles ``guard`` admits (admin included) if ``requires`` made it, else None.
+
+    The OpenAPI document reads each route's roles from here, so it cannot drift from
+    what the guards enforce.
+    """
+    return _GUARD_ROLES.get(guard)
 
 
 def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:

@@ -9,6 +9,7 @@ from litestar import Controller, Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from registry.domain.system.deps import HealthServiceDep, MetricsDep
+from registry.errors import ServiceUnavailableError
 
 # Litestar appends "; charset=utf-8" to every text/* media type: give it the type without
 METRICS_MEDIA_TYPE = CONTENT_TYPE_LATEST.removesuffix("; charset=utf-8")
@@ -20,13 +21,17 @@ class SystemController(Controller):
         return {"status": "ok"}
 
     @get("/readyz")
-    async def readyz(self, health_service: HealthServiceDep) -> Response[dict[str, Any]]:
+    async def readyz(self, health_service: HealthServiceDep) -> dict[str, Any]:
+        """200 when every dependency answers; otherwise a 503 problem whose ``checks``
+        say which one failed (like every error, problem+json)."""
         checks = await anyio.to_thread.run_sync(health_service.check)
-        ready = all(c == "ok" for c in checks.values())
-        return Response(
-            {"status": "ready" if ready else "unavailable", "checks": checks},
-            status_code=200 if ready else 503,
-        )
+        failing = {name: state for name, state in checks.items() if state != "ok"}
+        if failing:
+            raise ServiceUnavailableError(
+                "not ready: " + "; ".join(f"{name}: {state}" for name, state in failing.items()),
+                checks=checks,
+            )
+        return {"status": "ready", "checks": checks}
 
     @get("/metrics")
     async def metrics(self, metrics: MetricsDep) -> Response[bytes]:
