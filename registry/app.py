@@ -52,6 +52,13 @@ from registry.domain.keys.controllers import KeyController
 from registry.domain.keys.services import KeyService
 from registry.domain.log.controllers import LogController
 from registry.domain.log.services import TransparencyLog
+from registry.domain.log.witness import (
+    FileWitness,
+    StoreWitness,
+    Witness,
+    Witnesses,
+    log_id,
+)
 from registry.domain.system.controllers import SystemController
 from registry.domain.system.metrics import Metrics
 from registry.domain.system.services import HealthService
@@ -59,7 +66,7 @@ from registry.fastpath import FastPath
 from registry.http import MetricsMiddleware, StrictJSONRequest, problem_response
 from registry.openapi import openapi_config
 from registry.settings import Settings
-from registry.storage import BlobStore
+from registry.storage import BlobStore, StorageError
 from registry.storage.filesystem import FilesystemBlobStore
 from registry.storage.s3 import S3BlobStore
 
@@ -96,6 +103,16 @@ def load_log_signer(settings: Settings) -> NoteSigner:
         create_log_key(path)
     key = SigningKey.from_pem(path.read_bytes())
     return NoteSigner(settings.log.origin, key.private_raw())
+
+
+def log_witness(settings: Settings, store: BlobStore, signer: NoteSigner) -> Witnesses:
+    """Where the largest signed tree is kept: a file beside the log key, and the bucket
+    too on S3 (``registry/domain/log/witness.py``)."""
+    log_name = log_id(signer.verifier_key())
+    witnesses: list[Witness] = [FileWitness(settings.log.witness_file, log_name)]
+    if isinstance(store, S3BlobStore):
+        witnesses.append(StoreWitness(store, log_name))
+    return Witnesses(witnesses)
 
 
 def load_policy(settings: Settings) -> Policy:
@@ -162,7 +179,8 @@ class Services:
         uploads = UploadService(blobs, writes, reads, settings.limits)
         # a monolithic PUT cannot resume, so one idle this long (at most the upload TTL) is dead
         staged_idle = min(STAGED_WRITE_IDLE_SECONDS, settings.limits.upload_ttl_seconds)
-        log = TransparencyLog(writes, reads, load_log_signer(settings))
+        signer = load_log_signer(settings)
+        log = TransparencyLog(writes, reads, signer, log_witness(settings, store, signer))
         artifacts = ArtifactService(blobs, writes, reads, log)
         keys = KeyService(writes, reads, log)
         findings = NondeterminismRecorder(log, metrics)
@@ -219,6 +237,16 @@ async def _reconcile_store_forever(services: Services) -> None:
         await asyncio.sleep(interval)
 
 
+def _check_witness(services: Services) -> None:
+    """Refuse to start on a database behind the log witness (LogIntegrityError). An
+    unreachable witness store only delays the check: no checkpoint is signed until
+    the witness can be read (``TransparencyLog.checkpoint`` checks it each time)."""
+    try:
+        services.log.check_witness()
+    except StorageError as exc:
+        log.warning("the log witness cannot be read now (%s); checkpoints wait for it", exc)
+
+
 def create_app(
     settings: Settings, *, services: Services | None = None, close_services: bool = False
 ) -> Litestar:
@@ -230,7 +258,10 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(_check_witness, svc)  # refuses a rewound database
         await anyio.to_thread.run_sync(svc.channels.record_policy)
+        for problem in await anyio.to_thread.run_sync(svc.channels.disagreements):
+            log.error("channel state disagrees with the log (refused until fixed): %s", problem)
         task = asyncio.create_task(_reconcile_store_forever(svc))
         try:
             yield

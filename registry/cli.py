@@ -88,6 +88,34 @@ def _require_current_schema(engine: Engine) -> None:
         )
 
 
+def _require_log_extends_witness(settings: Settings) -> None:
+    """Refuse to serve a database whose log is behind (or forks from) a tree this
+    registry already signed: the message names both sizes and what to do."""
+    from registry.app import Services
+    from registry.errors import LogIntegrityError
+    from registry.storage import StorageError
+
+    services = Services.build(settings)
+    try:
+        services.log.check_witness()
+    except LogIntegrityError as exc:
+        raise click.ClickException(exc.detail) from None
+    except StorageError as exc:  # the server starts; no checkpoint is signed until it reads
+        click.echo(f"warning: the log witness cannot be read now: {exc}", err=True)
+    finally:
+        services.close()
+
+
+def _log_problem(services: Any) -> str | None:
+    from registry.errors import LogIntegrityError
+
+    try:
+        services.log.check_witness()
+    except LogIntegrityError as exc:
+        return exc.detail
+    return None
+
+
 @click.group()
 def main() -> None:
     """Reliquary registry server and administration."""
@@ -110,6 +138,7 @@ def serve(host: str, port: int, workers: int, log_level: str, **values: str | No
     engine = _engine(settings)
     _require_current_schema(engine)
     engine.dispose()
+    _require_log_extends_witness(settings)
     uvicorn.run(
         "registry.app:app_from_env",
         factory=True,
@@ -241,7 +270,8 @@ def log_key_create(data_dir: str | None, log_key_file: str | None, log_origin: s
 @click.option("--repair", is_flag=True, help="Record orphaned blobs whose bytes verify.")
 @_settings_options
 def fsck(deep: bool, repair: bool, **values: str | None) -> None:
-    """Compare the database with the blob store; exit 1 if they disagree."""
+    """Compare the database with the blob store, and channel pointers with the log;
+    exit 1 if anything disagrees."""
     from registry.app import Services
     from registry.preflight import check_server_paths
 
@@ -251,6 +281,8 @@ def fsck(deep: bool, repair: bool, **values: str | None) -> None:
     try:
         report = services.blobs.fsck(deep=deep, repair=repair)
         swept = services.reconciler.run(orphans=False)
+        channels = services.channels.disagreements()
+        log_problem = _log_problem(services)
     finally:
         services.close()
     click.echo(
@@ -266,6 +298,17 @@ def fsck(deep: bool, repair: bool, **values: str | None) -> None:
     ):
         for item in items:
             click.echo(f"{label}: blake3:{item}")
+    for problem in channels:
+        click.echo(f"channel disagrees with the log: {problem}")
+    if log_problem is not None:
+        click.echo(f"log behind its witness: {log_problem}")
     unrepaired = set(report.orphaned) - set(report.repaired)
-    if report.missing or report.wrong_size or report.corrupt or unrepaired:
+    if (
+        report.missing
+        or report.wrong_size
+        or report.corrupt
+        or unrepaired
+        or channels
+        or log_problem
+    ):
         sys.exit(1)

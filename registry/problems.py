@@ -39,6 +39,7 @@ from registry.errors import (
     JobNotFoundError,
     KeyConflictError,
     KeyNotFoundError,
+    LogIntegrityError,
     ManifestFileMismatchError,
     MissingBlobsError,
     MissingReferenceError,
@@ -107,6 +108,9 @@ PROBLEMS: dict[type[Exception], ProblemKind] = {
     JobNotFoundError: ProblemKind(404, "job-not-found", "Job not found"),
     JobLeaseError: ProblemKind(409, "lease-lost", "Job lease not held"),
     ServiceUnavailableError: ProblemKind(503, "unavailable", "Service unavailable"),
+    LogIntegrityError: ProblemKind(
+        503, "log-integrity", "Registry state disagrees with its transparency log"
+    ),
     StorageError: ProblemKind(503, "storage-unavailable", "Blob storage unavailable"),
     DatabaseFullError: ProblemKind(507, "insufficient-storage", "Insufficient storage"),
 }
