@@ -2,9 +2,11 @@
 
 Steps, each failing before anything is sent when it can:
 1. walk the directory in a stable order (regular files; a symlink must stay
-   inside the tree and point at a file), hash every file (blake3 + sha256) in
-   parallel;
-2. build and validate the canonical manifest (bad names or paths stop here);
+   inside the tree and point at a file); refuse paths that some filesystem
+   cannot hold (``path_set_problems``: the manifest's own rules, so the message
+   is the one the registry and every pull would give), then hash every file
+   (blake3 + sha256) in parallel;
+2. build and validate the canonical manifest (bad names stop here);
 3. ask the registry which blobs it lacks, upload only those, several at once;
    files from ``resumable_from_bytes`` up go through resumable sessions whose
    state sits in the cache, so a re-run resumes from the server's offset;
@@ -31,7 +33,7 @@ from clients.progress import TransferProgress
 from registry.core.canonical import canonical_bytes
 from registry.core.digest import BlobDigests
 from registry.core.errors import CoreError
-from registry.core.manifest import SCHEMA_V1, Manifest, Scalar
+from registry.core.manifest import SCHEMA_V1, Manifest, Scalar, path_set_problems
 from registry.core.quantity import parse_size
 
 RESUMABLE_FROM = "1GiB"
@@ -185,6 +187,9 @@ def push_directory(
         VerificationError, AuthError, TransportError, ServerError: from the registry.
     """
     entries = walk(root)
+    problems = path_set_problems([path for path, _ in entries])
+    if problems:  # before hashing: the manifest would refuse them anyway
+        raise InvalidRequestError(f"cannot build a valid manifest: {'; '.join(problems)}")
     total = sum(source.stat().st_size for _, source in entries)
     hashing = progress.task("hashing", total)
     with ThreadPoolExecutor(max_workers=parallel) as pool:

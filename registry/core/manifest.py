@@ -5,9 +5,14 @@ artifact digest. A ``Manifest`` object is always valid:
 
 - ``name`` is lowercase path segments ``[a-z0-9][a-z0-9._-]*`` joined by ``/``.
 - ``files`` is sorted by path, unique, and every path is a safe relative POSIX
-  path: no ``..`` or ``.`` segments, no leading ``/``, no backslashes or control
-  characters, no file that is also another file's directory, and no two paths
-  equal ignoring case (they would collide on case-insensitive filesystems).
+  path that every common filesystem can hold as written (validators run on
+  every OS; ``path_problems`` states each rule): no ``..`` or ``.`` segments, no
+  leading ``/``, no backslashes, control characters or other characters Windows
+  forbids (``< > : " | ? *``), no segment ending in a dot or space, no Windows
+  device name (``CON``, ``nul.txt`` ...), no segment over 255 UTF-8 bytes, no
+  file that is also another file's directory, and no two names (files or
+  directories) equal ignoring case and Unicode normalization (one name on
+  Windows and macOS).
 - every file digest is 64 lowercase hex; sizes are integers >= 0.
 - unknown fields are refused.
 """
@@ -115,8 +120,47 @@ def validate_version(version: str) -> list[str]:
     return []
 
 
+_WINDOWS_FORBIDDEN = frozenset('<>:"|?*')
+_WINDOWS_DEVICES = frozenset(
+    ["CON", "PRN", "AUX", "NUL"]
+    + [
+        f"{port}{n}"
+        for port in ("COM", "LPT")
+        for n in (*"0123456789", "\u00b9", "\u00b2", "\u00b3")
+    ]
+)
+_MAX_SEGMENT_BYTES = 255
+
+
+def _segment_problem(path: str, segment: str) -> str | None:
+    """Why one segment of ``path`` cannot be written as named on some filesystem."""
+    if segment in ("", ".", ".."):
+        return f"path {path!r} has an empty, '.' or '..' segment"
+    size = len(segment.encode("utf-8"))
+    if size > _MAX_SEGMENT_BYTES:
+        return (
+            f"path {path[:80]!r}...: a segment is {size} bytes in UTF-8; filesystems hold "
+            f"at most {_MAX_SEGMENT_BYTES} bytes per name"
+        )
+    if segment[-1] in ". ":
+        return (
+            f"path {path!r}: segment {segment!r} ends with a dot or a space, which Windows "
+            "drops (the file would get another name)"
+        )
+    if segment.split(".", 1)[0].rstrip(" ").upper() in _WINDOWS_DEVICES:
+        return (
+            f"path {path!r}: segment {segment!r} is a Windows device name (CON, PRN, AUX, "
+            "NUL, COM0-9, LPT0-9, with or without an extension), which no file can have there"
+        )
+    return None
+
+
 def path_problem(path: str) -> str | None:
-    """Why ``path`` is not a safe relative POSIX file path, or None when it is."""
+    """Why ``path`` is not a safe relative POSIX file path that every common filesystem
+    can hold as written, or None when it is. Rules, in order: length, not absolute, no
+    backslash, no control or format character, none of ``< > : " | ? *``, then per
+    segment: not empty, ``.`` or ``..``; at most 255 UTF-8 bytes; no trailing dot or
+    space; not a Windows device name."""
     if not path or len(path) > _MAX_PATH:
         return f"path must be 1..{_MAX_PATH} characters"
     if path.startswith("/"):
@@ -125,18 +169,50 @@ def path_problem(path: str) -> str | None:
         return f"path {path!r} contains a backslash"
     if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in path):
         return f"path {path!r} contains control or format characters"
+    forbidden = sorted(set(path) & _WINDOWS_FORBIDDEN)
+    if forbidden:
+        return (
+            f"path {path!r} contains {' '.join(forbidden)}, which Windows forbids in names "
+            '(< > : " | ? *)'
+        )
     for segment in path.split("/"):
-        if segment in ("", ".", ".."):
-            return f"path {path!r} has an empty, '.' or '..' segment"
+        if (why := _segment_problem(path, segment)) is not None:
+            return why
     return None
+
+
+def _folded(name: str) -> str:
+    """The key under which case-insensitive, normalising filesystems (Windows, macOS)
+    see ``name``: casefolded, then NFC (so a composed and a decomposed é are one)."""
+    return unicodedata.normalize("NFC", name.casefold())
+
+
+def _collisions(paths: list[str]) -> list[str]:
+    """Files and directories whose names differ only by case or Unicode normalization."""
+    problems: list[str] = []
+    seen: dict[str, tuple[str, str, str]] = {}  # folded name -> (name, kind, a path using it)
+    reported: set[tuple[str, str]] = set()
+    for p in paths:
+        parts = p.split("/")
+        for i in range(1, len(parts) + 1):
+            name = "/".join(parts[:i])
+            kind = "file" if i == len(parts) else "directory"
+            first = seen.setdefault(_folded(name), (name, kind, p))
+            if first[0] == name or (first[0], name) in reported:
+                continue
+            reported.add((first[0], name))
+            problems.append(
+                f"paths {first[2]!r} and {p!r} collide on case-insensitive filesystems: "
+                f"{first[1]} {first[0]!r} and {kind} {name!r} differ only by case or "
+                "Unicode normalization"
+            )
+    return problems
 
 
 def _files_problems(files: tuple[FileEntry, ...]) -> list[str]:
     problems: list[str] = []
     paths = [f.path for f in files]
     for f in files:
-        if (why := path_problem(f.path)) is not None:
-            problems.append(why)
         if not 0 <= f.size <= MAX_FILE_SIZE:
             problems.append(f"file {f.path!r}: size must be 0..{MAX_FILE_SIZE}")
         for alg, hex_part in (("blake3", f.blake3), ("sha256", f.sha256)):
@@ -144,21 +220,24 @@ def _files_problems(files: tuple[FileEntry, ...]) -> list[str]:
                 problems.append(f"file {f.path!r}: {alg} must be 64 lowercase hex characters")
     if paths != sorted(paths):
         problems.append("files must be sorted by path")
+    return path_set_problems(paths) + problems
+
+
+def path_set_problems(paths: list[str]) -> list[str]:
+    """Why these file paths cannot all exist in one directory tree on every common
+    filesystem (empty when they can): each path's ``path_problem``, duplicates, a file
+    that is another's directory, names equal ignoring case. ``reliquary push`` checks a
+    directory with this before hashing it; manifests are checked with it too."""
+    problems = [why for p in paths if (why := path_problem(p)) is not None]
     if len(set(paths)) != len(paths):
         problems.append("file paths must be unique")
-    folded: dict[str, str] = {}
-    for p in paths:
-        key = p.casefold()
-        if key in folded and folded[key] != p:
-            problems.append(f"paths {folded[key]!r} and {p!r} differ only by case")
-        folded[key] = p
     path_set = set(paths)
     for p in paths:
         parts = p.split("/")
         for i in range(1, len(parts)):
             if "/".join(parts[:i]) in path_set:
                 problems.append(f"path {'/'.join(parts[:i])!r} is both a file and a directory")
-    return problems
+    return problems + _collisions(paths)
 
 
 def _digest_problem(text: str, where: str) -> str | None:

@@ -79,6 +79,76 @@ def test_files_must_be_sorted_unique_and_not_collide() -> None:
 
 
 @pytest.mark.parametrize(
+    ("path", "rule"),
+    [
+        ("CON", "Windows device name"),
+        ("con.txt", "Windows device name"),
+        ("models/nul", "Windows device name"),
+        ("Lpt9.tar.gz", "Windows device name"),
+        ("com\u00b9", "Windows device name"),
+        ("aux /x", "ends with a dot or a space"),
+        ("a.", "ends with a dot or a space"),
+        ("dir./file", "ends with a dot or a space"),
+        ("file ", "ends with a dot or a space"),
+        ("C:a", "Windows forbids"),
+        ("a<b", "Windows forbids"),
+        ('say"hi"', "Windows forbids"),
+        ("a|b", "Windows forbids"),
+        ("what?", "Windows forbids"),
+        ("*.bin", "Windows forbids"),
+        ("x" * 300, "at most 255 bytes"),
+        ("d/" + "\u00e9" * 128, "at most 255 bytes"),  # 256 bytes in 128 characters
+    ],
+)
+def test_paths_other_filesystems_cannot_hold_are_refused_naming_rule_and_path(
+    path: str, rule: str
+) -> None:
+    doc = valid()
+    doc["files"] = [{**doc["files"][0], "path": path}]
+    why = _problems(doc)
+    assert rule in why
+    assert repr(path[:80]) in why
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["console.txt", "COM10", "a.b/c.d", ".hidden", "x" * 255, "\u00e9" * 127, "n\u00fcl/CONx"],
+)
+def test_portable_paths_are_accepted(path: str) -> None:
+    doc = valid()
+    doc["files"] = [{**doc["files"][0], "path": path}]
+    parse_manifest(canonical_bytes(doc))
+
+
+@pytest.mark.parametrize(
+    ("paths", "names"),
+    [
+        (["A", "a/b"], "file 'A' and directory 'a'"),
+        (["A/x", "a/y"], "directory 'A' and directory 'a'"),
+        (["m/B", "m/b/c"], "file 'm/B' and directory 'm/b'"),
+        (["Model.pb", "model.pb"], "file 'Model.pb' and file 'model.pb'"),
+        (["e\u0301", "\u00e9"], "file 'e\u0301' and file '\u00e9'"),  # NFD and NFC
+    ],
+)
+def test_names_equal_ignoring_case_or_normalization_collide(paths: list[str], names: str) -> None:
+    doc = valid()
+    doc["files"] = [{**doc["files"][0], "path": p} for p in paths]
+    why = _problems(doc)
+    assert "collide on case-insensitive filesystems" in why
+    assert names in why
+    assert all(repr(p) in why for p in paths)
+
+
+def test_a_collision_under_many_files_is_reported_once() -> None:
+    doc = valid()
+    paths = ["A/1", "A/2", "a/3", "a/4"]
+    doc["files"] = [{**doc["files"][0], "path": p} for p in paths]
+    with pytest.raises(InvalidManifestError) as info:
+        parse_manifest(canonical_bytes(doc))
+    assert len(info.value.problems) == 1
+
+
+@pytest.mark.parametrize(
     ("field", "value", "why"),
     [
         ("name", "Veid/Trust", "segment"),
