@@ -16,8 +16,9 @@ import httpx
 
 from clients.errors import ReliquaryError, VerificationError
 from registry.core.digest import Algorithm, Digest
-from registry.core.errors import InvalidDigestError
+from registry.core.errors import InvalidDigestError, InvalidNumberError
 from registry.core.merkle import HASH_SIZE
+from registry.core.numbers import parse_decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +94,14 @@ def upload_offset(response: httpx.Response) -> int:
     Raises:
         ReliquaryError: it is missing or not a number.
     """
-    offset = response.headers.get("upload-offset", "")
-    if not offset.isdigit():
+    try:
+        return parse_decimal(response.headers.get("upload-offset", ""), "Upload-Offset")
+    except InvalidNumberError as exc:
         raise ReliquaryError(
-            f"{response.request.method} {response.url} answered without an Upload-Offset",
+            f"{response.request.method} {response.url} answered without a valid "
+            f"Upload-Offset: {exc}",
             status=response.status_code,
-        )
-    return int(offset)
+        ) from None
 
 
 def json_list(response: httpx.Response, field: str | None = None) -> list[dict[str, Any]]:

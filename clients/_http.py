@@ -18,6 +18,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -28,6 +29,8 @@ import httpx
 
 from clients import __version__
 from clients.errors import ReliquaryError, TransportError, error_from_response
+from registry.core.errors import InvalidNumberError
+from registry.core.numbers import parse_decimal
 
 PIECE_BYTES = 2**20  # read and write files in 1 MiB pieces
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -104,8 +107,9 @@ class HttpSession:
         """Sleep before retry number ``attempt`` (1-based): Retry-After, else 2^n with jitter."""
         delay = self._backoff_seconds * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)  # noqa: S311 -- jitter, not crypto
         retry_after = response.headers.get("retry-after", "") if response is not None else ""
-        if retry_after.isdigit():
-            delay = float(retry_after)
+        if retry_after:  # delay-seconds; an HTTP-date or anything else keeps the backoff
+            with contextlib.suppress(InvalidNumberError):
+                delay = float(parse_decimal(retry_after, "Retry-After"))
         time.sleep(min(delay, MAX_BACKOFF_SECONDS))
 
     def request(

@@ -37,7 +37,7 @@ MAX_SIZE = 2**63 - 1
 MAX_SIGNATURES = 100  # signed-note: verifiers MUST accept at least 16; Go's note accepts 100
 SIGNATURE_PREFIX = "\u2014 "  # em dash, space
 
-_DECIMAL = re.compile(r"0|[1-9][0-9]*")
+_DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")  # ASCII, bounded: int() fails past 4300
 _HEX8 = re.compile(r"[0-9a-fA-F]{8}")
 
 

@@ -232,6 +232,7 @@ ROOT_B64 = base64.b64encode(CHECKPOINT.root)
         b"origin\n\xd9\xa7\n" + ROOT_B64 + b"\n",  # Arabic-Indic digit seven
         b"origin\n0xabcdef\n" + ROOT_B64 + b"\n",
         b"origin\n9223372036854775808\n" + ROOT_B64 + b"\n",  # 2**63
+        b"origin\n" + b"9" * 5000 + b"\n" + ROOT_B64 + b"\n",  # past int()'s 4300 digits
         b"origin\n7\n" + ROOT_B64.rstrip(b"=") + b"\n",  # unpadded
         b"origin\n7\n" + base64.b64encode(bytes(31)) + b"\n",
         b"origin\n7\n" + base64.urlsafe_b64encode(b"\xff" * 32) + b"\n",
