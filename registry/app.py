@@ -40,7 +40,6 @@ from registry.domain.auth.guards import ANONYMOUS_READS_KEY, TOKEN_SERVICE_KEY
 from registry.domain.auth.services import TokenService
 from registry.domain.blobs.controllers import BlobController, UploadController
 from registry.domain.blobs.reconcile import STAGED_WRITE_IDLE_SECONDS, StoreReconciler
-from registry.domain.blobs.reconcile import STAGED_WRITE_IDLE_SECONDS, StoreReconciler
 from registry.domain.blobs.services import BlobService
 from registry.domain.blobs.uploads import UploadService
 from registry.domain.channels.controllers import ChannelController, StatusController
@@ -177,9 +176,6 @@ class Services:
         store = open_blob_store(settings)
         metrics = Metrics()
         blobs = BlobService(store, writes, reads, metrics, presign=blob_redirects(settings, store))
-        uploads = UploadService(blobs, writes, reads, settings.limits)
-        # a monolithic PUT cannot resume, so one idle this long (at most the upload TTL) is dead
-        staged_idle = min(STAGED_WRITE_IDLE_SECONDS, settings.limits.upload_ttl_seconds)
         uploads = UploadService(blobs, writes, reads, settings.limits)
         # a monolithic PUT cannot resume, so one idle this long (at most the upload TTL) is dead
         staged_idle = min(STAGED_WRITE_IDLE_SECONDS, settings.limits.upload_ttl_seconds)

@@ -7,7 +7,6 @@ deployment configures the API, migrations and admin commands the same way.
 from __future__ import annotations
 
 import copy
-import copy
 import os
 import sys
 from collections.abc import Callable
@@ -151,26 +150,11 @@ def serve(host: str, port: int, workers: int, log_level: str, **values: str | No
         # level drops it (uvicorn formats it first): log requests only at info/debug
         access_log=log_level in ("info", "debug", "trace"),
         log_config=_log_config(log_level),
-        log_config=_log_config(log_level),
         proxy_headers=False,
         server_header=False,
         # closes connections whose request headers are late (RELIQUARY_HEADER_TIMEOUT)
         http="registry.protocol:HeaderTimeoutProtocol",
     )
-
-
-def _log_config(log_level: str) -> dict[str, Any]:
-    """uvicorn's logging, plus the registry's own ``reliquary.*`` loggers at ``log_level``
-    on the same stream (without it only their warnings would show)."""
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["loggers"]["reliquary"] = {
-        "handlers": ["default"],
-        "level": log_level.upper(),
-        "propagate": False,
-    }
-    return config
 
 
 def _log_config(log_level: str) -> dict[str, Any]:
