@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
+from registry.core import intoto
+from registry.core.dsse import statement_sha256
+from registry.core.keys import SigningKey
 from registry.core.roles import Role
-from tests.api.test_channels import NAME, promote, push
-from tests.conftest import Api, Deployment
+from tests.api.test_channels import NAME, key, promote, push
+from tests.conftest import Api, Deployment, api_with_policy
 from tests.support.content import digests, manifest_bytes
+from tests.support.trust import signed, statement_about
 
 
 def _resolve(api: Api, name: str = NAME) -> dict[str, object]:
@@ -171,3 +176,73 @@ class _nothing:
 
     def __exit__(self, *_: object) -> None:
         return None
+
+
+APPROVAL_POLICY = b"""
+[channels.production]
+approvals = { role = "governor", min = 1 }
+"""
+
+
+def test_evidence_edited_into_the_database_counts_for_nothing(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """Keys are trusted as the log records them, statements as their signatures prove:
+    an un-revoked key row, or a key and an approval inserted without the log, do not
+    open the gate (issue 11: state bound to the log)."""
+    api = api_with_policy(deployment, tmp_path, APPROVAL_POLICY)
+    try:
+        raw = push(api, "v1")
+        digest = digests(raw).blake3
+        approval = statement_about(raw, NAME, "v1", intoto.APPROVAL, {"channel": "production"})
+
+        def approvals_met() -> bool:
+            body = api.client.get(
+                f"/v1/artifacts/{digest}/status",
+                params={"channel": "production"},
+                headers=api.auth(Role.READER),
+            ).json()
+            return bool(body["promotable"])
+
+        governor = key(api, "governor")
+        posted = api.client.post(
+            f"/v1/artifacts/{digest}/attestations",
+            content=signed(approval, governor).to_json(),
+            headers=api.auth(Role.GOVERNOR),
+        )
+        assert posted.status_code == 201
+        assert approvals_met()
+        api.client.post(
+            f"/v1/keys/{governor.public.keyid}/revoke",
+            json={"reason": "stolen"},
+            headers=api.auth(Role.ADMIN),
+        )
+        assert not approvals_met()
+        _edit(deployment, "UPDATE signing_keys SET revoked_at = NULL, revoked_reason = NULL")
+        assert not approvals_met()  # the log still says revoked
+
+        forger = SigningKey.generate()  # a governor key that was never registered
+        envelope = signed(approval, forger)
+        _edit(
+            deployment,
+            "INSERT INTO signing_keys (keyid, public_key, role, description, created_at, "
+            "log_index) VALUES (:k, :p, 'governor', 'forged', CURRENT_TIMESTAMP, 0)",
+            k=forger.public.keyid,
+            p=forger.public.raw,
+        )
+        _edit(
+            deployment,
+            "INSERT INTO attestations (envelope_sha256, artifact_digest, predicate_type, keyid, "
+            "envelope, log_index, created_at, statement_sha256) VALUES (:e, :a, :t, :k, :b, 0, "
+            "CURRENT_TIMESTAMP, :s)",
+            e=envelope.digest_sha256,
+            a=digest.hex,
+            t=intoto.APPROVAL,
+            k=forger.public.keyid,
+            b=envelope.to_json(),
+            s=statement_sha256(envelope.payload_type, envelope.payload, forger.public.keyid),
+        )
+        assert not approvals_met()
+        assert promote(api, raw).status_code == 409
+    finally:
+        api.client.__exit__(None, None, None)

@@ -1,28 +1,68 @@
 """Gathering the verified facts a channel policy is evaluated against.
 
-Only attestations the registry accepted count, and only while their signing
-key stays unrevoked: revoking a key withdraws its evidence (fail-closed).
+Only attestations the registry accepted count, and only while their signing key
+stays registered and unrevoked *as the log records it* (``KeyLedger``): revoking a
+key withdraws its evidence (fail-closed). Each counted statement is verified again
+from its stored envelope: signed by that logged key, of a type its logged role may
+make, about this artifact, and the statement its row says it is. A row edited or
+inserted in the database without the key's signature counts for nothing.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from registry.core import intoto
 from registry.core.digest import Digest
+from registry.core.dsse import Envelope, statement_sha256, verify_envelope
+from registry.core.errors import CoreError
 from registry.core.manifest import parse_manifest
 from registry.core.policy import Facts
+from registry.domain.artifacts.schemas import StoredManifest
 from registry.domain.artifacts.services import ArtifactService
 from registry.domain.attestations.schemas import Attestation
-from registry.domain.attestations.services import AttestationService, readable
+from registry.domain.attestations.services import PREDICATE_ROLES, AttestationService
 from registry.domain.channels.verification import verdicts
+from registry.domain.keys.ledger import LoggedKey
 from registry.domain.keys.services import KeyService
 
+log = logging.getLogger("reliquary.evidence")
 
-def _predicate(attestation: Attestation) -> dict[str, object]:
-    return readable(json.dumps(attestation.envelope).encode()) or {}
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """A statement that counts: verified again, by a key the log trusts."""
+
+    keyid: str
+    predicate_type: str
+    predicate: dict[str, Any]
+
+
+def _verified(
+    attestation: Attestation, key: LoggedKey, stored: StoredManifest
+) -> dict[str, Any] | None:
+    """The predicate of a stored statement if it still proves itself, else None."""
+    try:
+        envelope = Envelope.from_json(json.dumps(attestation.envelope).encode())
+        statement = intoto.Statement.from_payload(envelope.payload)
+        verify_envelope(envelope, {key.keyid: key.public})
+    except CoreError as exc:
+        log.warning("not counting attestation %s: %s", attestation.log_index, exc)
+        return None
+    if (
+        statement.predicate_type != attestation.predicate_type
+        or not statement.names(stored.digest.hex, stored.sha256.hex)
+        or statement_sha256(envelope.payload_type, envelope.payload, key.keyid)
+        != attestation.statement_sha256
+    ):
+        log.warning("not counting attestation %s: its row disagrees with it", attestation.log_index)
+        return None
+    return statement.predicate
 
 
 def _numbers(raw: object) -> dict[str, float]:
@@ -43,28 +83,32 @@ class Evidence:
         self._attestations = attestations
         self._keys = keys
 
-    def _trusted(self, ref: Digest) -> list[Attestation]:
-        """The accepted statements whose key is still registered and unrevoked, in log
-        order (a statement sits at its first acceptance: replays are not new rows; a
-        replay stored before that rule, without a statement id, counts for nothing)."""
-        usable: dict[str, bool] = {}  # one lookup per key, however many statements it made
+    def _counted(self, ref: Digest) -> list[Counted]:
+        """The accepted statements that count, in log order (a statement sits at its
+        first acceptance: replays are not new rows; a replay stored before that rule,
+        without a statement id, counts for nothing)."""
+        stored = self._artifacts.manifest(ref)
+        keys = self._keys.logged()
         out = []
         for attestation in self._attestations.list(ref):
-            if attestation.statement_sha256 is None:
+            key = keys.get(attestation.keyid)
+            if (
+                attestation.statement_sha256 is None
+                or key is None
+                or key.role not in PREDICATE_ROLES.get(attestation.predicate_type, ())
+            ):
                 continue
-            if attestation.keyid not in usable:
-                key = self._keys.find(attestation.keyid)
-                usable[attestation.keyid] = key is not None and key.revoked_at is None
-            if usable[attestation.keyid]:
-                out.append(attestation)
+            predicate = _verified(attestation, key, stored)
+            if predicate is not None:
+                out.append(Counted(key.keyid, attestation.predicate_type, predicate))
         return out
 
     def _metrics(
-        self, ref: Digest, trusted: list[Attestation]
+        self, ref: Digest, counted: list[Counted]
     ) -> tuple[dict[str, float] | None, dict[str, float]]:
-        """(metrics of the latest trusted evaluation/v1, the manifest's metrics)."""
-        evaluations = [a for a in trusted if a.predicate_type == intoto.EVALUATION]
-        attested = _numbers(_predicate(evaluations[-1]).get("metrics")) if evaluations else None
+        """(metrics of the latest counted evaluation/v1, the manifest's metrics)."""
+        evaluations = [c for c in counted if c.predicate_type == intoto.EVALUATION]
+        attested = _numbers(evaluations[-1].predicate.get("metrics")) if evaluations else None
         manifest = parse_manifest(self._artifacts.manifest(ref).raw).manifest
         return attested, _numbers(manifest.metrics)
 
@@ -79,30 +123,26 @@ class Evidence:
         """What the policy is evaluated against; ``refusals``: per profile, the engines'
         refusals to run ``ref`` deterministically (failed jobs). Each statement is read
         once."""
-        trusted = self._trusted(ref)
-        attested, manifest_metrics = self._metrics(ref, trusted)
+        counted = self._counted(ref)
+        attested, manifest_metrics = self._metrics(ref, counted)
         current_metrics = None
         if current is not None:
-            current_attested, current_manifest = self._metrics(current, self._trusted(current))
+            current_attested, current_manifest = self._metrics(current, self._counted(current))
             current_metrics = current_attested if current_attested is not None else current_manifest
         reproducibility = verdicts(
-            (
-                (a.keyid, p)
-                for a in trusted
-                if a.predicate_type == intoto.REPRODUCIBILITY and (p := _predicate(a))
-            ),
+            ((c.keyid, c.predicate) for c in counted if c.predicate_type == intoto.REPRODUCIBILITY),
             refusals,
         )
         return Facts(
             publisher_keys=frozenset(
-                a.keyid for a in trusted if a.predicate_type == intoto.PUBLISH
+                c.keyid for c in counted if c.predicate_type == intoto.PUBLISH
             ),
             attested_metrics=attested,
             manifest_metrics=manifest_metrics,
             approval_keys=frozenset(
-                a.keyid
-                for a in trusted
-                if a.predicate_type == intoto.APPROVAL and _predicate(a).get("channel") == channel
+                c.keyid
+                for c in counted
+                if c.predicate_type == intoto.APPROVAL and c.predicate.get("channel") == channel
             ),
             current_metrics=current_metrics,
             reproducibility=reproducibility,

@@ -8,24 +8,21 @@ or a move whose row was lost, is refused with ``LogIntegrityError`` (503) instea
 of served; ``reliquary-server fsck`` lists every disagreement.
 
 Invariants:
-- The ledger reads each move entry once per process: it remembers the moves it has
-  read and the highest index it read, and asks the database only for moves logged
-  since (one range query on ``(kind, idx)``, nothing when no channel moved).
-- It is refreshed only from sessions that see committed entries alone (a read, or a
-  write transaction before its own appends), so a rolled-back move never enters it.
+- The ledger follows the log (``LogFollower``): each move entry is read once per
+  process, only committed ones, in log order.
 - Rollback targets come from the logged moves, not from the editable history table.
 """
 
 from __future__ import annotations
 
-import json
-import threading
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from registry.core.digest import Digest
 from registry.db.models import ChannelRow
+from registry.domain.log.follower import LogFollower
 from registry.domain.log.services import TransparencyLog
 from registry.errors import LogIntegrityError
 
@@ -48,24 +45,21 @@ def _hex(value: object, index: int) -> str:
     return Digest.parse(value).hex
 
 
-def _parse(index: int, entry: bytes) -> tuple[tuple[str, str], Move]:
-    try:
-        doc = json.loads(entry)
-        key = (str(doc["name"]), str(doc["channel"]))
-        old = doc.get("from")
-        return key, Move(index, None if old is None else _hex(old, index), _hex(doc["to"], index))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise LogIntegrityError(f"log entry {index} is not a readable channel move: {exc}") from exc
-
-
 class ChannelLedger:
     """Every channel's moves as the log records them, read incrementally."""
 
     def __init__(self, log: TransparencyLog) -> None:
-        self._log = log
-        self._lock = threading.Lock()
-        self._seen = -1
         self._moves: dict[tuple[str, str], list[Move]] = {}
+        self._follower = LogFollower(log, MOVES, self._apply)
+
+    def _apply(self, index: int, doc: dict[str, Any]) -> None:
+        try:
+            key = (str(doc["name"]), str(doc["channel"]))
+            old = doc.get("from")
+            move = Move(index, None if old is None else _hex(old, index), _hex(doc["to"], index))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LogIntegrityError(f"log entry {index} is not a readable move: {exc}") from exc
+        self._moves.setdefault(key, []).append(move)
 
     def refresh(self, session: Session) -> None:
         """Read the moves logged since the last refresh (committed entries only).
@@ -73,25 +67,15 @@ class ChannelLedger:
         Raises:
             LogIntegrityError: an entry is not its leaf, or not a readable move.
         """
-        with self._lock:
-            after = self._seen
-        found = [
-            (*_parse(e.index, e.entry), e.index)
-            for e in self._log.bound_entries(session, MOVES, after)
-        ]
-        with self._lock:
-            for key, move, index in found:
-                if index > self._seen:  # another thread may have read it meanwhile
-                    self._moves.setdefault(key, []).append(move)
-                    self._seen = index
+        self._follower.refresh(session)
 
     def moves(self, name: str, channel: str) -> list[Move]:
         """The logged moves of ``name:channel``, oldest first (as of the last refresh)."""
-        with self._lock:
+        with self._follower.lock:
             return list(self._moves.get((name, channel), ()))
 
     def channels(self) -> list[tuple[str, str]]:
-        with self._lock:
+        with self._follower.lock:
             return sorted(self._moves)
 
     def check(self, name: str, channel: str, row: ChannelRow | None) -> Digest | None:

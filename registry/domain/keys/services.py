@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from registry.core.errors import InvalidKeyError
 from registry.core.keys import PublicKey
 from registry.db.models import SigningKeyRow
+from registry.domain.keys.ledger import KeyLedger, LoggedKey
 from registry.domain.keys.repositories import KeyRepository
 from registry.domain.keys.schemas import KeyRole, SigningKey
 from registry.domain.log.services import TransparencyLog
@@ -41,6 +42,14 @@ class KeyService:
         self._writes = writes
         self._reads = reads
         self._log = log
+        self._ledger = KeyLedger(log)
+
+    def logged(self) -> dict[str, LoggedKey]:
+        """The keys the log registered and never revoked: what evidence may trust.
+
+        Raises LogIntegrityError."""
+        with self._reads() as session:
+            return self._ledger.trusted(session)
 
     def register(self, pem: str, role: KeyRole, description: str) -> tuple[SigningKey, bool]:
         """Register a public key; (key, True) when new, (key, False) if already so registered.
