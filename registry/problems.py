@@ -54,7 +54,7 @@ from registry.errors import (
     UploadNotFoundError,
     UploadOffsetMismatchError,
 )
-from registry.storage import StorageError
+from registry.storage import StorageError, StorageFullError
 
 PROBLEM_BASE = "https://reliquary.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
@@ -112,6 +112,7 @@ PROBLEMS: dict[type[Exception], ProblemKind] = {
         503, "log-integrity", "Registry state disagrees with its transparency log"
     ),
     StorageError: ProblemKind(503, "storage-unavailable", "Blob storage unavailable"),
+    StorageFullError: ProblemKind(507, "insufficient-storage", "Insufficient storage"),
     DatabaseFullError: ProblemKind(507, "insufficient-storage", "Insufficient storage"),
 }
 

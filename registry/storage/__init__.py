@@ -4,6 +4,7 @@ from registry.storage.base import (
     BlobStore,
     BlobWriter,
     StorageError,
+    StorageFullError,
     StorageUnavailableError,
     StoredBlobMissingError,
 )
@@ -12,6 +13,7 @@ __all__ = [
     "BlobStore",
     "BlobWriter",
     "StorageError",
+    "StorageFullError",
     "StorageUnavailableError",
     "StoredBlobMissingError",
 ]

@@ -38,6 +38,11 @@ class StorageUnavailableError(StorageError):
     """The backend could not be reached or refused the operation."""
 
 
+class StorageFullError(StorageUnavailableError):
+    """The store has no room for the bytes (its disk or quota is full); nothing was
+    published and the staged bytes were discarded."""
+
+
 class BlobWriter(Protocol):
     """Receives one blob's bytes into a staging area, then publishes or discards them."""
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import fcntl
 import os
 import secrets
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from registry.storage.base import (
     READ_CHUNK_BYTES,
+    StorageFullError,
     StorageUnavailableError,
     StoredBlobMissingError,
     blob_key,
@@ -85,6 +87,16 @@ def _create_locked(staging: Path) -> tuple[Path, int]:
         os.close(fd)  # purged between creation and lock: take another name
 
 
+def _write_error(what: str, exc: OSError) -> StorageUnavailableError:
+    """``StorageFullError`` when the filesystem is out of space or quota, else unavailable."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFullError(
+            f"{what}: the blob store's disk is full ({exc.strerror}); nothing was stored. "
+            "Free space on it, then retry"
+        )
+    return StorageUnavailableError(f"{what}: {exc}")
+
+
 class _FileWriter:
     """Writes to a private, locked staging file, then renames it into place on commit."""
 
@@ -111,7 +123,7 @@ class _FileWriter:
                 self._written += written
             start_writeback(self._fd, start, self._written - start)
         except OSError as exc:
-            raise StorageUnavailableError(f"cannot write blob data: {exc}") from exc
+            raise _write_error("cannot write blob data", exc) from exc
 
     def commit(self, blake3_hex: str) -> None:
         if self._fd is None:
@@ -125,7 +137,7 @@ class _FileWriter:
             _fsync_dir(final.parent)
         except OSError as exc:
             self.abort()
-            raise StorageUnavailableError(f"cannot publish blob: {exc}") from exc
+            raise _write_error("cannot publish blob", exc) from exc
         # closed (and unlocked) only once renamed: a staged file is never unlocked while live
         with contextlib.suppress(OSError):
             os.close(self._fd)
@@ -234,7 +246,7 @@ class FilesystemBlobStore:
         try:
             return _FileWriter(self.root / "_staging", None).bind_root(self.root)
         except OSError as exc:
-            raise StorageUnavailableError(f"cannot create staging file: {exc}") from exc
+            raise _write_error("cannot create staging file", exc) from exc
 
     def _part_path(self, upload_id: str, part_name: str) -> Path:
         return self.root / upload_prefix(_safe_name(upload_id)) / _safe_name(part_name)
@@ -244,7 +256,7 @@ class FilesystemBlobStore:
         try:
             return _FileWriter(self.root / "_staging", final).bind_root(self.root)
         except OSError as exc:
-            raise StorageUnavailableError(f"cannot create upload part: {exc}") from exc
+            raise _write_error("cannot create upload part", exc) from exc
 
     def read_part(self, upload_id: str, part_name: str) -> Iterator[bytes]:
         return self._read_path(self._part_path(upload_id, part_name), 0, None)

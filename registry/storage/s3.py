@@ -55,6 +55,7 @@ from s3transfer.exceptions import S3CopyFailedError
 from registry.storage.base import (
     READ_CHUNK_BYTES,
     StorageError,
+    StorageFullError,
     StorageUnavailableError,
     StoredBlobMissingError,
     blob_key,
@@ -116,7 +117,17 @@ def _unavailable(exc: BaseException, what: str, where: str) -> StorageUnavailabl
             hint += "; check the credentials, region and bucket policy (read, write, list)"
     else:
         hint = f"{type(exc).__name__}: {exc}"
+    if _is_full(exc):
+        return StorageFullError(f"{what} failed on {where}: the store is full ({hint})")
     return StorageUnavailableError(f"{what} failed on {where}: {hint}")
+
+
+def _is_full(exc: BaseException) -> bool:
+    """An S3-compatible store out of space: HTTP 507 (MinIO's ``XMinioStorageFull``)."""
+    if not isinstance(exc, ClientError):
+        return False
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return status == 507 or exc.response.get("Error", {}).get("Code") == "XMinioStorageFull"
 
 
 class _S3Writer:
