@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from clients.errors import ReliquaryError, VerificationError
+from registry.core.canonical import loads_strict
 from registry.core.digest import Algorithm, Digest
 from registry.core.errors import InvalidDigestError, InvalidNumberError
 from registry.core.merkle import HASH_SIZE
@@ -61,8 +62,8 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
         ReliquaryError: the body is not a JSON object.
     """
     try:
-        body = response.json()
-    except ValueError:
+        body = loads_strict(response.content)
+    except ValueError:  # InvalidJSONError: also too deep, duplicate keys, huge numbers
         body = None
     if not isinstance(body, dict):
         raise ReliquaryError(
@@ -111,8 +112,8 @@ def json_list(response: httpx.Response, field: str | None = None) -> list[dict[s
         ReliquaryError: the body is not that shape.
     """
     try:
-        body: Any = response.json()
-    except ValueError:
+        body: Any = loads_strict(response.content)
+    except ValueError:  # InvalidJSONError: also too deep, duplicate keys, huge numbers
         body = None
     if field is not None:
         body = body.get(field) if isinstance(body, dict) else None

@@ -17,10 +17,11 @@ Invariants:
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
+
+from registry.core.canonical import loads_strict
 
 PROBLEM_BASE = "https://reliquary.dev/problems/"
 LOGIN_HINT = "check the token: run `reliquary login` to store a valid one"
@@ -112,8 +113,8 @@ def _problem_of(response: httpx.Response) -> dict[str, Any] | None:
     if response.request.method == "HEAD" or "json" not in response.headers.get("content-type", ""):
         return None
     try:
-        body = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError, httpx.ResponseNotRead):
+        body = loads_strict(response.content)
+    except (ValueError, httpx.ResponseNotRead):  # InvalidJSONError is a ValueError
         return None
     return body if isinstance(body, dict) else None
 

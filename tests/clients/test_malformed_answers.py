@@ -49,3 +49,27 @@ def test_a_retry_after_that_is_not_ascii_digits_keeps_the_clients_backoff() -> N
     ):
         assert client.resolve("acme/demo", "v1") == {"digest": "blake3:x"}
         assert fake.seen.count("GET /v1/resolve") == 2
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize(
+    "body", [DEEP, b'{"digest":"blake3:x","digest":"blake3:y"}', b'{"n":' + b"9" * 5000 + b"}"]
+)
+def test_an_answer_that_is_not_strict_json_is_a_clear_error(body: bytes) -> None:
+    """Too deep (RecursionError in a recursive parser), duplicate keys, huge numbers."""
+    script: dict[str, list[Answer]] = {
+        "GET /v1/resolve": [(200, {"content-type": "application/json"}, body)],
+        "GET /v1/artifacts": [(500, {"content-type": "application/problem+json"}, body)],
+    }
+    with (
+        fake_registry(script) as fake,
+        RegistryClient(fake.url, "t", max_retries=0) as client,
+    ):
+        with pytest.raises(ReliquaryError) as answer:
+            client.resolve("acme/demo", "v1")
+        assert "without a JSON object" in str(answer.value)
+        with pytest.raises(ReliquaryError) as failure:
+            client.list_artifacts()
+        assert failure.value.status == 500
