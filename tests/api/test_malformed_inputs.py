@@ -16,8 +16,6 @@ from registry.db.models import Base
 from tests.conftest import Api, Deployment
 from tests.support.malformed import CASES, MalformedCase, prepare, send
 
-LEAD_OWNED = "the channel history cursor is parsed in registry/domain/channels (the lead's)"
-
 
 def database_rows(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table, in a stable order: what "nothing changed" compares."""
@@ -30,13 +28,7 @@ def database_rows(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
         }
 
 
-def _marks(case: MalformedCase) -> list[pytest.MarkDecorator]:
-    if case.id.startswith("history-cursor-"):
-        return [pytest.mark.xfail(strict=True, reason=LEAD_OWNED)]
-    return []
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=_marks(c)) for c in CASES])
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in CASES])
 def test_malformed_input_is_refused_with_a_problem_and_changes_nothing(
     api: Api, deployment: Deployment, case: MalformedCase
 ) -> None:
