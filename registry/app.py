@@ -22,6 +22,7 @@ from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from sqlalchemy import Engine
 
+from registry.accesslog import quiet_routine_requests
 from registry.allow import AllowMiddleware
 from registry.core.checkpoint import NoteSigner
 from registry.core.keys import SigningKey
@@ -325,4 +326,5 @@ def create_asgi(settings: Settings, *, services: Services | None = None) -> Fast
 
 def app_from_env() -> FastPath:
     """Factory for ``uvicorn --factory``: settings from ``RELIQUARY_*`` variables."""
+    quiet_routine_requests()  # no access line for a worker's empty claims
     return create_asgi(Settings.from_env())

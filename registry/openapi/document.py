@@ -168,8 +168,10 @@ def _complete_operation(
         op["x-reliquary-fast-path"] = True
     params: list[dict[str, Any]] = [*op.get("parameters", []), *copy.deepcopy(doc.parameters)]
     for param in params:
-        if param["in"] == "path" and param["name"] == "digest":
-            param["schema"] = {**param.get("schema", {}), "pattern": DIGEST_PATTERN}
+        if param["in"] in ("path", "query") and param["name"] == "digest":
+            schema = {k: v for k, v in param.get("schema", {}).items() if k != "default"}
+            param["schema"] = {**schema, "pattern": DIGEST_PATTERN}
+            param["required"] = True  # a commit without ?digest= is refused
             param.setdefault("description", "blake3:<64 hex> or sha256:<64 hex>")
         if param["name"] in doc.examples:
             param["example"] = doc.examples[param["name"]]
@@ -186,7 +188,9 @@ def _complete_operation(
             responses[code] = _resolve_links(copy.deepcopy(answer), operation_ids)
     for status in _error_statuses(op, route.roles, doc):
         responses.setdefault(status, _problem_answer(status))
-    op["responses"] = dict(sorted(responses.items(), key=lambda kv: (kv[0][0], "X" in kv[0])))
+    op["responses"] = dict(
+        sorted(responses.items(), key=lambda kv: (kv[0][0], "X" in kv[0], kv[0]))
+    )
 
 
 def _resolve_links(answer: dict[str, Any], operation_ids: dict[str, str]) -> dict[str, Any]:

@@ -40,16 +40,23 @@ class ServerProcess:
     env: dict[str, str]
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    log_level: str = "warning"
+    output: Path | None = None  # where its stdout and stderr go (appended); inherited when None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout_seconds: float = 30) -> None:
+        log = None if self.output is None else self.output.open("ab")
         self.process = subprocess.Popen(
-            [SERVER, "serve", "--port", str(self.port), "--log-level", "warning"],
+            [SERVER, "serve", "--port", str(self.port), "--log-level", self.log_level],
             env={**os.environ, **self.env},
+            stdout=log,
+            stderr=log,
         )
+        if log is not None:
+            log.close()  # the child holds its own descriptor
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
