@@ -64,15 +64,23 @@ class JobsApi:
             "POST", path, retry=retry, headers={"content-type": JSON}, body=content
         )
 
-    def claim_job(self, profiles: list[str], worker: str) -> dict[str, Any] | None:
+    def claim_job(
+        self, profiles: list[str], worker: str, *, wait_seconds: float = 0.0
+    ) -> dict[str, Any] | None:
         """Lease the oldest queued job of ``profiles``; None when there is none. Worker role.
 
+        ``wait_seconds`` (at most 30, and below the client's timeout) long-polls: the
+        registry holds the request until a job is claimable or that time has passed.
         The job carries ``id``, ``artifact`` (blake3 digest), ``profile``, ``attempts``
         and ``lease_expires_at``.
+
+        Raises:
+            InvalidRequestError: also from registries older than ``wait_seconds``.
         """
-        response = self._post(
-            "/v1/jobs/claim", {"profiles": profiles, "worker": worker}, Retry.CONNECT_ONLY
-        )
+        body: dict[str, Any] = {"profiles": profiles, "worker": worker}
+        if wait_seconds:
+            body["wait_seconds"] = wait_seconds
+        response = self._post("/v1/jobs/claim", body, Retry.CONNECT_ONLY)
         if response.status_code == 204:
             return None
         return _job(json_object(response), profiles=profiles)

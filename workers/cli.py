@@ -64,7 +64,15 @@ def main() -> None:
     type=float,
     default=2.0,
     show_default=True,
-    help="Seconds between claims while the queue is empty.",
+    help="Seconds between claims while the queue is empty (registries that do not long-poll).",
+)
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(0, 30),
+    default=20.0,
+    show_default=True,
+    help="Seconds the registry may hold a claim until a job comes (long poll; 0: poll).",
 )
 @click.option(
     "--run-timeout", type=float, default=1800.0, show_default=True, help="Seconds one run may take."
@@ -85,6 +93,7 @@ def run(
     once: bool,
     max_jobs: int | None,
     poll_seconds: float,
+    wait_seconds: float,
     run_timeout: float,
     work_dir: Path | None,
     name: str | None,
@@ -130,7 +139,9 @@ def run(
                 f"key {key.public.keyid} is not a registered, unrevoked worker key; register it: "
                 f"reliquary keys register {public_key_path(key_path)} --role worker"
             )
-        worker = Worker(client, options, name=name, poll_seconds=poll_seconds)
+        worker = Worker(
+            client, options, name=name, poll_seconds=poll_seconds, wait_seconds=wait_seconds
+        )
         worker.install_signal_handlers()
         handled = worker.run(once=once, max_jobs=max_jobs)
     logging.getLogger("reliquary.worker").info("stopped after %d job(s)", handled)

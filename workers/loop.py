@@ -8,7 +8,12 @@ Invariants:
   with a reason (queued again when ``Refusal.retry``), or abandoned to lease expiry
   (the process died). A dead worker delays a job, never loses it.
 - First SIGTERM/SIGINT: finish the current job, then exit. Second: kill the run, give
-  the lease back (``fail`` with retry), exit.
+  the lease back (``fail`` with retry), exit. A signal while waiting for a job (a
+  long-polled claim) ends the wait at once; should the registry have leased a job in
+  that instant, the answer is lost and that lease expires (as for any lost answer).
+- Idle, the worker long-polls (``wait_seconds``): the registry answers as soon as a
+  job is claimable, so jobs start at once and an idle worker asks rarely. Against a
+  registry that does not long-poll, it asks every ``poll_seconds``.
 """
 
 from __future__ import annotations
@@ -23,11 +28,15 @@ from types import FrameType
 from typing import Any
 
 from clients.client import RegistryClient
-from clients.errors import RefusedError, ReliquaryError, TransportError
+from clients.errors import InvalidRequestError, RefusedError, ReliquaryError, TransportError
 from workers.errors import Refusal
 from workers.verify import Verification, WorkerOptions
 
 log = logging.getLogger("reliquary.worker")
+
+
+class _WaitInterruptedError(BaseException):  # raised by the signal handler, like KeyboardInterrupt
+    """A signal came while the worker was only waiting for a job: stop waiting."""
 
 
 class Heartbeat(threading.Thread):
@@ -70,6 +79,7 @@ class Worker:
         *,
         name: str | None = None,
         poll_seconds: float = 2.0,
+        wait_seconds: float = 20.0,
     ) -> None:
         self.client = client
         self.options = options
@@ -77,6 +87,8 @@ class Worker:
             f"{socket.gethostname()}/{options.profile.name}/{options.key.public.keyid[:12]}"
         )
         self.poll_seconds = poll_seconds
+        self.wait_seconds = wait_seconds  # long poll per claim; 0: poll every poll_seconds
+        self._waiting = False  # inside a long-polled claim, holding no job
         self.stopping = threading.Event()  # finish the current job, take no more
         self.aborting = threading.Event()  # give the current job back now
         self.done = 0
@@ -92,6 +104,8 @@ class Worker:
                     signal.Signals(signum).name,
                 )
                 self.stopping.set()
+                if self._waiting:
+                    raise _WaitInterruptedError
 
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
@@ -102,20 +116,39 @@ class Worker:
             "worker %s serving %s at %s", self.name, self.options.profile.name, self.client.base_url
         )
         while not self.stopping.is_set() and (max_jobs is None or self.done < max_jobs):
+            wait = 0.0 if once else self.wait_seconds
             try:
-                job = self.client.claim_job([self.options.profile.name], self.name)
+                job = self._claim(wait)
+            except _WaitInterruptedError:
+                break
             except (TransportError, ReliquaryError) as exc:
+                if wait and isinstance(exc, InvalidRequestError):  # a registry without it
+                    log.warning("the registry does not long-poll claims (%s); polling", exc)
+                    self.wait_seconds = 0.0
+                    continue
                 log.warning("cannot claim a job (%s); retrying in %.0f s", exc, self.poll_seconds)
                 self.stopping.wait(self.poll_seconds)
                 continue
             if job is None:
                 if once:
                     break
-                self.stopping.wait(self.poll_seconds)
+                if not wait:
+                    self.stopping.wait(self.poll_seconds)
                 continue
             self.handle(job)
             self.done += 1
         return self.done
+
+    def _claim(self, wait: float) -> dict[str, Any] | None:
+        """One claim; a long poll (``wait`` > 0) is cut short by a signal (it raises
+        ``_WaitInterruptedError``)."""
+        self._waiting = wait > 0
+        try:
+            if self.stopping.is_set():
+                raise _WaitInterruptedError
+            return self.client.claim_job([self.options.profile.name], self.name, wait_seconds=wait)
+        finally:
+            self._waiting = False
 
     def handle(self, job: dict[str, Any]) -> None:
         job_id = str(job["id"])

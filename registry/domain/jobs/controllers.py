@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import anyio.to_thread
@@ -27,6 +29,13 @@ def _token(request: AnyRequest) -> str:
     return token_id
 
 
+async def _watch_for_hang_up(request: AnyRequest, gone: asyncio.Event) -> None:
+    """Set ``gone`` when the client disconnects (its body was read: only that comes)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    gone.set()
+
+
 class JobController(Controller):
     path = "/v1/jobs"
     guards = [workers]
@@ -35,9 +44,21 @@ class JobController(Controller):
     async def claim(
         self, request: AnyRequest, data: JSONBody[Claim], job_service: JobServiceDep
     ) -> Response[Job | None]:
-        job = await anyio.to_thread.run_sync(
-            job_service.claim, data.profiles, _token(request), data.worker
-        )
+        if not data.wait_seconds:
+            job = await anyio.to_thread.run_sync(
+                job_service.claim, data.profiles, _token(request), data.worker
+            )
+            return Response(job, status_code=200 if job is not None else 204)
+        gone = asyncio.Event()
+        watcher = asyncio.create_task(_watch_for_hang_up(request, gone))
+        try:
+            job = await job_service.claim_waiting(
+                data.profiles, _token(request), data.worker, data.wait_seconds, gone
+            )
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         return Response(job, status_code=200 if job is not None else 204)
 
     @post("/{job_id:str}/heartbeat", status_code=200)

@@ -40,6 +40,13 @@ class JobRepository:
         expired, queued = _CLAIM[self._postgres]
         return self.session.scalar(expired, params) or self.session.scalar(queued, params)
 
+    def any_claimable(self, profiles: Sequence[str], token_id: str, now: datetime) -> bool:
+        """Whether ``next_claimable`` would find a job now; locks nothing (a cheap read
+        for claims that wait)."""
+        params = {"profiles": list(profiles), "token": token_id, "now": now}
+        expired, queued = _CLAIM[False]
+        return any(self.session.scalar(q, params) is not None for q in (expired, queued))
+
     def of_artifact(self, digest_hex: str) -> list[JobRow]:
         return list(
             self.session.scalars(

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import msgspec
+
+MAX_CLAIM_WAIT_SECONDS = 30.0
 
 
 class Claim(msgspec.Struct, forbid_unknown_fields=True):
     profiles: list[str]
     worker: str = ""
+    # long poll: hold the claim up to this long until a job is claimable (0: answer at once)
+    wait_seconds: Annotated[float, msgspec.Meta(ge=0, le=MAX_CLAIM_WAIT_SECONDS)] = 0.0
 
 
 class Failure(msgspec.Struct, forbid_unknown_fields=True):

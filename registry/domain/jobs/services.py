@@ -10,16 +10,23 @@ Invariants:
   worker's signed statement through the attestation checks; nothing bypasses them.
 - One worker (token) never holds two jobs of the same artifact and profile, so
   ``min_workers`` means distinct workers.
+- A waiting claim (``claim_waiting``) holds no lock and no transaction while it
+  waits: it claims at once when a job is claimable, is woken when this process
+  queues one (``WorkSignal``) and otherwise reads the queue every
+  ``CLAIM_POLL_SECONDS`` (jobs queued by other replicas, leases that expired).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import threading
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
+import anyio.to_thread
 from cachetools import LRUCache
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -35,6 +42,7 @@ from registry.domain.artifacts.services import ArtifactService
 from registry.domain.attestations.services import Accepted, AttestationService
 from registry.domain.jobs.repositories import JobRepository
 from registry.domain.jobs.schemas import Job
+from registry.domain.jobs.signal import WorkSignal
 from registry.domain.system.metrics import Metrics
 from registry.errors import (
     AttestationRejectedError,
@@ -44,6 +52,7 @@ from registry.errors import (
 )
 
 MAX_CLAIM_SCAN = 20
+CLAIM_POLL_SECONDS = 1.0  # how often a waiting claim reads the queue between wake-ups
 NONDETERMINISTIC = "nondeterministic: "
 FindingRecorder = Callable[[Session, StoredManifest, str, str, Mapping[str, str], str | None], None]
 """Records a nondeterminism finding in the caller's transaction (see channels.verification)."""
@@ -83,6 +92,11 @@ def _new(digest_hex: str, profile: str, max_attempts: int, now: datetime) -> Job
     )
 
 
+async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()
+
+
 class JobService:
     def __init__(
         self,
@@ -110,6 +124,7 @@ class JobService:
         # the write (the write transaction checks the lease again, authoritatively)
         self._leases: LRUCache[str, tuple[str, str, datetime]] = LRUCache(maxsize=10_000)
         self._leases_lock = threading.Lock()
+        self.work = WorkSignal()  # jobs this process made claimable wake waiting claims
 
     def required(self, parsed: ParsedManifest) -> dict[str, int]:
         """Jobs the policy needs for this artifact: profile -> workers (over all channels)."""
@@ -124,11 +139,14 @@ class JobService:
     def enqueue_required(self, session: Session, parsed: ParsedManifest) -> None:
         """Called in the push transaction: one job per worker the policy requires."""
         now = datetime.now(UTC)
-        for profile, count in self.required(parsed).items():
+        need = self.required(parsed)
+        for profile, count in need.items():
             session.add_all(
                 _new(parsed.digests.blake3.hex, profile, self.max_attempts, now)
                 for _ in range(count)
             )
+        if need:
+            after_commit(session, self.work.notify)
 
     def request(self, ref: Digest, profile: str, count: int) -> list[Job]:
         """More verification of ``ref`` by ``count`` workers of ``profile``."""
@@ -143,6 +161,7 @@ class JobService:
         rows = [_new(stored.digest.hex, profile, self.max_attempts, now) for _ in range(count)]
         with self._writes.begin() as session:
             session.add_all(rows)
+        self.work.notify()
         return [_dto(r) for r in rows]
 
     def claim(self, profiles: list[str], token_id: str, worker: str) -> Job | None:
@@ -174,6 +193,49 @@ class JobService:
                 return None
         self._remember_lease(row)
         return claimed
+
+    async def claim_waiting(
+        self,
+        profiles: list[str],
+        token_id: str,
+        worker: str,
+        wait_seconds: float,
+        gone: asyncio.Event | None = None,
+    ) -> Job | None:
+        """``claim``, waiting up to ``wait_seconds`` for a claimable job (long poll); None
+        when none came in time or ``gone`` was set (the client hung up).
+
+        Raises:
+            InvalidRequestError: see ``claim`` (before any waiting).
+        """
+        deadline = time.monotonic() + wait_seconds
+        gone = gone or asyncio.Event()
+        wake = asyncio.Event()  # set by a notify, or when the client goes
+        stop_waking = asyncio.create_task(_relay(gone, wake))
+        try:
+            since = self.work.generation
+            job = await anyio.to_thread.run_sync(self.claim, profiles, token_id, worker)
+            while job is None:
+                wake.clear()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or gone.is_set():
+                    return None
+                notified = await self.work.wait(since, min(CLAIM_POLL_SECONDS, remaining), wake)
+                since = self.work.generation
+                if gone.is_set():
+                    return None
+                if notified or await anyio.to_thread.run_sync(
+                    self.any_claimable, profiles, token_id
+                ):
+                    job = await anyio.to_thread.run_sync(self.claim, profiles, token_id, worker)
+            return job
+        finally:
+            stop_waking.cancel()
+
+    def any_claimable(self, profiles: list[str], token_id: str) -> bool:
+        """Whether a claim by this worker would find a job now (a read; locks nothing)."""
+        with self._reads() as session:
+            return JobRepository(session).any_claimable(profiles, token_id, datetime.now(UTC))
 
     def _remember_lease(self, row: JobRow) -> None:
         if row.worker_token is not None and row.lease_expires_at is not None:
@@ -322,6 +384,7 @@ class JobService:
             row.lease_expires_at = None
             if retry and not nondeterministic and row.attempts < row.max_attempts:
                 row.state, row.worker_token, row.worker_name = "queued", None, None
+                after_commit(session, self.work.notify)
             else:
                 row.state = "failed"
                 after_commit(session, self._metrics.jobs_failed.labels(profile=row.profile).inc)
