@@ -328,6 +328,44 @@ class S3BlobStore:
         except _BOTO_ERRORS as exc:
             raise _unavailable(exc, "signing a download URL", self.description) from exc
 
+    # -- small records beside the blobs (the log witness): never blobs, never listed as such
+    def put_record(self, relative: str, data: bytes) -> None:
+        """Write a small object at ``<prefix><relative>``. Raises StorageUnavailableError."""
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self.key(relative), Body=data)
+        except _BOTO_ERRORS as exc:
+            raise _unavailable(exc, f"writing {relative}", self.description) from exc
+
+    def get_record(self, relative: str) -> bytes:
+        """Raises StoredBlobMissingError, StorageUnavailableError."""
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.key(relative))
+            data: bytes = body["Body"].read()
+        except _BOTO_ERRORS as exc:
+            if _is_not_found(exc):
+                raise StoredBlobMissingError(f"no record {relative}") from exc
+            raise _unavailable(exc, f"reading {relative}", self.description) from exc
+        return data
+
+    def list_records(self, relative_prefix: str) -> list[str]:
+        """The records under ``relative_prefix``, relative names, sorted."""
+        names: list[str] = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.key(relative_prefix)
+            )
+            for page in pages:
+                names += [o["Key"][len(self.prefix) :] for o in page.get("Contents", [])]
+        except _BOTO_ERRORS as exc:
+            raise _unavailable(exc, f"listing {relative_prefix}", self.description) from exc
+        return sorted(names)
+
+    def delete_record(self, relative: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self.key(relative))
+        except _BOTO_ERRORS as exc:
+            raise _unavailable(exc, f"deleting {relative}", self.description) from exc
+
     def key(self, relative: str) -> str:
         return self.prefix + relative
 

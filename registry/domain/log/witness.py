@@ -40,9 +40,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from registry.storage.base import StorageUnavailableError
 from registry.storage.s3 import S3BlobStore
 
 KEEP_OBJECTS = 16
@@ -140,51 +137,27 @@ class FileWitness:
 
 
 class StoreWitness:
-    """Witness objects in an S3 bucket: ``<prefix>_witness/<size, 20 digits>``."""
+    """Witness objects in an S3 bucket: ``<prefix>_witness/<log id>/<size, 20 digits>``."""
 
     def __init__(self, store: S3BlobStore, log: str) -> None:
         self._store = store
         self._log = log
-        self._prefix = store.key(f"_witness/{log}/")
+        self._prefix = f"_witness/{log}/"
 
     def describe(self) -> str:
-        return f"s3://{self._store.bucket}/{self._prefix}"
-
-    def _names(self) -> list[str]:
-        names: list[str] = []
-        pages = self._store.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self._store.bucket, Prefix=self._prefix
-        )
-        for page in pages:
-            names += [o["Key"] for o in page.get("Contents", []) if "Key" in o]
-        return sorted(names)
+        return f"s3://{self._store.bucket}/{self._store.key(self._prefix)}"
 
     def largest(self) -> Witnessed | None:
-        try:
-            names = self._names()
-            if not names:
-                return None
-            body = self._store.client.get_object(Bucket=self._store.bucket, Key=names[-1])
-            data = body["Body"].read()
-        except (BotoCoreError, ClientError) as exc:
-            raise StorageUnavailableError(
-                f"reading the log witness {self.describe()}: {exc}"
-            ) from exc
+        names = self._store.list_records(self._prefix)
+        if not names:
+            return None
+        data = self._store.get_record(names[-1])
         return Witnessed.from_json(data, self._log, f"s3://{self._store.bucket}/{names[-1]}")
 
     def record(self, witnessed: Witnessed) -> None:
-        key = f"{self._prefix}{witnessed.size:020d}"
-        try:
-            self._store.client.put_object(
-                Bucket=self._store.bucket, Key=key, Body=witnessed.to_json(self._log)
-            )
-            names = self._names()
-            for stale in names[:-KEEP_OBJECTS]:
-                self._store.client.delete_object(Bucket=self._store.bucket, Key=stale)
-        except (BotoCoreError, ClientError) as exc:
-            raise StorageUnavailableError(
-                f"writing the log witness {self.describe()}: {exc}"
-            ) from exc
+        self._store.put_record(f"{self._prefix}{witnessed.size:020d}", witnessed.to_json(self._log))
+        for stale in self._store.list_records(self._prefix)[:-KEEP_OBJECTS]:
+            self._store.delete_record(stale)
 
 
 class Witnesses:
