@@ -107,7 +107,8 @@ def check_database(settings: Settings) -> None:
 
 
 def check_server_paths(settings: Settings) -> None:
-    """Everything ``serve`` writes: the database, the blob directory, a new log key.
+    """Everything ``serve`` writes: the database, the blob directory, a new log key,
+    the log witness.
 
     Raises:
         UnwritablePathError: see ``check_directory`` and ``check_file``.
@@ -122,6 +123,17 @@ def check_server_paths(settings: Settings) -> None:
         )
     if settings.embedded:  # creates its log key on first start
         check_log_key(settings)
+    check_directory(
+        settings.log.witness_file.parent,
+        "the log witness's directory",
+        "Make it writable by this user, or put the witness elsewhere "
+        "(RELIQUARY_LOG_WITNESS_FILE); the log key itself may stay read-only",
+    )
+    check_file(
+        settings.log.witness_file,
+        "the log witness",
+        "Make it writable by this user (it only ever grows: never delete it)",
+    )
 
 
 def check_log_key(settings: Settings) -> None:

@@ -130,3 +130,26 @@ def test_a_read_only_blob_directory_is_named(tmp_path: Path) -> None:
     with read_only(blobs):
         done = server_cli(data, "serve", "--port", str(free_port()))
     assert_one_clear_line(done, blobs, "not writable", "RELIQUARY_BLOB_DIR")
+
+
+def test_a_read_only_key_directory_needs_a_writable_witness(tmp_path: Path) -> None:
+    """The log key may be a read-only secret; the witness beside it must then be put
+    where it can grow (RELIQUARY_LOG_WITNESS_FILE), and serve says so before starting."""
+    data = tmp_path / "data"
+    assert server_cli(data, "db", "upgrade").returncode == 0
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    assert (
+        server_cli(data, "log-key", "create", "--log-key-file", str(keys / "k.pem")).returncode == 0
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELIQUARY_")}
+    env |= {"RELIQUARY_DATA_DIR": str(data), "RELIQUARY_LOG_KEY_FILE": str(keys / "k.pem")}
+    with read_only(keys):
+        done = subprocess.run(
+            [SERVER, "serve", "--port", str(free_port())],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert_one_clear_line(done, keys, "not writable", "RELIQUARY_LOG_WITNESS_FILE")

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from registry.errors import ServiceUnavailableError
 from registry.storage.s3 import S3BlobStore
 
 KEEP_OBJECTS = 16
@@ -117,6 +118,17 @@ class FileWitness:
         return self._read()
 
     def record(self, witnessed: Witnessed) -> None:
+        """Raises ServiceUnavailableError: the file cannot be written."""
+        try:
+            self._record(witnessed)
+        except OSError as exc:
+            raise ServiceUnavailableError(
+                f"cannot write the log witness {self.path}: {exc.strerror or exc}; no "
+                "checkpoint is signed until it can be. Make it writable, or point "
+                "RELIQUARY_LOG_WITNESS_FILE at a writable place (keep the old file's content)"
+            ) from exc
+
+    def _record(self, witnessed: Witnessed) -> None:
         with self._locked():
             current = self._read()
             if current is not None and current.size >= witnessed.size:
