@@ -116,7 +116,25 @@ def _log_problem(services: Any) -> str | None:
     return None
 
 
-@click.group()
+class _Commands(click.Group):
+    """Admin commands end with one line, not a traceback, when the database or the blob
+    store is full or unreachable (the API answers the same as 507 / 503 problems)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from registry.db.errors import DatabaseFullError
+        from registry.storage import StorageError
+
+        try:
+            return super().invoke(ctx)
+        except DatabaseFullError as exc:
+            raise click.ClickException(
+                f"the database is full ({exc}); nothing was written: free space and retry"
+            ) from None
+        except StorageError as exc:
+            raise click.ClickException(f"the blob store failed: {exc}") from None
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """Reliquary registry server and administration."""
 
