@@ -64,7 +64,7 @@ from registry.domain.system.controllers import SystemController
 from registry.domain.system.metrics import Metrics
 from registry.domain.system.services import HealthService
 from registry.fastpath import FastPath
-from registry.http import MetricsMiddleware, StrictJSONRequest, problem_response
+from registry.http import MetricsMiddleware, StrictJSONRequest, problem_response, refuse_nul
 from registry.openapi import openapi_config
 from registry.settings import Settings
 from registry.storage import BlobStore, StorageError
@@ -309,6 +309,7 @@ def create_app(
         ),
         exception_handlers={Exception: problem_response},
         request_class=StrictJSONRequest,
+        before_request=refuse_nul,
         middleware=[DefineMiddleware(MetricsMiddleware, metrics=svc.metrics), AllowMiddleware],
         lifespan=[lifespan],
         request_max_body_size=settings.limits.max_json_body_bytes,

@@ -1,5 +1,6 @@
-"""Cross-cutting HTTP: problem+json responses, the metrics middleware, and the request
-class whose JSON bodies go through the one strict parser (``loads_strict``)."""
+"""Cross-cutting HTTP: problem+json responses, the metrics middleware, the request
+class whose JSON bodies go through the one strict parser (``loads_strict``), and the
+hook that refuses NUL characters in paths and queries."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from registry.core.canonical import loads_strict
 from registry.domain.system.metrics import Metrics
-from registry.errors import AuthenticationRequiredError, RegistryError
+from registry.errors import AuthenticationRequiredError, InvalidRequestError, RegistryError
 from registry.problems import MEDIA_TYPE, extra_of, kind_of, problem_body, slug_for_status
 
 log = logging.getLogger("reliquary.http")
@@ -83,7 +84,56 @@ class StrictJSONRequest(Request[Any, Any, Any]):
     """
 
     async def json(self) -> Any:
-        return loads_strict(await self.body() or b"null")
+        value = loads_strict(await self.body() or b"null")
+        where = _nul_in(value, "")
+        if where is not None:
+            raise InvalidRequestError(
+                f"the JSON body holds a NUL character (\\u0000) at {where or '/'}; "
+                f"no field accepts it"
+            )
+        return value
+
+
+def _nul_in(value: Any, where: str) -> str | None:
+    """The JSON pointer of the first string (key or value) holding NUL in ``value``, or
+    None. ``loads_strict`` bounds the nesting, so the recursion is bounded too."""
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                return where
+            found = _nul_in(item, f"{where}/{key}")
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_in(item, f"{where}/{index}")
+            if found is not None:
+                return found
+    return None
+
+
+def refuse_nul(request: Request[Any, Any, Any]) -> None:
+    """Before every handler: no NUL character (U+0000, ``%00``) in the path or the query.
+
+    PostgreSQL can neither store nor compare text holding NUL (SQLite can), so such a
+    value answered 500 on one deployment and was taken on the other; no name, id,
+    digest, cursor or filter needs it. JSON bodies are held to the same rule by
+    ``StrictJSONRequest``.
+
+    Raises:
+        InvalidRequestError: the decoded path or a query parameter holds NUL.
+    """
+    if "\x00" in request.scope["path"]:
+        raise InvalidRequestError(
+            "the path holds a NUL character (%00); no path segment accepts it"
+        )
+    for name, value in request.query_params.multi_items():
+        if "\x00" in name or "\x00" in value:
+            raise InvalidRequestError(
+                f"query parameter {name!r} holds a NUL character (%00); no parameter accepts it"
+            )
 
 
 class MetricsMiddleware:
