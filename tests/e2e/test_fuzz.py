@@ -68,8 +68,9 @@ def test_fuzzing_the_document_finds_no_server_error_and_only_problems(
 def test_the_malformed_inputs_as_explicit_cases_answer_documented_problems(
     server: tuple[ServerProcess, str],
 ) -> None:
-    """Each case of tests/support/malformed.py, sent as an explicit schemathesis case: the
-    answer is a 4xx problem of a documented status, media type and Problem type."""
+    """Each case of tests/support/malformed.py (and the NUL cases a longer fuzz run found),
+    sent as an explicit schemathesis case: the answer is a 4xx problem of a documented
+    status, media type and Problem type."""
     proc, admin = server
     with httpx.Client(base_url=proc.url, timeout=120) as client:
         auth = {"authorization": f"Bearer {admin}"}
@@ -86,8 +87,26 @@ def test_the_malformed_inputs_as_explicit_cases_answer_documented_problems(
             case.path.format(**targets),
             {**case.headers, "authorization": f"Bearer {tokens[case.role]}".encode()},
             case.body,
+            case.expect,
         )
         for case in CASES
+    ]
+    admin_json = {"authorization": f"Bearer {admin}".encode(), "content-type": b"application/json"}
+    requests += [  # what a longer fuzz run found: NUL, which PostgreSQL cannot hold
+        Request(
+            "nul-in-query",
+            "GET",
+            f"/v1/artifacts/{targets['artifact']}/attestations?predicate_type=%00x",
+            admin_json,
+        ),
+        Request("nul-in-path", "DELETE", "/v1/uploads/%00abc", admin_json),
+        Request(
+            "nul-in-json",
+            "POST",
+            "/v1/tokens",
+            admin_json,
+            b'{"role":"reader","description":"\\u0000"}',
+        ),
     ]
     assert len(requests) >= 30
     assert replay(proc.url, admin, requests) == []

@@ -177,6 +177,7 @@ class Request:
     path: str
     headers: Mapping[str, bytes]
     body: bytes | None = None
+    expect: frozenset[int] = frozenset({400})  # the statuses it may answer
 
 
 def _operation_for(schema: Any, method: str, path: str) -> tuple[Any, dict[str, str]]:
@@ -193,7 +194,8 @@ def _operation_for(schema: Any, method: str, path: str) -> tuple[Any, dict[str, 
 
 
 def replay(base_url: str, token: str, requests: Iterable[Request]) -> list[str]:
-    """Send each request as an explicit schemathesis case; every check of ``fuzz`` applies.
+    """Send each request as an explicit schemathesis case; every check of ``fuzz`` applies,
+    and its status must be one it ``expect``s.
 
     Returns one line per request whose answer failed a check.
     """
@@ -211,6 +213,8 @@ def replay(base_url: str, token: str, requests: Iterable[Request]) -> list[str]:
             media_type=request.headers.get("content-type", b"").decode() or None,
         )
         response = case.call(headers=dict(request.headers))
+        if response.status_code not in request.expect:
+            failures.append(f"{request.id}: {response.status_code}, not {sorted(request.expect)}")
         try:
             case.validate_response(response, headers=dict(request.headers))
         except schemathesis.errors.FailureGroup as group:
