@@ -97,7 +97,8 @@ def _reject_constant(name: str) -> Any:
 
 def loads_strict(data: bytes) -> Any:
     """Parse UTF-8 JSON, refusing duplicate keys, NaN/Infinity, invalid UTF-8, number
-    literals over ``MAX_NUMBER_CHARS`` characters and nesting deeper than ``MAX_DEPTH``.
+    literals over ``MAX_NUMBER_CHARS`` characters, nesting deeper than ``MAX_DEPTH``
+    and NUL characters in strings (no database text column can hold one).
 
     The caller bounds the size of ``data`` before calling.
 
@@ -115,7 +116,7 @@ def loads_strict(data: bytes) -> Any:
             "objects are accepted"
         )
     try:
-        return json.loads(
+        value = json.loads(
             text,
             object_pairs_hook=_reject_duplicates,
             parse_constant=_reject_constant,
@@ -124,6 +125,29 @@ def loads_strict(data: bytes) -> Any:
         )
     except json.JSONDecodeError as exc:
         raise InvalidJSONError(f"body is not JSON: {exc}") from exc
+    # a NUL can only arrive escaped (raw control characters are not JSON): look only then
+    if "\\u0000" in text and _holds_nul(value):
+        raise InvalidJSONError(
+            "a JSON string holds a NUL character (\\u0000); names, labels and text "
+            "fields cannot contain it"
+        )
+    return value
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether any key or string in ``value`` contains U+0000 (iterative: no recursion)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending += item.keys()
+            pending += item.values()
+        elif isinstance(item, list):
+            pending += item
+    return False
 
 
 def require_canonical(data: bytes) -> Any:

@@ -246,3 +246,15 @@ def test_evidence_edited_into_the_database_counts_for_nothing(
         assert promote(api, raw).status_code == 409
     finally:
         api.client.__exit__(None, None, None)
+
+
+def test_promoting_what_a_channel_holds_answers_the_first_move(api: Api) -> None:
+    """A retried promote (a lost answer) changes and logs nothing."""
+    v1 = push(api, "v1")
+    first = promote(api, v1)
+    assert first.status_code == 200
+    size = int(api.client.get("/v1/log/checkpoint").text.splitlines()[1])
+    again = promote(api, v1)
+    assert again.status_code == 200
+    assert again.json() == first.json()
+    assert int(api.client.get("/v1/log/checkpoint").text.splitlines()[1]) == size

@@ -19,6 +19,7 @@ The cases, by kind:
   2 000 000 levels deep (``RecursionError`` in every recursive parser), in
   manifests, DSSE envelopes, the base64 statements inside signed envelopes, and
   request bodies;
+- NUL characters in JSON strings (PostgreSQL text cannot hold them);
 - duplicate keys in every JSON body the API parses (last-wins would let
   ``{"role": "reader", "role": "admin"}`` through as admin).
 """
@@ -158,6 +159,9 @@ _MANIFESTS = [
           nested(3000), "RecursionError in a recursive parser"),
     _json("manifest-nested-2000000", "PUT", "/v1/artifacts", "publisher",
           nested(2_000_000), "RecursionError; 4 MB, under the manifest size limit"),
+    _json("manifest-label-nul", "PUT", "/v1/artifacts", "publisher",
+          manifest_bytes("malformed/nul", "v1", {"model.bin": BLOB}, labels={"team": "a\x00b"}),
+          "PostgreSQL text cannot hold NUL (found by the fuzzer)"),
 ]  # fmt: skip
 
 _ATTESTATIONS = "/v1/artifacts/{artifact}/attestations"

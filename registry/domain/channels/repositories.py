@@ -15,6 +15,9 @@ class ChannelRepository:
     def get(self, name: str, channel: str) -> ChannelRow | None:
         return self.session.get(ChannelRow, (name, channel))
 
+    def event(self, log_index: int) -> ChannelEventRow | None:
+        return self.session.get(ChannelEventRow, log_index)
+
     def every(self) -> list[ChannelRow]:
         return list(self.session.scalars(select(ChannelRow)))
 

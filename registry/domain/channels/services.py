@@ -162,7 +162,8 @@ class ChannelService:
         token_id: str | None,
         actor: str | None = None,
     ) -> ChannelEvent:
-        """Point ``channel`` at ``ref`` if the policy allows.
+        """Point ``channel`` at ``ref`` if the policy allows; if it already points there,
+        answer the move that put it there (nothing is logged).
 
         Raises:
             ArtifactNotFoundError; InvalidRequestError (names, reason, or an artifact of
@@ -190,6 +191,12 @@ class ChannelService:
                     requirements=[r.to_dict() for r in requirements],
                     policy_version=self.policy.version,
                 )
+            if current == stored.digest:  # a retried promote: the move it made, nothing new
+                moved = ChannelRepository(session).event(
+                    self._ledger.moves(name, channel)[-1].index
+                )
+                if moved is not None:
+                    return _event(moved)
             return self._move(
                 session, "promote", (name, channel), current, stored.digest, reason, token_id, actor
             )
