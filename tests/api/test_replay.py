@@ -146,3 +146,26 @@ def test_two_keys_signing_the_same_statement_are_two_statements(api: Api) -> Non
 def _log_size(api: Api) -> int:
     body = api.client.get("/v1/log/checkpoint").text
     return int(body.splitlines()[1])
+
+
+def test_one_signer_per_statement_so_no_signature_can_be_stripped_and_replayed(
+    api: Api,
+) -> None:
+    """An envelope with two valid worker signatures is refused (a stripped copy would
+    be a statement never recorded); two signers post one envelope each, and the
+    combined envelope replayed later answers the first acceptance."""
+    raw = push(api, "v1")
+    a, b = key(api, "worker"), key(api, "worker")
+    statement = statement_about(raw, NAME, "v1", intoto.EVALUATION, {"metrics": {"r2": 0.95}})
+    by_a, by_b = signed(statement, a), signed(statement, b)
+    both = json.loads(by_a.to_json())
+    both["signatures"] += json.loads(by_b.to_json())["signatures"]
+    refused = _post(api, raw, json.dumps(both).encode())
+    assert refused.status_code == 422
+    assert "one envelope per signer" in refused.json()["detail"]
+    first = _post(api, raw, by_a.to_json())
+    second = _post(api, raw, by_b.to_json())
+    assert (first.status_code, second.status_code) == (201, 201)
+    again = _post(api, raw, json.dumps(both).encode())
+    assert again.status_code == 200
+    assert again.json()["log_index"] in (first.json()["log_index"], second.json()["log_index"])

@@ -6,9 +6,10 @@ An envelope is stored only after every check passed, in this order:
    predicate is well formed;
 3. a subject carries both digests of the artifact it is posted to (a statement
    about another artifact cannot be replayed here);
-4. a signature comes from a registered, unrevoked key whose role may make this
-   predicate, and it verifies over the PAE of the payload; a reproducibility/v1
-   statement is signed by the worker key it names.
+4. exactly one signature comes from a registered, unrevoked key whose role may make
+   this predicate, and it verifies over the PAE of the payload (signatures by other
+   keys ride along, ignored); a reproducibility/v1 statement is signed by the worker
+   key it names.
 A statement is what one key signed (``dsse.statement_sha256``: payload type, payload,
 keyid), not the envelope's bytes: the same statement posted again, in any encoding or
 beside other signatures, is a no-op that answers the first acceptance and its log
@@ -188,7 +189,14 @@ class AttestationService:
                 found = repo.of_statements(list(statements.values()))
                 if found is not None:  # a statement accepted before, re-encoded: the first
                     return _dto(found), False
-                keyid = keyids[0]
+                if len(keyids) > 1:  # one signer per statement: else a signature could be
+                    # stripped later and the rest replayed as a statement never recorded
+                    raise AttestationRejectedError(
+                        f"the envelope carries valid signatures by {len(keyids)} keys that "
+                        f"may make this statement ({', '.join(k[:16] + '…' for k in keyids)}); "
+                        "post one envelope per signer: each key's statement counts on its own"
+                    )
+                (keyid,) = keyids
                 claimed = statement.predicate.get("worker", keyid)
                 if statement.predicate_type == intoto.REPRODUCIBILITY and claimed != keyid:
                     raise AttestationRejectedError(
