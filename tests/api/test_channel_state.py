@@ -9,6 +9,8 @@ rollback), say why, and ``reliquary-server fsck`` must name it.
 from __future__ import annotations
 
 import subprocess
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from registry.core import intoto
 from registry.core.dsse import statement_sha256
 from registry.core.keys import SigningKey
 from registry.core.roles import Role
+from registry.errors import LogIntegrityError
 from tests.api.test_channels import NAME, key, promote, push
 from tests.conftest import Api, Deployment, api_with_policy
 from tests.support.content import digests, manifest_bytes
@@ -258,3 +261,47 @@ def test_promoting_what_a_channel_holds_answers_the_first_move(api: Api) -> None
     assert again.status_code == 200
     assert again.json() == first.json()
     assert int(api.client.get("/v1/log/checkpoint").text.splitlines()[1]) == size
+
+
+def test_reads_racing_promotes_never_see_a_false_disagreement(
+    deployment: Deployment, api: Api
+) -> None:
+    """One process's ledger is shared by its threads: a reader whose snapshot is older
+    (or, on PostgreSQL, whose row read is newer) than the ledger must still agree."""
+    v1, v2 = push(api, "v1"), push(api, "v2")
+    refs = [digests(v1).blake3, digests(v2).blake3]
+    services = deployment.services()
+    services.channels.promote(NAME, "production", refs[0], "first", None)
+    deadline = time.monotonic() + 4
+    counts = {"ok": 0, "refused": 0}
+    refusals: list[str] = []
+
+    def mover() -> None:
+        i = 1
+        while time.monotonic() < deadline:
+            services.channels.promote(NAME, "production", refs[i % 2], "flip", None)
+            i += 1
+
+    def reader(read: Callable[[], object]) -> None:
+        while time.monotonic() < deadline:
+            try:
+                read()
+                counts["ok"] += 1
+            except LogIntegrityError as exc:
+                counts["refused"] += 1
+                refusals.append(exc.detail)
+
+    reads: list[Callable[[], object]] = [
+        lambda: services.channels.resolve(NAME, "production"),
+        lambda: services.channels.pointers(NAME),
+        lambda: services.channels.status(refs[0], "production"),
+    ]
+    threads = [threading.Thread(target=mover)]
+    threads += [threading.Thread(target=reader, args=(r,)) for r in reads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert counts["refused"] == 0, refusals[:3]
+    assert counts["ok"] > 50
+    assert services.channels.disagreements() == []

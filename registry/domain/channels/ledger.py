@@ -78,14 +78,18 @@ class ChannelLedger:
         with self._follower.lock:
             return sorted(self._moves)
 
-    def check(self, name: str, channel: str, row: ChannelRow | None) -> Digest | None:
+    def check(self, name: str, channel: str, row: ChannelRow | None, horizon: int) -> Digest | None:
         """The digest ``row`` points at, proven to be the channel's latest logged move
-        (None: the channel was never moved).
+        among entries below ``horizon`` (None: the channel was never moved).
+
+        ``horizon`` is the log size the reader's snapshot saw (``horizon`` below): the
+        ledger may already hold moves another thread read from a newer snapshot, which
+        the row cannot reflect yet and which must not make a consistent read look wrong.
 
         Raises:
             LogIntegrityError: the row and the log disagree.
         """
-        moves = self.moves(name, channel)
+        moves = [m for m in self.moves(name, channel) if m.index < horizon]
         latest = moves[-1] if moves else None
         if row is None and latest is None:
             return None
@@ -111,3 +115,10 @@ class ChannelLedger:
                 channel=channel,
             )
         return Digest.blake3(row.digest)
+
+
+def horizon(size_before: int, row: ChannelRow | None) -> int:
+    """The entries a pointer read must agree with: the log size read before the row, or
+    up to the row's own move if that committed in between (READ COMMITTED reads each
+    statement afresh). The ledger is refreshed after the row, so it holds that move."""
+    return size_before if row is None else max(size_before, row.log_index + 1)

@@ -29,7 +29,7 @@ from registry.core.policy import Policy, channel_problem, evaluate
 from registry.db.models import ChannelEventRow, ChannelRow
 from registry.domain.artifacts.services import ArtifactService
 from registry.domain.channels.evidence import Evidence
-from registry.domain.channels.ledger import ChannelLedger
+from registry.domain.channels.ledger import ChannelLedger, horizon
 from registry.domain.channels.repositories import ChannelRepository
 from registry.domain.channels.schemas import (
     ChannelEvent,
@@ -108,21 +108,25 @@ class ChannelService:
     def _current(self, session: Session, name: str, channel: str) -> Digest | None:
         """The channel's pointer, proven to be its latest logged move (``ChannelLedger``).
         Raises LogIntegrityError."""
-        self._ledger.refresh(session)
-        return self._ledger.check(name, channel, ChannelRepository(session).get(name, channel))
+        size = self._log.size_in(session)
+        row = ChannelRepository(session).get(name, channel)
+        self._ledger.refresh(session)  # after the row: it holds the row's move
+        return self._ledger.check(name, channel, row, horizon(size, row))
 
     def disagreements(self) -> list[str]:
         """Every channel whose pointer and log disagree, explained (empty: all agree)."""
         problems: list[str] = []
         with self._reads() as session:
+            size = self._log.size_in(session)
+            rows = {(r.name, r.channel): r for r in ChannelRepository(session).every()}
             try:
                 self._ledger.refresh(session)
             except LogIntegrityError as exc:
                 return [exc.detail]
-            rows = {(r.name, r.channel): r for r in ChannelRepository(session).every()}
         for name, channel in sorted({*rows, *self._ledger.channels()}):
+            row = rows.get((name, channel))
             try:
-                self._ledger.check(name, channel, rows.get((name, channel)))
+                self._ledger.check(name, channel, row, horizon(size, row))
             except LogIntegrityError as exc:
                 problems.append(exc.detail)
         return problems
@@ -300,11 +304,13 @@ class ChannelService:
         """Every channel of ``name``, each proven against the log. Raises LogIntegrityError."""
         _check(name, "x")
         with self._reads() as session:
-            self._ledger.refresh(session)
+            size = self._log.size_in(session)
             rows = {r.channel: r for r in ChannelRepository(session).of_name(name)}
+            self._ledger.refresh(session)  # after the rows: it holds their moves
         logged = {c for n, c in self._ledger.channels() if n == name}
         for channel in sorted({*rows, *logged}):
-            self._ledger.check(name, channel, rows.get(channel))
+            row = rows.get(channel)
+            self._ledger.check(name, channel, row, horizon(size, row))
         return [
             ChannelPointer(
                 name=r.name,

@@ -157,6 +157,11 @@ class TransparencyLog:
         with self._reads() as session:
             return LogRepository(session).size()
 
+    @staticmethod
+    def size_in(session: Session) -> int:
+        """The log size as ``session`` sees it."""
+        return LogRepository(session).size()
+
     def root(self, size: int) -> bytes:
         with self._reads() as session:
             self._check_size(session, size)
