@@ -150,6 +150,11 @@ def test_rollback_targets_come_from_the_log_not_the_history_table(
     assert refused.status_code == 409
     assert refused.json()["type"].endswith("/invalid-rollback")
     assert _resolve(api)["digest"] == str(digests(v2).blake3)
+    history = api.client.get(
+        "/v1/channels/history", params={"name": NAME}, headers=api.auth(Role.READER)
+    )
+    assert history.status_code == 503  # the forged row is refused, not served
+    assert "log index 100000" in history.json()["detail"]
 
 
 def test_history_names_the_actor_by_its_description(deployment: Deployment, api: Api) -> None:
@@ -245,8 +250,50 @@ def test_evidence_edited_into_the_database_counts_for_nothing(
             b=envelope.to_json(),
             s=statement_sha256(envelope.payload_type, envelope.payload, forger.public.keyid),
         )
-        assert not approvals_met()
-        assert promote(api, raw).status_code == 409
+        refused = api.client.get(
+            f"/v1/artifacts/{digest}/status",
+            params={"channel": "production"},
+            headers=api.auth(Role.READER),
+        )
+        assert refused.status_code == 503  # a row the log never accepted: refused, named
+        assert refused.json()["type"].endswith("/log-integrity")
+        assert "log index 0" in refused.json()["detail"]
+        assert promote(api, raw).status_code == 503
+    finally:
+        api.client.__exit__(None, None, None)
+
+
+def test_a_correction_moved_before_what_it_corrects_is_refused(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """Which evaluation counts follows the log: moving the correction's row to an
+    earlier index (so the superseded one looks latest) is caught, not believed."""
+    api = api_with_policy(
+        deployment, tmp_path, b'[channels.production]\nevaluation = { r2 = ">=0.85" }\n'
+    )
+    try:
+        raw = push(api, "v1")
+        digest = digests(raw).blake3
+        worker = key(api, "worker")
+        indexes = []
+        for r2 in (0.95, 0.50):
+            statement = statement_about(raw, NAME, "v1", intoto.EVALUATION, {"metrics": {"r2": r2}})
+            posted = api.client.post(
+                f"/v1/artifacts/{digest}/attestations",
+                content=signed(statement, worker).to_json(),
+                headers=api.auth(Role.PUBLISHER),
+            )
+            indexes.append(posted.json()["log_index"])
+        assert promote(api, raw).status_code == 409  # the correction counts
+        _edit(
+            deployment,
+            "UPDATE attestations SET log_index = :early WHERE log_index = :late",
+            early=indexes[0] - 1,
+            late=indexes[1],
+        )
+        moved = promote(api, raw)
+        assert moved.status_code == 503, moved.text
+        assert moved.json()["type"].endswith("/log-integrity")
     finally:
         api.client.__exit__(None, None, None)
 

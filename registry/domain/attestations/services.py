@@ -47,7 +47,7 @@ from registry.domain.keys.schemas import KeyRole
 from registry.domain.keys.services import KeyService
 from registry.domain.log.repositories import LogRepository
 from registry.domain.log.services import TransparencyLog
-from registry.errors import AttestationRejectedError
+from registry.errors import AttestationRejectedError, LogIntegrityError
 
 log = logging.getLogger("reliquary.attestations")
 
@@ -70,6 +70,17 @@ class Accepted:
     """For a reproducibility statement, (keyid, predicate) of the artifact's
     reproducibility attestations stored before it that still parse (read and parsed
     once, in this transaction, for every hook that compares); empty for other types."""
+
+
+@dataclass(frozen=True, slots=True)
+class Proven:
+    """A stored statement its log entry proves was accepted (``AttestationService.proven``)."""
+
+    log_index: int
+    keyid: str
+    predicate_type: str
+    envelope: bytes
+    statement_sha256: str | None
 
 
 AcceptHook = Callable[[Session, Accepted], None]
@@ -283,6 +294,51 @@ class AttestationService:
             repo = AttestationRepository(session)
             row = repo.get(envelope_sha256) or repo.of_statements(statements)
             return None if row is None else _dto(row)
+
+    def proven(self, ref: Digest) -> list[Proven]:
+        """The statements stored about ``ref``, in log order, each proven to be what its
+        ``attestation.accepted`` log entry accepted: same index, artifact, key, type,
+        envelope bytes (sha256) and statement. What policy counts comes from here.
+
+        Raises:
+            ArtifactNotFoundError; LogIntegrityError: a row the log does not prove (edited,
+                moved to another index, or inserted): refused, since skipping it could
+                make a superseded statement count again.
+        """
+        stored = self._artifacts.manifest(ref)
+        with self._reads() as session:
+            rows = AttestationRepository(session).of_artifact(stored.digest.hex, None)
+            logged = self._log.bound_at(session, [r.log_index for r in rows])
+        out = []
+        for row in rows:
+            entry = logged.get(row.log_index)
+            doc = json.loads(entry.entry) if entry is not None else {}
+            envelope_sha256 = hashlib.sha256(row.envelope).hexdigest()
+            expected = {
+                "kind": "attestation.accepted",
+                "artifact": str(stored.digest),
+                "keyid": row.keyid,
+                "predicate_type": row.predicate_type,
+                "envelope_sha256": envelope_sha256,
+            }
+            if "statement_sha256" in doc:  # logged since revision 0007
+                expected["statement_sha256"] = row.statement_sha256 or ""
+            wrong = sorted(k for k, v in expected.items() if doc.get(k) != v)
+            if wrong or envelope_sha256 != row.envelope_sha256:
+                raise LogIntegrityError(
+                    f"the attestation stored at log index {row.log_index} for {stored.digest} "
+                    f"is not what that log entry accepted ({', '.join(wrong) or 'envelope'} "
+                    "differ): the database was edited. Run `reliquary-server fsck` and restore "
+                    "a good backup",
+                    artifact=str(stored.digest),
+                    log_index=row.log_index,
+                )
+            out.append(
+                Proven(
+                    row.log_index, row.keyid, row.predicate_type, row.envelope, row.statement_sha256
+                )
+            )
+        return out
 
     def list(self, ref: Digest, predicate_type: str | None = None) -> list[Attestation]:
         """Raises ArtifactNotFoundError."""

@@ -2,15 +2,16 @@
 
 Only attestations the registry accepted count, and only while their signing key
 stays registered and unrevoked *as the log records it* (``KeyLedger``): revoking a
-key withdraws its evidence (fail-closed). Each counted statement is verified again
-from its stored envelope: signed by that logged key, of a type its logged role may
-make, about this artifact, and the statement its row says it is. A row edited or
-inserted in the database without the key's signature counts for nothing.
+key withdraws its evidence (fail-closed). Each stored statement must be what its
+``attestation.accepted`` log entry accepted, at that index (``AttestationService.
+proven``; otherwise the whole evaluation is refused, since dropping a row could let a
+superseded statement count), and each counted one is verified again from its stored
+envelope: signed by that logged key, of a type its logged role may make, about this
+artifact. A row edited, moved or inserted in the database counts for nothing.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping
@@ -25,8 +26,7 @@ from registry.core.manifest import parse_manifest
 from registry.core.policy import Facts
 from registry.domain.artifacts.schemas import StoredManifest
 from registry.domain.artifacts.services import ArtifactService
-from registry.domain.attestations.schemas import Attestation
-from registry.domain.attestations.services import PREDICATE_ROLES, AttestationService
+from registry.domain.attestations.services import PREDICATE_ROLES, AttestationService, Proven
 from registry.domain.channels.verification import verdicts
 from registry.domain.keys.ledger import LoggedKey
 from registry.domain.keys.services import KeyService
@@ -43,12 +43,10 @@ class Counted:
     predicate: dict[str, Any]
 
 
-def _verified(
-    attestation: Attestation, key: LoggedKey, stored: StoredManifest
-) -> dict[str, Any] | None:
+def _verified(attestation: Proven, key: LoggedKey, stored: StoredManifest) -> dict[str, Any] | None:
     """The predicate of a stored statement if it still proves itself, else None."""
     try:
-        envelope = Envelope.from_json(json.dumps(attestation.envelope).encode())
+        envelope = Envelope.from_json(attestation.envelope)
         statement = intoto.Statement.from_payload(envelope.payload)
         verify_envelope(envelope, {key.keyid: key.public})
     except CoreError as exc:
@@ -90,7 +88,7 @@ class Evidence:
         stored = self._artifacts.manifest(ref)
         keys = self._keys.logged()
         out = []
-        for attestation in self._attestations.list(ref):
+        for attestation in self._attestations.proven(ref):
             key = keys.get(attestation.keyid)
             if (
                 attestation.statement_sha256 is None

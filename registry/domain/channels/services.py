@@ -40,7 +40,7 @@ from registry.domain.channels.schemas import (
 from registry.domain.channels.verification import profile_states
 from registry.domain.jobs.services import JobService
 from registry.domain.log.repositories import LogRepository
-from registry.domain.log.services import TransparencyLog
+from registry.domain.log.services import LogEntry, TransparencyLog
 from registry.errors import (
     ChannelNotFoundError,
     InvalidRequestError,
@@ -66,6 +66,35 @@ def _event(row: ChannelEventRow) -> ChannelEvent:
         keyid=row.keyid,
         at=row.created_at,
     )
+
+
+def _as_logged(row: ChannelEventRow, entry: LogEntry | None) -> None:
+    """A history row says what its log entry says. Raises LogIntegrityError."""
+    doc = {} if entry is None else json.loads(entry.entry)
+    to = f"blake3:{row.to_digest}"
+    expected: dict[str, str | None]
+    if row.action == "nondeterministic":
+        expected = {"kind": "verification.nondeterministic", "name": row.name, "artifact": to}
+    else:
+        old = None if row.from_digest is None else f"blake3:{row.from_digest}"
+        expected = {
+            "kind": f"channel.{row.action}",
+            "name": row.name,
+            "channel": row.channel,
+            "from": old,
+            "to": to,
+            "reason": row.reason,
+            "by": row.token_id,
+        }
+    wrong = sorted(k for k, v in expected.items() if doc.get(k) != v)
+    if wrong:
+        raise LogIntegrityError(
+            f"the history row at log index {row.log_index} of {row.name} is not what that "
+            f"log entry records ({', '.join(wrong)} differ): the database was edited; "
+            "refusing to serve it. Run `reliquary-server fsck`",
+            name=row.name,
+            log_index=row.log_index,
+        )
 
 
 def _check(name: str, channel: str, reason: str | None = None) -> None:
@@ -349,6 +378,9 @@ class ChannelService:
         before = None if cursor is None else parse_decimal(cursor, "cursor")
         with self._reads() as session:
             rows = ChannelRepository(session).history(name, channel, before, limit + 1)
+            logged = self._log.bound_at(session, [r.log_index for r in rows[:limit]])
+        for row in rows[:limit]:
+            _as_logged(row, logged.get(row.log_index))
         events = [_event(r) for r in rows[:limit]]
         next_cursor = str(rows[limit - 1].log_index) if len(rows) > limit else None
         return HistoryPage(events=events, next_cursor=next_cursor)

@@ -107,6 +107,14 @@ class LogRepository:
             )
         )
 
+    def at(self, indexes: list[int]) -> list[LogEntryRow]:
+        """The entries at ``indexes`` (those that exist)."""
+        found: list[LogEntryRow] = []
+        for start in range(0, len(indexes), 500):
+            batch = indexes[start : start + 500]
+            found += self.session.scalars(select(LogEntryRow).where(LogEntryRow.idx.in_(batch)))
+        return found
+
     def of_kinds_after(self, kinds: tuple[str, ...], after: int) -> list[LogEntryRow]:
         """Entries of ``kinds`` with index > ``after``, oldest first (index (kind, idx))."""
         return list(

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from registry.core import merkle
 from registry.core.canonical import canonical_bytes
 from registry.core.checkpoint import Checkpoint, NoteSigner
+from registry.db.models import LogEntryRow
 from registry.domain.log.repositories import LogRepository
 from registry.domain.log.witness import Witness, Witnessed
 from registry.errors import InvalidRequestError, LogIntegrityError
@@ -91,6 +92,14 @@ class TransparencyLog:
         return index
 
     # -- reading ----------------------------------------------------------------------
+    def bound_at(self, session: Session, indexes: list[int]) -> dict[int, LogEntry]:
+        """The entries at ``indexes`` that exist, each proven to be its tree's leaf.
+
+        Raises:
+            LogIntegrityError: an entry's bytes are not its leaf.
+        """
+        return {e.index: e for e in self._bound(session, LogRepository(session).at(indexes))}
+
     def bound_entries(self, session: Session, kinds: tuple[str, ...], after: int) -> list[LogEntry]:
         """Entries of ``kinds`` after index ``after``, each proven to be the leaf the tree
         holds at its index (``H(0x00 || entry)`` equals the stored leaf node), so an
@@ -99,7 +108,10 @@ class TransparencyLog:
         Raises:
             LogIntegrityError: an entry's bytes are not its leaf.
         """
-        rows = LogRepository(session).of_kinds_after(kinds, after)
+        return self._bound(session, LogRepository(session).of_kinds_after(kinds, after))
+
+    @staticmethod
+    def _bound(session: Session, rows: list[LogEntryRow]) -> list[LogEntry]:
         leaves = LogRepository(session).nodes((0, r.idx) for r in rows)
         for row in rows:
             if leaves.get((0, row.idx)) != merkle.leaf_hash(row.entry):
