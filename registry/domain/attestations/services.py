@@ -80,6 +80,7 @@ class Proven:
     keyid: str
     predicate_type: str
     envelope: bytes
+    envelope_sha256: str  # of ``envelope``, as its log entry names it
     statement_sha256: str | None
 
 
@@ -335,7 +336,12 @@ class AttestationService:
                 )
             out.append(
                 Proven(
-                    row.log_index, row.keyid, row.predicate_type, row.envelope, row.statement_sha256
+                    row.log_index,
+                    row.keyid,
+                    row.predicate_type,
+                    row.envelope,
+                    envelope_sha256,
+                    row.statement_sha256,
                 )
             )
         return out

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from cachetools import LRUCache
 
 from registry.core import intoto
 from registry.core.digest import Digest
@@ -32,6 +35,7 @@ from registry.domain.keys.ledger import LoggedKey
 from registry.domain.keys.services import KeyService
 
 log = logging.getLogger("reliquary.evidence")
+_UNSEEN = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,11 @@ class Evidence:
         self._artifacts = artifacts
         self._attestations = attestations
         self._keys = keys
+        # (envelope sha256, keyid, artifact) -> its verified predicate (None: does not count)
+        self._checked: LRUCache[tuple[str, str, str], dict[str, Any] | None] = LRUCache(
+            maxsize=100_000
+        )
+        self._lock = threading.Lock()
 
     def _counted(self, ref: Digest) -> list[Counted]:
         """The accepted statements that count, in log order (a statement sits at its
@@ -96,7 +105,15 @@ class Evidence:
                 or key.role not in PREDICATE_ROLES.get(attestation.predicate_type, ())
             ):
                 continue
-            predicate = _verified(attestation, key, stored)
+            # envelope bytes the log proved, a logged key: the verdict never changes
+            memo = (attestation.envelope_sha256, key.keyid, stored.digest.hex)
+            with self._lock:
+                hit = self._checked.get(memo, _UNSEEN)
+            if hit is _UNSEEN:
+                hit = _verified(attestation, key, stored)
+                with self._lock:
+                    self._checked[memo] = hit
+            predicate = hit if isinstance(hit, dict) else None
             if predicate is not None:
                 out.append(Counted(key.keyid, attestation.predicate_type, predicate))
         return out
