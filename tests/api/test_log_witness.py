@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from registry.app import create_log_key
+from registry.db.engine import make_session_factory
 from registry.domain.log.witness import Witnessed
 from registry.errors import LogIntegrityError
 from tests.api.test_channels import push
@@ -144,3 +145,30 @@ def test_a_server_refuses_to_start_on_a_restored_sqlite_backup(tmp_path: Path) -
     )
     assert fsck.returncode == 1
     assert "log behind its witness" in fsck.stdout
+
+
+def test_a_read_overtaken_by_another_replica_reads_again(deployment: Deployment, api: Api) -> None:
+    """Replica one reads the log (a snapshot), replica two then grows the log and signs
+    it, recording a larger witness; replica one's check must see a stale read, not a
+    rewound database (it reads again instead of refusing), and its next checkpoint is
+    the larger tree."""
+    one, two = deployment.services(), deployment.services()
+    push(api, "v1")
+    one.log.checkpoint()
+    stale = make_session_factory(deployment.engine, read_only=True)()
+    if deployment.engine.dialect.name == "postgresql":  # hold one snapshot, as SQLite does
+        stale.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    with stale:
+        size = one.log.size_in(stale)
+        root = one.log.root(size)
+        push(api, "v2")
+        two.log.checkpoint()  # the witness now names a larger tree than ``stale`` sees
+        witness = one.log.witness
+        assert witness is not None
+        largest = witness.largest()
+        assert largest is not None and largest.size > size
+        assert one.log.size_in(stale) == size  # still the old snapshot
+        verdict = one.log._check_witness(stale, size, root)
+        assert verdict is not None and not isinstance(verdict, Witnessed)  # stale: read again
+    note = one.log.checkpoint().decode()
+    assert int(note.splitlines()[1]) == largest.size
