@@ -40,7 +40,8 @@ from clients.config import config_path
 from clients.errors import InvalidRequestError, ReliquaryError, VerificationError
 from registry.core import merkle
 from registry.core.checkpoint import Checkpoint, NoteVerifier, open_checkpoint
-from registry.core.errors import CoreError
+from registry.core.canonical import loads_strict
+from registry.core.errors import CoreError, InvalidJSONError
 
 ENTRIES_PER_PAGE = 1000
 CHANNEL_MOVES = ("channel.promote", "channel.rollback")
@@ -314,8 +315,8 @@ def replay_channels(entries: Iterable[bytes]) -> dict[tuple[str, str], tuple[str
     latest: dict[tuple[str, str], tuple[str, int]] = {}
     for index, raw in enumerate(entries):
         try:
-            doc = json.loads(raw)
-        except ValueError as exc:
+            doc = loads_strict(raw)  # the server wrote it: bounded depth, no duplicates
+        except InvalidJSONError as exc:
             raise VerificationError(f"entry {index} is not JSON: {exc}") from exc
         if not isinstance(doc, dict) or doc.get("kind") not in CHANNEL_MOVES:
             continue
