@@ -39,8 +39,8 @@ from clients.client import RegistryClient
 from clients.config import config_path
 from clients.errors import InvalidRequestError, ReliquaryError, VerificationError
 from registry.core import merkle
-from registry.core.checkpoint import Checkpoint, NoteVerifier, open_checkpoint
 from registry.core.canonical import loads_strict
+from registry.core.checkpoint import Checkpoint, NoteVerifier, open_checkpoint
 from registry.core.errors import CoreError, InvalidJSONError
 
 ENTRIES_PER_PAGE = 1000
