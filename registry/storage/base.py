@@ -6,8 +6,10 @@ which runs unchanged against each backend):
 - A blob lives at a key derived from its blake3 hex only
   (``blobs/blake3/<hex[:2]>/<hex>``). It becomes visible there only through
   ``BlobWriter.commit``, atomically and durably; a reader never sees a partial
-  blob. Committing a blob that already exists keeps the existing bytes and
-  succeeds (content addressing makes them equal).
+  blob. Committing replaces whatever the key held with the written bytes (which
+  the caller verified): the store never trusts bytes already at a key, so bytes
+  that do not hash to their name (a disk or a hand damaged them) are repaired by
+  the next commit of that digest, never silently kept.
 - The store never hashes: callers verify bytes before they ``commit``.
 - Upload parts (resumable sessions) live under ``_uploads/<upload_id>/`` and are
   invisible to blob reads; ``delete_upload`` removes them all, unfinished ones too.
@@ -50,7 +52,8 @@ class BlobWriter(Protocol):
         """Append bytes. Raises StorageUnavailableError."""
 
     def commit(self, blake3_hex: str) -> None:
-        """Make the written bytes durable and visible as ``blake3_hex``; idempotent.
+        """Make the written bytes durable and visible as ``blake3_hex``, replacing any
+        bytes stored there before.
 
         Raises StorageUnavailableError. After commit the writer is closed.
         """
@@ -117,7 +120,7 @@ class BlobStore(Protocol):
     def list_blobs(self) -> Iterator[str]:
         """Every stored blob's blake3 hex, in no particular order."""
 
-    def purge_staging(self, idle_seconds: float) -> int:
+    def purge_staging(self, idle_seconds: float, *, lifetime_seconds: float) -> int:
         """Remove staged writes that no live writer owns; how many went.
 
         A staged write (of a blob or of an upload part) that has received no bytes
@@ -125,6 +128,11 @@ class BlobStore(Protocol):
         process's write from a live one's removes the dead one's at once (the
         filesystem: writers hold a lock the kernel drops when they die); one that
         cannot (S3) waits out ``idle_seconds``. Unfinished S3 multipart uploads count.
+        ``lifetime_seconds`` is the longest a live request may own a staged write (the
+        upload TTL): a staged write that the backend can date only by when its
+        upload began, not by its last byte (S3's finished staging object, whose
+        ``LastModified`` may be its multipart upload's initiation), goes only once
+        older than that, never by ``idle_seconds``.
         Committed blobs and committed upload parts are never touched.
         Raises StorageUnavailableError.
         """

@@ -133,7 +133,7 @@ class _FileWriter:
         try:
             os.fsync(self._fd)
             final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self._tmp, final)  # same bytes if it existed: content addressed
+            os.replace(self._tmp, final)  # replaces what was there (damaged bytes too)
             _fsync_dir(final.parent)
         except OSError as exc:
             self.abort()
@@ -327,7 +327,8 @@ class FilesystemBlobStore:
                 for blob in sorted(shard.iterdir()):
                     yield blob.name
 
-    def purge_staging(self, idle_seconds: float) -> int:
+    def purge_staging(self, idle_seconds: float, *, lifetime_seconds: float) -> int:
+        # a staging file's mtime is its last byte: lifetime_seconds adds nothing here
         cutoff = time.time() - idle_seconds
         removed = 0
         for path in (self.root / "_staging").iterdir():

@@ -9,11 +9,13 @@ Invariants, on top of those in ``base``:
 - A blob's digest is known only at commit, so its bytes stream into a multipart
   upload on a staging key, ``part_size_bytes`` at a time (memory stays bounded
   by one part). ``commit`` completes that upload, then server-side copies the
-  staging object to the blob key unless the key already exists (content
-  addressing: same bytes), and deletes the staging object. A blob smaller than
-  one part is a single ``PutObject`` straight to its key at commit. S3 makes an
-  object visible only when its upload or copy completes, so nothing ever
-  appears at a blob key before ``commit`` and a reader never sees a partial blob.
+  staging object to the blob key and deletes the staging object. A blob smaller
+  than one part is a single ``PutObject`` straight to its key at commit. Either
+  way the key is written even when it already exists: bytes already there are
+  never trusted (they may not hash to their name), and a commit replaces them.
+  S3 makes an object visible only when its upload or copy completes, so nothing
+  ever appears at a blob key before ``commit`` and a reader never sees a partial
+  blob.
 - An upload part streams straight to its own key; it too is invisible until
   ``commit`` completes its upload.
 - ``abort`` (and a failed ``commit``) aborts the multipart upload and deletes
@@ -21,9 +23,17 @@ Invariants, on top of those in ``base``:
   multipart uploads of upload parts under ``_uploads/``): ``purge_staging``, which
   the registry runs at start and periodically, removes those that have received
   no bytes for its idle bound, measured on S3's own clock (the ``Date`` of its
-  answers against ``LastModified``), since S3 cannot tell a live writer from a
-  dead one. A bucket lifecycle rule (AbortIncompleteMultipartUpload, expire
-  ``_staging/``) is a good second net.
+  answers against a part's ``LastModified``), since S3 cannot tell a live writer
+  from a dead one. A *finished* staging object (a commit died between completing
+  its upload and copying it) is dated only by its ``LastModified``, which AWS
+  may set to the multipart upload's initiation time, i.e. about when the PUT
+  began: it goes only past the lifetime bound (the upload TTL), never the idle
+  one, so that a PUT that took longer than the idle bound does not lose its
+  staging object between its upload completing and its copy. A single PUT that
+  lasts longer than the upload TTL could still lose it; its commit then fails
+  (503) and nothing is recorded. A bucket lifecycle rule
+  (AbortIncompleteMultipartUpload, expire ``_staging/`` after a day or more) is
+  a good second net.
 - Every botocore/boto3 error is translated: a missing key becomes
   ``StoredBlobMissingError``, anything else ``StorageUnavailableError`` with a
   hint at what to check. One client is shared by all threads (boto3 clients
@@ -209,8 +219,6 @@ class _S3Writer:
     def _put_whole(self, final: str | None) -> None:
         """A blob or part smaller than one part: one PUT at its final key."""
         key = self._key if final is None else self._store.key(final)
-        if final is not None and self._store._exists(key):
-            return
         self._client.put_object(Bucket=self._bucket, Key=key, Body=bytes(self._buffer))
         self._buffer.clear()
 
@@ -228,13 +236,12 @@ class _S3Writer:
         self._staged = self._for_blob
 
     def _publish_staged(self, final_key: str) -> None:
-        if not self._store._exists(final_key):
-            self._client.copy(
-                CopySource={"Bucket": self._bucket, "Key": self._key},
-                Bucket=self._bucket,
-                Key=final_key,
-                Config=_COPY_CONFIG,
-            )
+        self._client.copy(
+            CopySource={"Bucket": self._bucket, "Key": self._key},
+            Bucket=self._bucket,
+            Key=final_key,
+            Config=_COPY_CONFIG,
+        )
         self._client.delete_object(Bucket=self._bucket, Key=self._key)
         self._staged = False
 
@@ -369,16 +376,6 @@ class S3BlobStore:
     def key(self, relative: str) -> str:
         return self.prefix + relative
 
-    def _exists(self, key: str) -> bool:
-        """Whether ``key`` exists. Raises botocore errors (callers translate)."""
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if not _is_not_found(exc):
-                raise
-            return False
-        return True
-
     def open_writer(self) -> _S3Writer:
         # the creation time leads the name (for people reading a listing)
         name = f"{time.time_ns() // 1_000_000:013d}-{secrets.token_hex(8)}"
@@ -429,12 +426,13 @@ class S3BlobStore:
             if _code(exc) not in ("NoSuchUpload", *_NOT_FOUND_CODES):
                 raise
 
-    def purge_staging(self, idle_seconds: float) -> int:
+    def purge_staging(self, idle_seconds: float, *, lifetime_seconds: float) -> int:
         removed = 0
         try:
             pages = self.client.get_paginator("list_objects_v2")
             for page in pages.paginate(Bucket=self.bucket, Prefix=self.key("_staging/")):
-                cutoff = _server_time(page) - idle_seconds
+                # finished staging objects: LastModified may be when their upload began
+                cutoff = _server_time(page) - max(idle_seconds, lifetime_seconds)
                 for item in page.get("Contents", []):
                     if item["LastModified"].timestamp() < cutoff:
                         self._delete_key(item["Key"])

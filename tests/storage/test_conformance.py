@@ -131,6 +131,24 @@ def test_committing_the_same_content_twice_stores_it_once(
     assert read_all(blob_store, first) == data
 
 
+@pytest.mark.parametrize("size_bytes", [1000, 6 * MiB], ids=["single-put", "multipart"])
+def test_a_commit_replaces_bytes_that_do_not_hash_to_the_key(
+    blob_store: BlobStore, size_bytes: int
+) -> None:
+    """The store never trusts bytes already at a key: damaged ones are replaced by the
+    next commit of that digest (the caller verified what it commits)."""
+    good = payload(size_bytes, seed=11)
+    damaged = bytearray(good)
+    damaged[size_bytes // 2] ^= 0xFF  # one flipped byte, the same size
+    writer = blob_store.open_writer()
+    writer.write(bytes(damaged))
+    writer.commit(digest_of(good))  # what a disk (or a hand) left under this name
+
+    assert store_blob(blob_store, good) == digest_of(good)
+    assert read_all(blob_store, digest_of(good)) == good
+    assert list(blob_store.list_blobs()) == [digest_of(good)]
+
+
 def test_concurrent_writers_of_the_same_content_both_succeed(blob_store: BlobStore) -> None:
     data = payload(6 * MiB, seed=2)
     both_written = threading.Barrier(2, timeout=30)
@@ -295,15 +313,19 @@ def test_purge_removes_staged_writes_idle_past_the_bound(blob_store: BlobStore) 
     stalled = blob_store.open_writer()  # a live request whose client stopped sending
     data = payload(6 * MiB, seed=7)
     stalled.write(data)
-    assert blob_store.purge_staging(idle_seconds=3600) == 0  # still fresh: kept
+    assert (
+        blob_store.purge_staging(idle_seconds=3600, lifetime_seconds=3600) == 0
+    )  # still fresh: kept
     time.sleep(1.1)  # S3's clock ticks in whole seconds
-    assert blob_store.purge_staging(idle_seconds=0) >= 1
+    assert blob_store.purge_staging(idle_seconds=0, lifetime_seconds=0) >= 1
     with pytest.raises(StorageUnavailableError):  # its bytes are gone: it cannot publish
         stalled.commit(digest_of(data))
     assert blob_store.size_of(digest_of(data)) is None
     kept = store_blob(blob_store, payload(1000, seed=8))
     assert blob_store.size_of(kept) == 1000
-    assert blob_store.purge_staging(idle_seconds=0) == 0  # published blobs are never touched
+    assert (
+        blob_store.purge_staging(idle_seconds=0, lifetime_seconds=0) == 0
+    )  # published blobs are never touched
     assert blob_store.size_of(kept) == 1000
 
 
@@ -314,7 +336,7 @@ def test_purge_keeps_live_writes_which_then_publish(blob_store: BlobStore) -> No
     for writer in (blob_writer, part_writer):
         writer.write(data)
 
-    assert blob_store.purge_staging(idle_seconds=60) == 0
+    assert blob_store.purge_staging(idle_seconds=60, lifetime_seconds=60) == 0
 
     blob_writer.commit(digest_of(data))
     part_writer.commit("ignored")
@@ -329,8 +351,8 @@ def test_a_killed_writers_staged_bytes_are_purged(
     die_mid_write(store_recipe, upload_id="upload-killed")  # a chunk's
     time.sleep(1.1)  # S3's clock ticks in whole seconds
 
-    assert blob_store.purge_staging(idle_seconds=0) >= 2
-    assert blob_store.purge_staging(idle_seconds=0) == 0  # nothing was left
+    assert blob_store.purge_staging(idle_seconds=0, lifetime_seconds=0) >= 2
+    assert blob_store.purge_staging(idle_seconds=0, lifetime_seconds=0) == 0  # nothing was left
     assert list(blob_store.list_blobs()) == []  # and nothing ever became visible
     assert blob_store.list_upload_ids() == []
 

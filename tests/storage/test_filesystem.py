@@ -57,7 +57,7 @@ def test_a_killed_writers_staging_file_goes_at_once_and_a_live_ones_stays(
     assert len(list(staging.iterdir())) == 2
 
     # no process holds the killed writer's lock: its file is removed however young
-    assert store.purge_staging(idle_seconds=3600) == 1
+    assert store.purge_staging(idle_seconds=3600, lifetime_seconds=3600) == 1
     assert len(list(staging.iterdir())) == 1
     live.commit(blake3(b"still arriving").hexdigest())
     assert list(staging.iterdir()) == []
@@ -72,7 +72,9 @@ def test_a_file_purged_before_its_writer_locks_it_is_replaced(tmp_path: Path) ->
 
     def purge_first(fd: int, operation: int) -> None:
         if operation == fcntl.LOCK_EX and not purged:  # the writer's, the first time:
-            purged.append(store.purge_staging(idle_seconds=3600))  # a purge gets in first
+            purged.append(
+                store.purge_staging(idle_seconds=3600, lifetime_seconds=3600)
+            )  # a purge gets in first
         real_flock(fd, operation)
 
     with pytest.MonkeyPatch.context() as patch:
@@ -80,7 +82,7 @@ def test_a_file_purged_before_its_writer_locks_it_is_replaced(tmp_path: Path) ->
         writer = store.open_writer()
     assert purged == [1]  # it took the unlocked new file; the writer made another
     writer.write(b"kept")
-    assert store.purge_staging(idle_seconds=3600) == 0
+    assert store.purge_staging(idle_seconds=3600, lifetime_seconds=3600) == 0
     writer.commit(blake3(b"kept").hexdigest())
     assert list(staging.iterdir()) == []
     assert b"".join(store.read(blake3(b"kept").hexdigest())) == b"kept"

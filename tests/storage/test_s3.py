@@ -87,9 +87,45 @@ def test_a_staged_write_is_idle_from_its_last_part_not_its_start(
     time.sleep(3.2)
     writer.write(data[6 * MiB :])  # part 2 three seconds later: a slow client, alive
 
-    assert store.purge_staging(idle_seconds=2) == 0  # started long ago, but not idle
+    assert (
+        store.purge_staging(idle_seconds=2, lifetime_seconds=2) == 0
+    )  # started long ago, but not idle
     writer.commit(blake3(data).hexdigest())
     assert store.size_of(blake3(data).hexdigest()) == len(data)
+
+
+def test_a_finished_staging_object_is_kept_past_the_idle_bound_until_copied(
+    s3_test_endpoint: S3Endpoint, s3_bucket: str
+) -> None:
+    """AWS may date a completed multipart object by its upload's initiation (about when
+    the PUT began), so a PUT that took longer than the idle bound looks idle the moment
+    its upload completes: a purge then must not take it before the copy."""
+    store = s3_blob_store(s3_test_endpoint, s3_bucket, prefix=PREFIX)
+    data = b"c" * (6 * MiB)
+    writer = store.open_writer()
+    writer.write(data)
+    purged: list[int] = []
+
+    def purge_before_the_copy(**_: object) -> None:
+        if not purged:  # between completing the staging upload and copying it
+            time.sleep(1.1)  # S3's clock ticks in whole seconds: now older than idle 0
+            purged.append(store.purge_staging(idle_seconds=0, lifetime_seconds=3600))
+
+    store.client.meta.events.register("before-call.s3.CopyObject", purge_before_the_copy)
+    writer.commit(blake3(data).hexdigest())
+
+    assert purged == [0]
+    assert b"".join(store.read(blake3(data).hexdigest())) == data
+    assert bucket_keys(s3_test_endpoint, s3_bucket) == {PREFIX + blob_key(blake3(data).hexdigest())}
+
+    # a commit that died after completing its upload leaves one: it goes past the lifetime
+    s3_client(s3_test_endpoint).put_object(
+        Bucket=s3_bucket, Key=PREFIX + "_staging/0000000000000-dead", Body=b"finished"
+    )
+    time.sleep(1.1)
+    assert store.purge_staging(idle_seconds=0, lifetime_seconds=3600) == 0
+    assert store.purge_staging(idle_seconds=0, lifetime_seconds=0) == 1
+    assert bucket_keys(s3_test_endpoint, s3_bucket) == {PREFIX + blob_key(blake3(data).hexdigest())}
 
 
 def test_a_killed_chunks_unfinished_multipart_upload_is_purged(
@@ -104,7 +140,7 @@ def test_a_killed_chunks_unfinished_multipart_upload_is_purged(
     time.sleep(1.1)  # S3's clock ticks in whole seconds
 
     store = s3_blob_store(s3_test_endpoint, s3_bucket, prefix=PREFIX)
-    assert store.purge_staging(idle_seconds=0) == 1
+    assert store.purge_staging(idle_seconds=0, lifetime_seconds=0) == 1
     assert open_multipart_uploads(s3_test_endpoint, s3_bucket) == []
 
 

@@ -5,14 +5,38 @@ half-done, but it can leave behind:
 
 - orphaned blobs: bytes renamed (or copied) to their blob key, after they hashed
   to it, whose row never committed. They are rehashed (both digests) and their row
-  recorded, idempotently by digest, so a live request recording the same row at
-  the same moment is harmless. Bytes that do not hash to their name (a disk or a
-  hand damaged them) are removed, but only once they have sat unchanged for
-  ``corrupt_grace_seconds`` and still have no row: a live push of that digest
-  replaces them with fresh bytes, which are then kept.
+  recorded (``BlobService.record``), idempotently by digest, so a live request
+  recording the same row at the same moment is harmless.
+- damaged orphans: bytes at a blob key that do not hash to its name (a disk or a
+  hand damaged them) and that no row names. No request ever serves them (a GET
+  needs a row), and a push of that digest replaces them (a commit always rewrites
+  the key) before it writes its row. They are removed once they have sat
+  unchanged for ``corrupt_grace_seconds``.
 - staged writes (partial blobs and upload parts no live writer owns): see
-  ``BlobStore.purge_staging``; one idle for ``staged_idle_seconds`` is abandoned.
+  ``BlobStore.purge_staging``; one idle for ``staged_idle_seconds`` is abandoned,
+  and a finished one that a backend can date only by its start goes after the
+  upload TTL (``lifetime_seconds``).
 - resumable sessions past their expiry, and stored parts whose session is gone.
+
+Removing damaged bytes races with a push of the same digest, on any replica:
+the push may publish good bytes at the key and record its row between our "no
+row" check and our delete. So the two sides take a per-digest guard in the
+database every replica shares (``BlobRepository.guard``: a PostgreSQL advisory
+lock; SQLite's write transactions are exclusive anyway):
+
+- a push records its row under the shared guard, and only if the key still
+  holds bytes of the row's size (``BlobService.record``); it publishes first,
+  outside the guard;
+- the reconciler removes under the exclusive guard (never waiting for it: a
+  digest being recorded is left for the next pass), and only if no row exists
+  and the bytes are still the ones it hashed (same ``modified_at``)
+  (``BlobService.remove_unrecorded``).
+
+So a removal either precedes a row's guarded section (the push then finds its
+key empty, records nothing and answers 503: push again) or follows it (it then
+sees the row and removes nothing); a row never names bytes that were removed.
+A push's bytes removed because they landed between our last check and the
+delete are only a retried request, never a lost or a wrong blob.
 
 Every step is idempotent and safe beside live requests, so every replica (and
 ``reliquary-server fsck``) may run it at any time.
@@ -36,6 +60,20 @@ log = logging.getLogger("reliquary.blobs")
 STAGED_WRITE_IDLE_SECONDS = 15 * 60.0  # a PUT that received no byte this long is abandoned
 CORRUPT_GRACE_SECONDS = 5 * 60.0
 _BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Examined:
+    """What an unrecorded blob's bytes hashed to, and when they were written (the
+    store's clock, read before hashing)."""
+
+    blake3_hex: str
+    digests: BlobDigests
+    modified_at: float
+
+    @property
+    def verified(self) -> bool:
+        return self.digests.blake3.hex == self.blake3_hex
 
 
 @dataclass(slots=True)
@@ -93,7 +131,9 @@ class StoreReconciler:
         try:
             report.expired_uploads = self._uploads.expire()
             report.unowned_uploads = self._uploads.remove_unowned()
-            report.staged_writes = self._store.purge_staging(self._staged_idle_seconds)
+            report.staged_writes = self._store.purge_staging(
+                self._staged_idle_seconds, lifetime_seconds=self._uploads.ttl_seconds
+            )
             if orphans:
                 self._reconcile_orphans(report)
         except Exception:
@@ -121,40 +161,51 @@ class StoreReconciler:
             for blake3_hex in batch:
                 if blake3_hex in recorded:
                     continue
-                outcome = self._reconcile_orphan(blake3_hex)
+                examined = self.examine(blake3_hex)
+                outcome = None if examined is None else self.settle(examined)
                 if outcome == "recorded":
                     report.orphans_recorded.append(blake3_hex)
                 elif outcome == "removed":
                     report.orphans_removed.append(blake3_hex)
 
-    def _reconcile_orphan(self, blake3_hex: str) -> str | None:
-        """Record or remove one blob that had no row; what was done, if anything."""
+    def examine(self, blake3_hex: str) -> Examined | None:
+        """Rehash the bytes stored as ``blake3_hex``; None if a row names them (a request
+        recorded them meanwhile) or they vanished. Reads, never writes."""
         if self._blobs.present([blake3_hex]):
-            return None  # the request that published it has recorded it meanwhile
+            return None
         before = self._store.modified_at(blake3_hex)
         digests = self._rehash(blake3_hex)
         if before is None or digests is None:
-            return None  # removed meanwhile
-        if digests.blake3.hex == blake3_hex:
-            return "recorded" if self._blobs.record(digests) else None
-        settled = time.time() - before >= self._corrupt_grace_seconds
-        unchanged = self._store.modified_at(blake3_hex) == before
-        if not (settled and unchanged) or self._blobs.present([blake3_hex]):
+            return None
+        return Examined(blake3_hex, digests, before)
+
+    def settle(self, examined: Examined) -> str | None:
+        """Record bytes that verified, or remove settled damaged ones; what was done
+        ("recorded", "removed"), if anything. Each under the digest's guard, so a push of
+        that digest on any replica, between ``examine`` and now, is never undone."""
+        blake3_hex = examined.blake3_hex
+        if examined.verified:
+            try:
+                return "recorded" if self._blobs.record(examined.digests) else None
+            except StoredBlobMissingError:
+                return None  # removed meanwhile
+        if time.time() - examined.modified_at < self._corrupt_grace_seconds:
             log.warning(
                 "blob %s in %s hashes to %s and has no row; it will be removed unless a "
                 "push replaces it",
                 blake3_hex,
                 self._store.description,
-                digests.blake3,
+                examined.digests.blake3,
             )
             return None
+        if not self._blobs.remove_unrecorded(blake3_hex, examined.modified_at):
+            return None  # recorded, being recorded, or replaced since it was examined
         log.warning(
-            "removing blob %s from %s: it hashes to %s and has no row",
+            "removed blob %s from %s: it hashed to %s and had no row",
             blake3_hex,
             self._store.description,
-            digests.blake3,
+            examined.digests.blake3,
         )
-        self._store.delete(blake3_hex)
         return "removed"
 
     def _rehash(self, blake3_hex: str) -> BlobDigests | None:

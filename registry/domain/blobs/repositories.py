@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -13,10 +13,37 @@ from sqlalchemy.orm import Session
 from registry.core.digest import Algorithm, Digest
 from registry.db.models import BlobRow, UploadPartRow, UploadRow
 
+_GUARD_CLASS = 0x626C6F62  # "blob": the advisory-lock namespace of digest guards
+
+
+def _guard_key(blake3_hex: str) -> int:
+    """32 bits of the digest as a signed int4 (two digests sharing a key only wait)."""
+    return int.from_bytes(bytes.fromhex(blake3_hex[:8]), "big", signed=True)
+
 
 class BlobRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
+
+    def guard(self, blake3_hex: str, *, exclusive: bool) -> bool:
+        """Hold the digest's guard until the transaction ends; False if ``exclusive``
+        and a request holds it now (the exclusive guard never waits; the shared one
+        waits for it).
+
+        Recording a row takes it shared, removing unrecorded bytes takes it
+        exclusive, so neither can happen in the middle of the other, whichever
+        replica runs them. PostgreSQL: a transaction-level advisory lock in the
+        database every replica shares. SQLite: every write transaction is already
+        exclusive (``BEGIN IMMEDIATE``, across processes), so there is nothing to take.
+        """
+        if self.session.get_bind().dialect.name != "postgresql":
+            return True
+        key = _guard_key(blake3_hex)
+        if exclusive:
+            taken = func.pg_try_advisory_xact_lock(_GUARD_CLASS, key)
+            return bool(self.session.scalar(select(taken)))
+        self.session.execute(select(func.pg_advisory_xact_lock_shared(_GUARD_CLASS, key)))
+        return True
 
     def get(self, digest: Digest) -> BlobRow | None:
         if digest.algorithm is Algorithm.BLAKE3:

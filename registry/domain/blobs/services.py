@@ -1,8 +1,17 @@
 """Blob service: verified ingest, lookups by either digest, ranged reads, fsck.
 
 Invariants:
-- A blob row is written only after its bytes are published in the store, and
-  bytes are published only after they hashed to the claimed digest.
+- Bytes are published only after they hashed to the claimed digest, and a blob
+  row is written only over bytes verified by this process: the ones it has just
+  published (a commit replaces whatever the key held, so bytes already at the key,
+  perhaps damaged, are never trusted), or ones it has just rehashed (fsck, the
+  reconciler).
+- A row is written, under the digest's shared guard, only while the store still
+  holds bytes of its size under the key; unrecorded bytes are removed only under
+  the digest's exclusive guard, after checking that no row names them
+  (``remove_unrecorded``). The guard lives in the database all replicas share
+  (``BlobRepository.guard``), so no replica removes bytes that a row names and no
+  row is written over bytes being removed.
 - Concurrent pushes of one blob all succeed; it is stored once (the row insert
   is idempotent and publishing identical bytes twice is harmless).
 """
@@ -162,22 +171,67 @@ class BlobService:
     def publish(
         self, claimed: Digest, writer: BlobWriter, digests: BlobDigests
     ) -> tuple[BlobInfo, bool]:
-        """Commit verified bytes to the store, then record the row (idempotent)."""
+        """Commit verified bytes to the store (replacing what the key held), then record
+        the row (idempotent). A blob already recorded is not published again.
+
+        Raises DigestMismatchError, StorageError (StoredBlobMissingError: the bytes were
+        removed before the row could be written; nothing was recorded, push again).
+        """
         _verify(claimed, digests)
+        existing = self.find(digests.blake3)
+        if existing is not None:  # recorded bytes are verified bytes: keep them
+            writer.abort()
+            return existing, False
         writer.commit(digests.blake3.hex)
         return BlobInfo(digests), self.record(digests)
 
     def record(self, digests: BlobDigests) -> bool:
-        """Write the row of bytes already published under ``digests.blake3`` (which the
-        caller has verified); True when this call wrote it, False if it was there."""
+        """Write the row of bytes the caller has published or rehashed under
+        ``digests.blake3``; True when this call wrote it, False if it was there.
+
+        Under the digest's shared guard, and only if the store still holds bytes of
+        that size there (the reconciler may have removed them since: they were
+        published over damaged bytes it was removing).
+
+        Raises StoredBlobMissingError (nothing was recorded), StorageError.
+        """
+        blake3_hex = digests.blake3.hex
         row = BlobRow(
-            blake3=digests.blake3.hex,
+            blake3=blake3_hex,
             sha256=digests.sha256.hex,
             size_bytes=digests.size_bytes,
             created_at=datetime.now(UTC),
         )
         with self._writes.begin() as session:
-            return BlobRepository(session).insert_if_absent(row)
+            repo = BlobRepository(session)
+            repo.guard(blake3_hex, exclusive=False)
+            if self.store.size_of(blake3_hex) != digests.size_bytes:
+                raise StoredBlobMissingError(
+                    f"{digests.blake3} was removed from {self.store.description} before its "
+                    "row was written (bytes that did not hash to that name were being "
+                    "removed); nothing was recorded: push it again"
+                )
+            return repo.insert_if_absent(row)
+
+    def remove_unrecorded(self, blake3_hex: str, modified_at: float) -> bool:
+        """Remove the bytes stored as ``blake3_hex`` if no row names them and they are
+        still the ones written at ``modified_at`` (which the caller found damaged);
+        True when this call removed them.
+
+        Under the digest's exclusive guard: False, removing nothing, when a request
+        is recording that digest now, a row exists, or the bytes were replaced.
+        Raises StorageError.
+        """
+        with self._writes.begin() as session:
+            repo = BlobRepository(session)
+            if not repo.guard(blake3_hex, exclusive=True):
+                return False
+            if repo.get(Digest.blake3(blake3_hex)) is not None:
+                return False
+            if self.store.modified_at(blake3_hex) != modified_at:
+                return False
+            self.store.delete(blake3_hex)
+            return True
 
     # -- maintenance ------------------------------------------------------------------
     def fsck(self, *, deep: bool = False, repair: bool = False) -> FsckReport:
@@ -209,7 +263,10 @@ class BlobService:
             if repair:
                 digests = self._rehash(blake3_hex)
                 if digests.blake3.hex == blake3_hex:
-                    self.record(digests)
+                    try:
+                        self.record(digests)
+                    except StoredBlobMissingError:
+                        continue  # removed meanwhile
                     report.repaired.append(blake3_hex)
         return report
 

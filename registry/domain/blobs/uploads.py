@@ -45,6 +45,11 @@ class UploadService:
         self._reads = reads
         self._limits = limits
 
+    @property
+    def ttl_seconds(self) -> float:
+        """How long a session lives past its last chunk: the longest an upload may take."""
+        return self._limits.upload_ttl_seconds
+
     def _expiry(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self._limits.upload_ttl_seconds)
 
