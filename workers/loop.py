@@ -13,7 +13,9 @@ Invariants:
   that instant, the answer is lost and that lease expires (as for any lost answer).
 - Idle, the worker long-polls (``wait_seconds``): the registry answers as soon as a
   job is claimable, so jobs start at once and an idle worker asks rarely. Against a
-  registry that does not long-poll, it asks every ``poll_seconds``.
+  registry that does not long-poll (its 400 names the ``wait_seconds`` field: unknown,
+  or above its cap), it asks every ``poll_seconds`` from then on; any other refused
+  claim is retried after ``poll_seconds``, still long-polled.
 """
 
 from __future__ import annotations
@@ -33,6 +35,17 @@ from workers.errors import Refusal
 from workers.verify import Verification, WorkerOptions
 
 log = logging.getLogger("reliquary.worker")
+
+
+def _refuses_long_poll(exc: InvalidRequestError) -> bool:
+    """Whether a refused claim names ``wait_seconds`` (a registry older than long
+    polling calls it an unknown field), rather than anything else in the claim."""
+    problem = exc.problem or {}
+    said = [problem.get("detail")]
+    for error in problem.get("errors") or []:
+        if isinstance(error, dict):
+            said += [error.get("key"), error.get("message")]
+    return any(isinstance(text, str) and "wait_seconds" in text for text in said)
 
 
 class _WaitInterruptedError(BaseException):  # raised by the signal handler, like KeyboardInterrupt
@@ -122,7 +135,7 @@ class Worker:
             except _WaitInterruptedError:
                 break
             except (TransportError, ReliquaryError) as exc:
-                if wait and isinstance(exc, InvalidRequestError):  # a registry without it
+                if wait and isinstance(exc, InvalidRequestError) and _refuses_long_poll(exc):
                     log.warning("the registry does not long-poll claims (%s); polling", exc)
                     self.wait_seconds = 0.0
                     continue
