@@ -290,6 +290,7 @@ class S3BlobStore:
         self.bucket = bucket
         self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
         self.part_size_bytes = part_size_bytes
+        self._partless: set[str] = set()  # multipart uploads with no part at the last purge
         where = f"at {endpoint_url}" if endpoint_url else f"in {region or 'the default region'}"
         self.description = f"s3:{bucket}/{self.prefix} {where}"
         config = Config(
@@ -437,35 +438,44 @@ class S3BlobStore:
                     if item["LastModified"].timestamp() < cutoff:
                         self._delete_key(item["Key"])
                         removed += 1
+            partless: set[str] = set()
             for area in ("_staging/", "_uploads/"):
                 uploads = self.client.get_paginator("list_multipart_uploads")
                 for listing in uploads.paginate(Bucket=self.bucket, Prefix=self.key(area)):
                     cutoff = _server_time(listing) - idle_seconds
                     for upload in listing.get("Uploads", []):
-                        initiated = upload["Initiated"].timestamp()
-                        if initiated < cutoff and self._idle_since(
-                            upload["Key"], upload["UploadId"], cutoff
-                        ):
-                            self._abort_multipart(upload["Key"], upload["UploadId"])
-                            removed += 1
+                        key, upload_id = upload["Key"], upload["UploadId"]
+                        if upload["Initiated"].timestamp() >= cutoff:
+                            continue
+                        last = self._last_part(key, upload_id)
+                        if last is None:  # no part yet: only Initiated dates it, which some
+                            partless.add(upload_id)  # stores (moto) misreport: wait a pass
+                            if upload_id not in self._partless:
+                                continue
+                        elif last >= cutoff:
+                            continue
+                        self._abort_multipart(key, upload_id)
+                        removed += 1
+            self._partless = partless
         except _BOTO_ERRORS as exc:
             raise _unavailable(exc, "purging abandoned staged writes", self.description) from exc
         return removed
 
-    def _idle_since(self, key: str, upload_id: str, cutoff: float) -> bool:
-        """Whether a multipart upload started before ``cutoff`` (S3's clock) has received
-        no part since. Raises botocore errors."""
-        last = 0.0
+    def _last_part(self, key: str, upload_id: str) -> float | None:
+        """When a multipart upload last received a part (S3's clock); None: no part yet,
+        or it completed or was aborted meanwhile. Raises botocore errors."""
+        last: float | None = None
         pages = self.client.get_paginator("list_parts")
         try:
             for page in pages.paginate(Bucket=self.bucket, Key=key, UploadId=upload_id):
                 for part in page.get("Parts", []):
-                    last = max(last, part["LastModified"].timestamp())
+                    stamp = part["LastModified"].timestamp()
+                    last = stamp if last is None else max(last, stamp)
         except ClientError as exc:
             if _code(exc) in ("NoSuchUpload", *_NOT_FOUND_CODES):
-                return False  # completed or aborted meanwhile
+                return float("inf")  # completed or aborted meanwhile: nothing to purge
             raise
-        return last < cutoff
+        return last
 
     def list_upload_ids(self) -> list[str]:
         root = self.key("_uploads/")

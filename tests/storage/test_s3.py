@@ -208,3 +208,18 @@ def test_an_unreachable_endpoint_raises_storage_unavailable() -> None:
 def test_invalid_configuration_is_refused(kwargs: dict[str, str | int]) -> None:
     with pytest.raises(ValueError):
         S3BlobStore("bucket", endpoint_url="http://127.0.0.1:9", **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_multipart_upload_without_parts_survives_one_purge(
+    s3_test_endpoint: S3Endpoint, s3_bucket: str
+) -> None:
+    """A writer that has just created its multipart upload has sent no part: only the
+    upload's ``Initiated`` dates it, which some stores misreport (moto says 2010). It is
+    purged only when a later pass still finds it without parts."""
+    store = s3_blob_store(s3_test_endpoint, s3_bucket)
+    client = s3_client(s3_test_endpoint)
+    client.create_multipart_upload(Bucket=s3_bucket, Key=store.key("_staging/new"))
+    assert store.purge_staging(0, lifetime_seconds=0) == 0  # maybe a live writer: kept
+    assert open_multipart_uploads(s3_test_endpoint, s3_bucket) == [store.key("_staging/new")]
+    assert store.purge_staging(0, lifetime_seconds=0) == 1  # still nothing sent: abandoned
+    assert open_multipart_uploads(s3_test_endpoint, s3_bucket) == []
