@@ -16,6 +16,10 @@ Invariants:
   keep-alive (uvicorn's own timeout) are not covered by it.
 - a connection is closed by the deadline only when its headers are late; a
   request whose headers arrived is never cut by it.
+- a request costs one clock read, not a timer: one sweep per event loop looks at the
+  open connections every ``min(1 s, timeout / 4)`` and closes those whose headers are
+  late, so a late client goes within the timeout plus that interval (a timer armed
+  and cancelled per request cost ~8% of manifest GETs/s at 16 connections).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import weakref
 from typing import Any
 
 import msgspec
@@ -54,21 +59,23 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.header_timeout = header_timeout_seconds()
-        self._header_deadline: asyncio.TimerHandle | None = None
+        self._awaiting_since: float | None = None  # loop time headers began to be awaited
         self._in_body = False  # between a request's headers and the end of its body
 
     # -- the deadline -------------------------------------------------------------
     def _arm(self) -> None:
-        if self._header_deadline is None:
-            self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_late)
+        if self._awaiting_since is None:
+            self._awaiting_since = self.loop.time()
 
     def _disarm(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
+        self._awaiting_since = None
+
+    def _late(self, now: float) -> bool:
+        since = self._awaiting_since
+        return since is not None and now - since >= self.header_timeout
 
     def _headers_late(self) -> None:
-        self._header_deadline = None
+        self._awaiting_since = None
         if self.transport.is_closing():
             return
         log.debug(
@@ -99,6 +106,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
+        _Sweeper.ensure(self.loop, self.server_state, self.header_timeout)
 
     def data_received(self, data: bytes) -> None:
         if not self._in_body:  # bytes of a request line or headers (or stray CRLFs)
@@ -121,3 +129,29 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+
+class _Sweeper:
+    """One per event loop: closes the connections whose request headers are late."""
+
+    _running: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Sweeper] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, state: ServerState, timeout: float):
+        self._loop = loop
+        self._state = state
+        self._interval = min(1.0, timeout / 4)
+
+    @classmethod
+    def ensure(cls, loop: asyncio.AbstractEventLoop, state: ServerState, timeout: float) -> None:
+        if loop not in cls._running:
+            sweeper = cls._running[loop] = cls(loop, state, timeout)
+            loop.call_later(sweeper._interval, sweeper.sweep)
+
+    def sweep(self) -> None:
+        now = self._loop.time()
+        for connection in list(self._state.connections):
+            if isinstance(connection, HeaderTimeoutProtocol) and connection._late(now):
+                connection._headers_late()
+        self._loop.call_later(self._interval, self.sweep)

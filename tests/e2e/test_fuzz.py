@@ -12,15 +12,13 @@ bounded number of examples per operation, as an admin so that it reaches past au
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.conftest import Deployment
 from tests.support.fuzz import FUZZ_SEED, Request, fuzz, replay
 from tests.support.malformed import CASES, prepare
-from tests.support.server import ServerProcess, run_cli
+from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -28,18 +26,6 @@ pytestmark = pytest.mark.slow
 # harder or a different run (RELIQUARY_FUZZ_EXAMPLES=500 RELIQUARY_FUZZ_SEED=7)
 EXAMPLES_PER_OPERATION = int(os.environ.get("RELIQUARY_FUZZ_EXAMPLES", "40"))
 SEED = int(os.environ.get("RELIQUARY_FUZZ_SEED", str(FUZZ_SEED)))
-
-
-@pytest.fixture
-def server(deployment: Deployment) -> Iterator[tuple[ServerProcess, str]]:
-    run_cli(deployment.env, "db", "upgrade")
-    admin = run_cli(deployment.env, "token", "create", "--role", "admin").strip()
-    proc = ServerProcess(deployment.env)
-    proc.start()
-    try:
-        yield proc, admin
-    finally:
-        proc.stop()
 
 
 def test_fuzzing_the_document_finds_no_server_error_and_only_problems(

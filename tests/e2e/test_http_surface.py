@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
-from tests.conftest import Deployment
-from tests.support.server import ServerProcess, run_cli
+from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -27,18 +24,6 @@ PATHS = {
     "/v1/jobs/claim": {"POST", "OPTIONS"},
     "/v1/log/checkpoint": {"GET", "OPTIONS"},
 }
-
-
-@pytest.fixture
-def server(deployment: Deployment) -> Iterator[tuple[ServerProcess, str]]:
-    run_cli(deployment.env, "db", "upgrade")
-    admin = run_cli(deployment.env, "token", "create", "--role", "admin").strip()
-    proc = ServerProcess(deployment.env)
-    proc.start()
-    try:
-        yield proc, admin
-    finally:
-        proc.stop()
 
 
 def methods(allow: str) -> set[str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,18 +19,6 @@ from tests.support.content import digests, manifest_bytes
 from tests.support.server import ServerProcess, run_cli, send_truncated
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def server(deployment: Deployment) -> Iterator[tuple[ServerProcess, str]]:
-    run_cli(deployment.env, "db", "upgrade")
-    admin = run_cli(deployment.env, "token", "create", "--role", "admin").strip()
-    proc = ServerProcess(deployment.env)
-    proc.start()
-    try:
-        yield proc, admin
-    finally:
-        proc.stop()
 
 
 def test_cli_prints_only_the_token_and_revokes_it(
