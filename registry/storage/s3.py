@@ -43,6 +43,7 @@ Invariants, on top of those in ``base``:
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import time
 from collections.abc import Iterator, Mapping
@@ -109,6 +110,15 @@ def _server_time(response: Mapping[str, Any]) -> float:
         return parsedate_to_datetime(date).timestamp() if date else time.time()
     except (TypeError, ValueError):
         return time.time()
+
+
+_NAMED_START = re.compile(r".*_staging/([0-9]{13})-[0-9a-f]{16}")
+
+
+def _named_start(key: str) -> float:
+    """When a blob writer began, from its staging key (``open_writer``); 0 if unnamed."""
+    match = _NAMED_START.fullmatch(key)
+    return int(match.group(1)) / 1000 if match else 0.0
 
 
 def _unavailable(exc: BaseException, what: str, where: str) -> StorageUnavailableError:
@@ -290,7 +300,6 @@ class S3BlobStore:
         self.bucket = bucket
         self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
         self.part_size_bytes = part_size_bytes
-        self._partless: set[str] = set()  # multipart uploads with no part at the last purge
         where = f"at {endpoint_url}" if endpoint_url else f"in {region or 'the default region'}"
         self.description = f"s3:{bucket}/{self.prefix} {where}"
         config = Config(
@@ -378,7 +387,8 @@ class S3BlobStore:
         return self.prefix + relative
 
     def open_writer(self) -> _S3Writer:
-        # the creation time leads the name (for people reading a listing)
+        # the creation time leads the name (for people reading a listing, and to date a
+        # multipart upload that has no part yet: see purge_staging)
         name = f"{time.time_ns() // 1_000_000:013d}-{secrets.token_hex(8)}"
         return _S3Writer(self, self.key(f"_staging/{name}"), for_blob=True)
 
@@ -438,25 +448,22 @@ class S3BlobStore:
                     if item["LastModified"].timestamp() < cutoff:
                         self._delete_key(item["Key"])
                         removed += 1
-            partless: set[str] = set()
             for area in ("_staging/", "_uploads/"):
                 uploads = self.client.get_paginator("list_multipart_uploads")
                 for listing in uploads.paginate(Bucket=self.bucket, Prefix=self.key(area)):
                     cutoff = _server_time(listing) - idle_seconds
                     for upload in listing.get("Uploads", []):
                         key, upload_id = upload["Key"], upload["UploadId"]
-                        if upload["Initiated"].timestamp() >= cutoff:
+                        # a blob writer's key names when it began: some stores (moto)
+                        # misdate Initiated, which alone dates an upload with no part yet
+                        started = max(upload["Initiated"].timestamp(), _named_start(key))
+                        if started >= cutoff:
                             continue
                         last = self._last_part(key, upload_id)
-                        if last is None:  # no part yet: only Initiated dates it, which some
-                            partless.add(upload_id)  # stores (moto) misreport: wait a pass
-                            if upload_id not in self._partless:
-                                continue
-                        elif last >= cutoff:
+                        if last is not None and last >= cutoff:
                             continue
                         self._abort_multipart(key, upload_id)
                         removed += 1
-            self._partless = partless
         except _BOTO_ERRORS as exc:
             raise _unavailable(exc, "purging abandoned staged writes", self.description) from exc
         return removed

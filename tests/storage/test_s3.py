@@ -210,16 +210,19 @@ def test_invalid_configuration_is_refused(kwargs: dict[str, str | int]) -> None:
         S3BlobStore("bucket", endpoint_url="http://127.0.0.1:9", **kwargs)  # type: ignore[arg-type]
 
 
-def test_a_multipart_upload_without_parts_survives_one_purge(
+def test_a_blob_writer_without_parts_is_dated_by_its_key_not_initiated(
     s3_test_endpoint: S3Endpoint, s3_bucket: str
 ) -> None:
     """A writer that has just created its multipart upload has sent no part: only the
-    upload's ``Initiated`` dates it, which some stores misreport (moto says 2010). It is
-    purged only when a later pass still finds it without parts."""
+    upload's ``Initiated`` dates it, which some stores misreport (moto says 2010). A
+    blob writer's staging key names when it began, so a live one is kept and one that
+    began long ago goes, in one pass."""
     store = s3_blob_store(s3_test_endpoint, s3_bucket)
     client = s3_client(s3_test_endpoint)
-    client.create_multipart_upload(Bucket=s3_bucket, Key=store.key("_staging/new"))
-    assert store.purge_staging(0, lifetime_seconds=0) == 0  # maybe a live writer: kept
-    assert open_multipart_uploads(s3_test_endpoint, s3_bucket) == [store.key("_staging/new")]
-    assert store.purge_staging(0, lifetime_seconds=0) == 1  # still nothing sent: abandoned
-    assert open_multipart_uploads(s3_test_endpoint, s3_bucket) == []
+    now_ms = int(time.time() * 1000)
+    live = store.key(f"_staging/{now_ms:013d}-{'a' * 16}")
+    dead = store.key(f"_staging/{now_ms - 3_600_000:013d}-{'b' * 16}")
+    for key in (live, dead):
+        client.create_multipart_upload(Bucket=s3_bucket, Key=key)
+    assert store.purge_staging(60, lifetime_seconds=60) == 1
+    assert open_multipart_uploads(s3_test_endpoint, s3_bucket) == [live]
