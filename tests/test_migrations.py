@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, text
 from sqlalchemy.exc import DataError, IntegrityError
 
+from registry.core.dsse import sign_envelope, statement_sha256
+from registry.core.keys import SigningKey
+from registry.db.engine import make_engine
 from registry.db.models import Base, BlobRow, TokenRow
+from registry.migrate import upgrade
+from tests.conftest import _create_postgres_database
 
 ENGINES = ["sqlite", "postgresql"]
 
@@ -46,3 +54,63 @@ def test_database_refuses_unknown_roles(migrated_databases: dict[str, Engine], n
     }
     with pytest.raises(IntegrityError), migrated_databases[name].begin() as conn:
         conn.execute(insert(TokenRow).values(row))
+
+
+@pytest.mark.parametrize("name", ENGINES)
+def test_0007_gives_a_replay_stored_before_it_no_statement_id(
+    name: str, tmp_path: Path, postgres_server: str
+) -> None:
+    """Two rows stored before 0007 for one signed statement (a replay re-encoded): the
+    first gets the statement id, the later one NULL (it no longer counts)."""
+    if name == "sqlite":
+        engine, drop = make_engine(f"sqlite:///{tmp_path / 'old.db'}"), None
+    else:
+        url, drop = _create_postgres_database(postgres_server)
+        engine = make_engine(url)
+    try:
+        upgrade(engine, "0006")
+        key = SigningKey.generate()
+        envelope = sign_envelope(b'{"a": 1}', key)
+        first = envelope.to_json()
+        replay = json.dumps(json.loads(first), indent=2).encode()  # the same statement
+        now = datetime.now(UTC)
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO artifacts (digest, sha256, name, version, kind, manifest, "
+                    "size_bytes, created_at) VALUES (:d, :s, 'a/b', 'v1', 'model', :m, 0, :t)"
+                ),
+                {"d": "a" * 64, "s": "b" * 64, "m": b"{}", "t": now},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO signing_keys (keyid, public_key, role, description, "
+                    "created_at, log_index) VALUES (:k, :p, 'publisher', '', :t, 0)"
+                ),
+                {"k": key.public.keyid, "p": key.public.raw, "t": now},
+            )
+            for index, raw in enumerate((first, replay), start=1):
+                conn.execute(
+                    text(
+                        "INSERT INTO attestations (envelope_sha256, artifact_digest, "
+                        "predicate_type, keyid, envelope, log_index, created_at) VALUES "
+                        "(:e, :a, 'p', :k, :b, :i, :t)"
+                    ),
+                    {"e": hashlib.sha256(raw).hexdigest(), "a": "a" * 64,
+                     "k": key.public.keyid, "b": raw, "i": index, "t": now},
+                )  # fmt: skip
+        upgrade(engine)
+        with engine.connect() as conn:
+            ids = (
+                conn.execute(text("SELECT statement_sha256 FROM attestations ORDER BY log_index"))
+                .scalars()
+                .all()
+            )
+        assert ids == [
+            statement_sha256(envelope.payload_type, envelope.payload, key.public.keyid),
+            None,
+        ]
+    finally:
+        engine.dispose()
+        if drop is not None:
+            drop()

@@ -15,6 +15,7 @@ Revises: 0006
 Create Date: 2026-11-30
 """
 
+import logging
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -23,30 +24,57 @@ from alembic import op
 from registry.core.dsse import Envelope, statement_sha256
 from registry.core.errors import CoreError
 
+log = logging.getLogger("alembic.runtime.migration")
+
 revision: str = "0007"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+_PAGE = 1000
+
+
 def _backfill() -> None:
+    """Statement ids for the rows stored before, in log order, a page at a time; a row
+    whose envelope no longer parses, or that repeats an earlier row's statement (a replay
+    accepted before this revision), keeps NULL and counts for nothing."""
     bind = op.get_bind()
-    rows = bind.execute(
-        sa.text("SELECT envelope_sha256, keyid, envelope FROM attestations ORDER BY log_index")
-    ).all()
     seen: set[str] = set()
-    for envelope_sha256, keyid, raw in rows:
-        try:
-            envelope = Envelope.from_json(bytes(raw))
-        except CoreError:
-            continue
-        statement = statement_sha256(envelope.payload_type, envelope.payload, keyid)
-        if statement in seen:
-            continue
-        seen.add(statement)
-        bind.execute(
-            sa.text("UPDATE attestations SET statement_sha256 = :s WHERE envelope_sha256 = :e"),
-            {"s": statement, "e": envelope_sha256},
+    unreadable = repeated = 0
+    after = -1
+    while True:
+        rows = bind.execute(
+            sa.text(
+                "SELECT envelope_sha256, keyid, envelope, log_index FROM attestations "
+                "WHERE log_index > :after ORDER BY log_index LIMIT :page"
+            ),
+            {"after": after, "page": _PAGE},
+        ).all()
+        if not rows:
+            break
+        after = rows[-1][3]
+        for envelope_sha256, keyid, raw, _ in rows:
+            try:
+                envelope = Envelope.from_json(bytes(raw))
+            except CoreError:
+                unreadable += 1
+                continue
+            statement = statement_sha256(envelope.payload_type, envelope.payload, keyid)
+            if statement in seen:
+                repeated += 1
+                continue
+            seen.add(statement)
+            bind.execute(
+                sa.text("UPDATE attestations SET statement_sha256 = :s WHERE envelope_sha256 = :e"),
+                {"s": statement, "e": envelope_sha256},
+            )
+    if unreadable or repeated:
+        log.warning(
+            "0007: %d stored replays and %d unreadable envelopes keep no statement id: "
+            "they no longer count as evidence",
+            repeated,
+            unreadable,
         )
 
 

@@ -496,15 +496,19 @@ class S3BlobStore:
             raise _unavailable(exc, "listing uploads", self.description) from exc
         return sorted(ids)
 
-    def size_of(self, blake3_hex: str) -> int | None:
+    def _head(self, blake3_hex: str, what: str) -> Any | None:
+        """The blob's HEAD answer, or None when it is absent. Raises StorageUnavailableError."""
         key = self.key(blob_key(_safe_name(blake3_hex)))
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=key)
+            return self.client.head_object(Bucket=self.bucket, Key=key)
         except _BOTO_ERRORS as exc:
             if _is_not_found(exc):
                 return None
-            raise _unavailable(exc, f"reading size of {blake3_hex}", self.description) from exc
-        return head["ContentLength"]
+            raise _unavailable(exc, f"reading {what} of {blake3_hex}", self.description) from exc
+
+    def size_of(self, blake3_hex: str) -> int | None:
+        head = self._head(blake3_hex, "the size")
+        return None if head is None else int(head["ContentLength"])
 
     def read(self, blake3_hex: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
         return self._read_key(self.key(blob_key(_safe_name(blake3_hex))), offset, length)
@@ -556,14 +560,8 @@ class S3BlobStore:
                 raise _unavailable(exc, "deleting an object", self.description) from exc
 
     def modified_at(self, blake3_hex: str) -> float | None:
-        key = self.key(blob_key(_safe_name(blake3_hex)))
-        try:
-            head = self.client.head_object(Bucket=self.bucket, Key=key)
-        except _BOTO_ERRORS as exc:
-            if _is_not_found(exc):
-                return None
-            raise _unavailable(exc, f"reading the age of {blake3_hex}", self.description) from exc
-        return head["LastModified"].timestamp()
+        head = self._head(blake3_hex, "the age")
+        return None if head is None else float(head["LastModified"].timestamp())
 
     def delete(self, blake3_hex: str) -> None:
         self._delete_key(self.key(blob_key(_safe_name(blake3_hex))))

@@ -21,7 +21,7 @@ from registry.storage import StoredBlobMissingError
 from tests.conftest import Deployment
 from tests.support.content import digests
 from tests.support.crash import die_mid_write
-from tests.support.s3 import S3Endpoint, s3_client
+from tests.support.s3 import endpoint_of, s3_client
 
 
 def publish_without_row(services: Services, data: bytes, name: str | None = None) -> str:
@@ -114,12 +114,7 @@ def test_a_killed_uploads_partial_writes_are_removed_at_start(
     if deployment.name == "embedded":
         assert list((settings.storage.root / "_staging").iterdir()) == []
     else:
-        endpoint = S3Endpoint(
-            deployment.env["RELIQUARY_S3_ENDPOINT_URL"],
-            deployment.env["RELIQUARY_S3_ACCESS_KEY_ID"],
-            deployment.env["RELIQUARY_S3_SECRET_ACCESS_KEY"],
-            deployment.env["RELIQUARY_S3_REGION"],
-        )
+        endpoint = endpoint_of(deployment.env)
         bucket = deployment.env["RELIQUARY_S3_BUCKET"]
         assert s3_client(endpoint).list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert services.store.list_upload_ids() == []

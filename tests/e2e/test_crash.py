@@ -32,7 +32,7 @@ from blake3 import blake3
 
 from tests.conftest import Deployment
 from tests.support.content import digests, manifest_bytes
-from tests.support.s3 import S3Endpoint, s3_client
+from tests.support.s3 import endpoint_of, s3_client
 from tests.support.server import SERVER, ServerProcess, run_cli
 
 pytestmark = pytest.mark.slow
@@ -332,12 +332,7 @@ def test_kill_9_at_random_points_loses_nothing_acknowledged_and_leaves_nothing(
     if deployment.name == "production":  # what S3 still holds of killed writes is swept
         time.sleep(2.1)  # idle one second on S3's clock, which ticks in whole seconds
         run_cli({**deployment.env, "RELIQUARY_UPLOAD_TTL": "1s"}, "fsck")
-        endpoint = S3Endpoint(
-            deployment.env["RELIQUARY_S3_ENDPOINT_URL"],
-            deployment.env["RELIQUARY_S3_ACCESS_KEY_ID"],
-            deployment.env["RELIQUARY_S3_SECRET_ACCESS_KEY"],
-            deployment.env["RELIQUARY_S3_REGION"],
-        )
+        endpoint = endpoint_of(deployment.env)
         bucket = deployment.env["RELIQUARY_S3_BUCKET"]
         s3 = s3_client(endpoint)
         assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []

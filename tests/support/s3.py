@@ -61,6 +61,16 @@ def s3_endpoint() -> Iterator[S3Endpoint]:
 
 
 @functools.cache
+def endpoint_of(env: dict[str, str]) -> S3Endpoint:
+    """The S3 endpoint a deployment's ``RELIQUARY_S3_*`` settings name."""
+    return S3Endpoint(
+        env["RELIQUARY_S3_ENDPOINT_URL"],
+        env["RELIQUARY_S3_ACCESS_KEY_ID"],
+        env["RELIQUARY_S3_SECRET_ACCESS_KEY"],
+        env["RELIQUARY_S3_REGION"],
+    )
+
+
 def s3_client(endpoint: S3Endpoint) -> S3Client:
     """A plain boto3 client for the endpoint, to look behind a store's back (shared)."""
     return boto3.session.Session().client(
