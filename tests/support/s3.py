@@ -60,7 +60,6 @@ def s3_endpoint() -> Iterator[S3Endpoint]:
         server.stop()
 
 
-@functools.cache
 def endpoint_of(env: dict[str, str]) -> S3Endpoint:
     """The S3 endpoint a deployment's ``RELIQUARY_S3_*`` settings name."""
     return S3Endpoint(
@@ -71,6 +70,7 @@ def endpoint_of(env: dict[str, str]) -> S3Endpoint:
     )
 
 
+@functools.cache
 def s3_client(endpoint: S3Endpoint) -> S3Client:
     """A plain boto3 client for the endpoint, to look behind a store's back (shared)."""
     return boto3.session.Session().client(
