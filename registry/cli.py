@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from registry.core.quantity import parse_duration
 from registry.core.roles import Role
-from registry.settings import Settings
+from registry.settings import Settings, env_variable
 
 _OPTIONS = [
     ("--data-dir", "data_dir", "Where the embedded default keeps its files [./.reliquary]."),
@@ -48,7 +48,7 @@ def _load(values: dict[str, str | None]) -> Settings:
     # flags become environment so that server worker processes see the same settings
     for name, value in values.items():
         if value is not None:
-            os.environ[f"RELIQUARY_{name.upper()}"] = value
+            os.environ[env_variable(name)] = value
     return settings
 
 

@@ -1,8 +1,12 @@
 """Registry settings: frozen groups filled from flags or ``RELIQUARY_*`` variables.
 
 Every setting has one name, used as ``--kebab-case`` flag and as
-``RELIQUARY_UPPER_CASE`` environment variable. Sizes and durations carry units
-(``10GiB``, ``24h``). A ``Settings`` object is always valid.
+``RELIQUARY_UPPER_CASE`` environment variable (``SettingSource`` reads it, a flag
+winning). Sizes and durations carry units (``10GiB``, ``24h``) and are read by
+``registry.core.quantity``. Each group reads its own settings (``from_env``) and
+checks its own invariants in ``__post_init__``, so a group, and the ``Settings``
+that composes them, is always valid; every refusal is a ``ValueError`` whose
+message names the variable.
 """
 
 from __future__ import annotations
@@ -17,15 +21,73 @@ from registry.core.quantity import parse_duration, parse_size
 
 StorageBackend = Literal["filesystem", "s3"]
 
+_S3_MAX_PRESIGN_SECONDS = 7 * 24 * 3600.0  # S3 signs URLs for at most 7 days
+_TRUE = ("true", "1", "yes")
+_FALSE = ("false", "0", "no")
+
+
+@dataclass(frozen=True, slots=True)
+class SettingSource:
+    """The values settings are read from: a flag (``flags``, keyed by the lowercase
+    setting name such as ``data_dir``) wins over ``RELIQUARY_<NAME>`` in ``env``;
+    a flag that is ``None`` was not given."""
+
+    env: Mapping[str, str]
+    flags: Mapping[str, str | None] = field(default_factory=dict)
+
+    def text(self, name: str, default: str | None = None) -> str | None:
+        """The setting's text, or ``default`` when neither flag nor variable is set."""
+        flag = self.flags.get(name)
+        if flag is not None:
+            return flag
+        return self.env.get(env_variable(name), default)
+
+    def size(self, name: str, default: int) -> int:
+        """A byte size (``512MiB``); ``default`` when unset.
+
+        Raises:
+            ValueError: the text is not a size (the message names the variable).
+        """
+        text = self.text(name)
+        try:
+            return default if text is None else parse_size(text)
+        except ValueError as exc:
+            raise ValueError(f"{env_variable(name)}: {exc}") from exc
+
+    def duration(self, name: str, default: float) -> float:
+        """A duration in seconds (``24h``); ``default`` when unset.
+
+        Raises:
+            ValueError: the text is not a duration (the message names the variable).
+        """
+        text = self.text(name)
+        try:
+            return default if text is None else parse_duration(text)
+        except ValueError as exc:
+            raise ValueError(f"{env_variable(name)}: {exc}") from exc
+
+
+def env_variable(name: str) -> str:
+    """The environment variable of a setting: ``data_dir`` -> ``RELIQUARY_DATA_DIR``."""
+    return f"RELIQUARY_{name.upper()}"
+
 
 @dataclass(frozen=True, slots=True)
 class DatabaseSettings:
     url: str
     pool_size: int = 10
 
+    @classmethod
+    def from_env(cls, source: SettingSource, data_dir: Path) -> DatabaseSettings:
+        """``RELIQUARY_DATABASE_URL``; the embedded SQLite file in ``data_dir`` when unset."""
+        return cls(url=source.text("database_url") or f"sqlite:///{data_dir / 'registry.db'}")
+
 
 @dataclass(frozen=True, slots=True)
 class StorageSettings:
+    """Where blobs live. Invariants: an S3 backend names its bucket; presigned
+    redirects (``s3_redirect_seconds`` > 0) need S3 and last 1 minute to 7 days."""
+
     backend: StorageBackend
     root: Path  # filesystem backend
     s3_bucket: str = ""
@@ -37,9 +99,52 @@ class StorageSettings:
     s3_redirect_seconds: float = 0.0  # > 0: blob GETs redirect to presigned URLs this long
     s3_public_endpoint_url: str | None = None  # what clients reach S3 at, for those URLs
 
+    def __post_init__(self) -> None:
+        redirect = self.s3_redirect_seconds
+        if redirect and self.backend != "s3":
+            raise ValueError("RELIQUARY_S3_REDIRECT needs RELIQUARY_STORAGE=s3")
+        if redirect and not 60 <= redirect <= _S3_MAX_PRESIGN_SECONDS:
+            raise ValueError(
+                "RELIQUARY_S3_REDIRECT must be between 1m (clocks drift) and 7d (S3's limit)"
+            )
+        if self.backend == "s3" and not self.s3_bucket:
+            raise ValueError("RELIQUARY_S3_BUCKET is required when RELIQUARY_STORAGE=s3")
+
+    @classmethod
+    def from_env(cls, source: SettingSource, data_dir: Path) -> StorageSettings:
+        """``RELIQUARY_STORAGE``, ``RELIQUARY_BLOB_DIR`` and ``RELIQUARY_S3_*``.
+
+        Raises:
+            ValueError: an unknown backend, an unreadable redirect, or a broken invariant.
+        """
+        backend_name = source.text("storage", "filesystem")
+        backend: StorageBackend
+        if backend_name == "filesystem":
+            backend = "filesystem"
+        elif backend_name == "s3":
+            backend = "s3"
+        else:
+            raise ValueError(
+                f"RELIQUARY_STORAGE must be 'filesystem' or 's3', not {backend_name!r}"
+            )
+        return cls(
+            backend=backend,
+            root=Path(source.text("blob_dir") or data_dir / "blobs").absolute(),
+            s3_bucket=source.text("s3_bucket", "") or "",
+            s3_endpoint_url=source.text("s3_endpoint_url"),
+            s3_region=source.text("s3_region"),
+            s3_prefix=source.text("s3_prefix", "") or "",
+            s3_access_key_id=source.text("s3_access_key_id"),
+            s3_secret_access_key=source.text("s3_secret_access_key"),
+            s3_redirect_seconds=source.duration("s3_redirect", 0.0),
+            s3_public_endpoint_url=source.text("s3_public_endpoint_url"),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class LimitSettings:
+    """Request limits. Invariant: request headers get between 100 ms and 1 h."""
+
     max_blob_bytes: int = 64 * 2**30
     max_manifest_bytes: int = 4 * 2**20
     max_chunk_bytes: int = 512 * 2**20
@@ -47,11 +152,49 @@ class LimitSettings:
     max_json_body_bytes: int = 1 * 2**20
     header_timeout_seconds: float = 10.0  # a connection's request headers must arrive within this
 
+    def __post_init__(self) -> None:
+        if not 0.1 <= self.header_timeout_seconds <= 3600:
+            raise ValueError("RELIQUARY_HEADER_TIMEOUT must be between 100ms and 1h")
+
+    @classmethod
+    def from_env(cls, source: SettingSource) -> LimitSettings:
+        """``RELIQUARY_MAX_*_SIZE``, ``RELIQUARY_UPLOAD_TTL``, ``RELIQUARY_HEADER_TIMEOUT``.
+
+        Raises:
+            ValueError: a size or duration cannot be read, or the header timeout is out of range.
+        """
+        defaults = cls()
+        return cls(
+            upload_ttl_seconds=source.duration("upload_ttl", defaults.upload_ttl_seconds),
+            header_timeout_seconds=source.duration(
+                "header_timeout", defaults.header_timeout_seconds
+            ),
+            max_blob_bytes=source.size("max_blob_size", defaults.max_blob_bytes),
+            max_manifest_bytes=source.size("max_manifest_size", defaults.max_manifest_bytes),
+            max_chunk_bytes=source.size("max_chunk_size", defaults.max_chunk_bytes),
+            max_json_body_bytes=source.size("max_json_body_size", defaults.max_json_body_bytes),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class AuthSettings:
     anonymous_reads: bool = False
     token_cache_seconds: float = 2.0
+
+    @classmethod
+    def from_env(cls, source: SettingSource) -> AuthSettings:
+        """``RELIQUARY_ANONYMOUS_READS`` (true/false, 1/0, yes/no), ``RELIQUARY_TOKEN_CACHE_TTL``.
+
+        Raises:
+            ValueError: a value cannot be read.
+        """
+        anonymous = (source.text("anonymous_reads", "false") or "false").lower()
+        if anonymous not in _TRUE + _FALSE:
+            raise ValueError(f"RELIQUARY_ANONYMOUS_READS must be true or false, not {anonymous!r}")
+        return cls(
+            anonymous_reads=anonymous in _TRUE,
+            token_cache_seconds=source.duration("token_cache_ttl", cls().token_cache_seconds),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,24 +203,55 @@ class LogSettings:
     key_file: Path  # Ed25519 private key (PKCS8 PEM) that signs checkpoints
     witness_file: Path  # the largest tree signed, outside the database (log/witness.py)
 
-
-def _log_settings(
-    origin: str | None, key_file: str | None, witness_file: str | None, data_dir: Path
-) -> LogSettings:
-    key = Path(key_file or data_dir / "log-key.pem").absolute()
-    witness = Path(witness_file).absolute() if witness_file else key.with_suffix(".witness.json")
-    return LogSettings(origin or "reliquary.local/log", key, witness)
+    @classmethod
+    def from_env(cls, source: SettingSource, data_dir: Path) -> LogSettings:
+        """``RELIQUARY_LOG_ORIGIN``, ``RELIQUARY_LOG_KEY_FILE`` (``<data_dir>/log-key.pem``)
+        and ``RELIQUARY_LOG_WITNESS_FILE`` (next to the key, ``.witness.json``)."""
+        key = Path(source.text("log_key_file") or data_dir / "log-key.pem").absolute()
+        witness_file = source.text("log_witness_file")
+        witness = (
+            Path(witness_file).absolute() if witness_file else key.with_suffix(".witness.json")
+        )
+        return cls(source.text("log_origin") or "reliquary.local/log", key, witness)
 
 
 @dataclass(frozen=True, slots=True)
 class PolicySettings:
     file: Path | None  # TOML promotion policy; None: channels have no requirements
 
+    @classmethod
+    def from_env(cls, source: SettingSource) -> PolicySettings:
+        """``RELIQUARY_POLICY_FILE``; unset or empty: no policy."""
+        path = source.text("policy_file")
+        return cls(file=Path(path).absolute() if path else None)
+
 
 @dataclass(frozen=True, slots=True)
 class JobSettings:
+    """Verification job queue. Invariant: a job is attempted 1 to 100 times."""
+
     lease_seconds: float = 300.0  # a worker heartbeats well within this; expiry requeues
     max_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_attempts <= 100:
+            raise ValueError(
+                f"RELIQUARY_JOB_MAX_ATTEMPTS must be 1..100, not {str(self.max_attempts)!r}"
+            )
+
+    @classmethod
+    def from_env(cls, source: SettingSource) -> JobSettings:
+        """``RELIQUARY_JOB_LEASE`` and ``RELIQUARY_JOB_MAX_ATTEMPTS``.
+
+        Raises:
+            ValueError: a value cannot be read or the attempts are out of range.
+        """
+        defaults = cls()
+        lease = source.duration("job_lease", defaults.lease_seconds)
+        attempts = source.text("job_max_attempts") or str(defaults.max_attempts)
+        if not attempts.isdigit():
+            raise ValueError(f"RELIQUARY_JOB_MAX_ATTEMPTS must be 1..100, not {attempts!r}")
+        return cls(lease_seconds=lease, max_attempts=int(attempts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,114 +279,20 @@ class Settings:
         Raises:
             ValueError: a value cannot be read (the message names the variable).
         """
-        source = dict(os.environ if env is None else env)
-
-        def get(name: str, default: str | None = None) -> str | None:
-            flag = overrides.get(name)
-            if flag is not None:
-                return flag
-            return source.get(f"RELIQUARY_{name.upper()}", default)
-
-        data_dir = Path(get("data_dir", "./.reliquary") or "./.reliquary").absolute()
-        database_url = get("database_url") or f"sqlite:///{data_dir / 'registry.db'}"
-        backend_name = get("storage", "filesystem")
-        if backend_name == "filesystem":
-            backend: StorageBackend = "filesystem"
-        elif backend_name == "s3":
-            backend = "s3"
-        else:
-            raise ValueError(
-                f"RELIQUARY_STORAGE must be 'filesystem' or 's3', not {backend_name!r}"
-            )
-        redirect_text = get("s3_redirect")
-        try:
-            redirect = 0.0 if redirect_text is None else parse_duration(redirect_text)
-        except ValueError as exc:
-            raise ValueError(f"RELIQUARY_S3_REDIRECT: {exc}") from exc
-        if redirect and backend != "s3":
-            raise ValueError("RELIQUARY_S3_REDIRECT needs RELIQUARY_STORAGE=s3")
-        if redirect and not 60 <= redirect <= 7 * 24 * 3600:  # S3 signs for at most 7 days
-            raise ValueError(
-                "RELIQUARY_S3_REDIRECT must be between 1m (clocks drift) and 7d (S3's limit)"
-            )
-        storage = StorageSettings(
-            backend=backend,
-            root=Path(get("blob_dir") or data_dir / "blobs").absolute(),
-            s3_bucket=get("s3_bucket", "") or "",
-            s3_endpoint_url=get("s3_endpoint_url"),
-            s3_region=get("s3_region"),
-            s3_prefix=get("s3_prefix", "") or "",
-            s3_access_key_id=get("s3_access_key_id"),
-            s3_secret_access_key=get("s3_secret_access_key"),
-            s3_redirect_seconds=redirect,
-            s3_public_endpoint_url=get("s3_public_endpoint_url"),
-        )
-        if backend == "s3" and not storage.s3_bucket:
-            raise ValueError("RELIQUARY_S3_BUCKET is required when RELIQUARY_STORAGE=s3")
-        defaults = LimitSettings()
-
-        def size(name: str, default: int) -> int:
-            text = get(name)
-            try:
-                return default if text is None else parse_size(text)
-            except ValueError as exc:
-                raise ValueError(f"RELIQUARY_{name.upper()}: {exc}") from exc
-
-        ttl_text = get("upload_ttl")
-        try:
-            ttl = defaults.upload_ttl_seconds if ttl_text is None else parse_duration(ttl_text)
-        except ValueError as exc:
-            raise ValueError(f"RELIQUARY_UPLOAD_TTL: {exc}") from exc
-        header_timeout_text = get("header_timeout")
-        try:
-            header_timeout = (
-                defaults.header_timeout_seconds
-                if header_timeout_text is None
-                else parse_duration(header_timeout_text)
-            )
-        except ValueError as exc:
-            raise ValueError(f"RELIQUARY_HEADER_TIMEOUT: {exc}") from exc
-        if not 0.1 <= header_timeout <= 3600:
-            raise ValueError("RELIQUARY_HEADER_TIMEOUT must be between 100ms and 1h")
-        limits = LimitSettings(
-            max_blob_bytes=size("max_blob_size", defaults.max_blob_bytes),
-            max_manifest_bytes=size("max_manifest_size", defaults.max_manifest_bytes),
-            max_chunk_bytes=size("max_chunk_size", defaults.max_chunk_bytes),
-            upload_ttl_seconds=ttl,
-            max_json_body_bytes=size("max_json_body_size", defaults.max_json_body_bytes),
-            header_timeout_seconds=header_timeout,
-        )
-        anonymous = (get("anonymous_reads", "false") or "false").lower()
-        if anonymous not in ("true", "false", "1", "0", "yes", "no"):
-            raise ValueError(f"RELIQUARY_ANONYMOUS_READS must be true or false, not {anonymous!r}")
-        cache_text = get("token_cache_ttl")
-        try:
-            token_cache = 2.0 if cache_text is None else parse_duration(cache_text)
-        except ValueError as exc:
-            raise ValueError(f"RELIQUARY_TOKEN_CACHE_TTL: {exc}") from exc
-        lease_text = get("job_lease")
-        attempts_text = get("job_max_attempts", "3") or "3"
-        try:
-            lease = (
-                JobSettings().lease_seconds if lease_text is None else parse_duration(lease_text)
-            )
-        except ValueError as exc:
-            raise ValueError(f"RELIQUARY_JOB_LEASE: {exc}") from exc
-        if not attempts_text.isdigit() or not 1 <= int(attempts_text) <= 100:
-            raise ValueError(f"RELIQUARY_JOB_MAX_ATTEMPTS must be 1..100, not {attempts_text!r}")
+        source = SettingSource(dict(os.environ if env is None else env), overrides)
+        data_dir = Path(source.text("data_dir", "./.reliquary") or "./.reliquary").absolute()
+        database = DatabaseSettings.from_env(source, data_dir)
+        storage = StorageSettings.from_env(source, data_dir)
+        limits = LimitSettings.from_env(source)
+        auth = AuthSettings.from_env(source)
+        jobs = JobSettings.from_env(source)
         return cls(
             data_dir=data_dir,
-            database=DatabaseSettings(url=database_url),
+            database=database,
             storage=storage,
-            log=_log_settings(
-                get("log_origin"), get("log_key_file"), get("log_witness_file"), data_dir
-            ),
-            policy=PolicySettings(
-                file=None if not get("policy_file") else Path(str(get("policy_file"))).absolute()
-            ),
+            log=LogSettings.from_env(source, data_dir),
+            policy=PolicySettings.from_env(source),
             limits=limits,
-            auth=AuthSettings(
-                anonymous_reads=anonymous in ("true", "1", "yes"), token_cache_seconds=token_cache
-            ),
-            jobs=JobSettings(lease_seconds=lease, max_attempts=int(attempts_text)),
+            auth=auth,
+            jobs=jobs,
         )

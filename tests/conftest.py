@@ -59,6 +59,8 @@ POSTGRES_URL = os.environ.get(
 
 @pytest.fixture(scope="session")
 def s3() -> Iterator[S3Endpoint]:
+    """The one S3 endpoint of the test session (one moto server, or
+    ``RELIQUARY_TEST_S3_ENDPOINT``); every user takes a bucket of its own on it."""
     with s3_endpoint() as endpoint:
         yield endpoint
 

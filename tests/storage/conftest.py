@@ -11,22 +11,17 @@ import pytest
 
 from registry.storage.base import BlobStore
 from registry.storage.filesystem import FilesystemBlobStore
-from tests.support.s3 import S3Endpoint, create_bucket, delete_bucket, s3_blob_store, s3_endpoint
-
-
-@pytest.fixture(scope="session")
-def s3_test_endpoint() -> Iterator[S3Endpoint]:
-    with s3_endpoint() as endpoint:
-        yield endpoint
+from tests.support.s3 import S3Endpoint, create_bucket, delete_bucket, s3_blob_store
 
 
 @pytest.fixture
-def s3_bucket(s3_test_endpoint: S3Endpoint) -> Iterator[str]:
-    """A fresh, empty bucket, deleted with everything in it afterwards."""
+def s3_bucket(s3: S3Endpoint) -> Iterator[str]:
+    """A fresh, empty bucket on the session's S3 endpoint (``s3``), deleted with everything
+    in it afterwards: tests share the endpoint and are kept apart by their buckets."""
     name = f"reliquary-test-{uuid.uuid4().hex[:20]}"
-    create_bucket(s3_test_endpoint, name)
+    create_bucket(s3, name)
     yield name
-    delete_bucket(s3_test_endpoint, name)
+    delete_bucket(s3, name)
 
 
 StoreRecipe = Callable[[], BlobStore]
@@ -38,7 +33,7 @@ def store_recipe(request: pytest.FixtureRequest, tmp_path: Path) -> StoreRecipe:
     test kills mid-write) opens the same store. S3 gets its own bucket and 5 MiB parts."""
     if request.param == "filesystem":
         return functools.partial(FilesystemBlobStore, tmp_path / "store")
-    endpoint: S3Endpoint = request.getfixturevalue("s3_test_endpoint")
+    endpoint: S3Endpoint = request.getfixturevalue("s3")
     bucket: str = request.getfixturevalue("s3_bucket")
     return functools.partial(s3_blob_store, endpoint, bucket)
 

@@ -32,10 +32,8 @@ def open_multipart_uploads(endpoint: S3Endpoint, bucket: str) -> list[str]:
     return [upload["Key"] for upload in uploads]
 
 
-def test_commit_leaves_only_the_blob_and_part_keys(
-    s3_test_endpoint: S3Endpoint, s3_bucket: str
-) -> None:
-    store = s3_blob_store(s3_test_endpoint, s3_bucket, prefix=PREFIX)
+def test_commit_leaves_only_the_blob_and_part_keys(s3: S3Endpoint, s3_bucket: str) -> None:
+    store = s3_blob_store(s3, s3_bucket, prefix=PREFIX)
     big, small = b"x" * (6 * MiB), b"small"
     hexes = []
     for data in (big, small, big):  # the second `big` finds its key taken
@@ -47,40 +45,38 @@ def test_commit_leaves_only_the_blob_and_part_keys(
     part.write(big)
     part.commit("ignored")
 
-    assert bucket_keys(s3_test_endpoint, s3_bucket) == {
+    assert bucket_keys(s3, s3_bucket) == {
         PREFIX + blob_key(hexes[0]),
         PREFIX + blob_key(hexes[1]),
         PREFIX + "_uploads/u1/0",
     }
-    assert open_multipart_uploads(s3_test_endpoint, s3_bucket) == []
+    assert open_multipart_uploads(s3, s3_bucket) == []
 
 
-def test_nothing_lands_at_the_blob_key_before_commit(
-    s3_test_endpoint: S3Endpoint, s3_bucket: str
-) -> None:
-    store = s3_blob_store(s3_test_endpoint, s3_bucket, prefix=PREFIX)
+def test_nothing_lands_at_the_blob_key_before_commit(s3: S3Endpoint, s3_bucket: str) -> None:
+    store = s3_blob_store(s3, s3_bucket, prefix=PREFIX)
     writer = store.open_writer()
     writer.write(b"y" * (11 * MiB))  # two parts uploaded, a third buffered
 
-    [staging] = open_multipart_uploads(s3_test_endpoint, s3_bucket)
+    [staging] = open_multipart_uploads(s3, s3_bucket)
     assert staging.startswith(PREFIX + "_staging/")
-    assert bucket_keys(s3_test_endpoint, s3_bucket) == set()
+    assert bucket_keys(s3, s3_bucket) == set()
 
 
-def test_abort_removes_the_multipart_upload(s3_test_endpoint: S3Endpoint, s3_bucket: str) -> None:
-    store = s3_blob_store(s3_test_endpoint, s3_bucket, prefix=PREFIX)
+def test_abort_removes_the_multipart_upload(s3: S3Endpoint, s3_bucket: str) -> None:
+    store = s3_blob_store(s3, s3_bucket, prefix=PREFIX)
     for writer in (store.open_writer(), store.open_part_writer("u1", "0")):
         writer.write(b"z" * (6 * MiB))
         writer.abort()
 
-    assert open_multipart_uploads(s3_test_endpoint, s3_bucket) == []
-    assert bucket_keys(s3_test_endpoint, s3_bucket) == set()
+    assert open_multipart_uploads(s3, s3_bucket) == []
+    assert bucket_keys(s3, s3_bucket) == set()
 
 
 def test_a_staged_write_is_idle_from_its_last_part_not_its_start(
-    s3_test_endpoint: S3Endpoint, s3_bucket: str
+    s3: S3Endpoint, s3_bucket: str
 ) -> None:
-    store = s3_blob_store(s3_test_endpoint, s3_bucket, prefix=PREFIX)
+    store = s3_blob_store(s3, s3_bucket, prefix=PREFIX)
     data = b"s" * (11 * MiB)
     writer = store.open_writer()
     writer.write(data[: 6 * MiB])  # part 1 now
@@ -95,12 +91,12 @@ def test_a_staged_write_is_idle_from_its_last_part_not_its_start(
 
 
 def test_a_finished_staging_object_is_kept_past_the_idle_bound_until_copied(
-    s3_test_endpoint: S3Endpoint, s3_bucket: str
+    s3: S3Endpoint, s3_bucket: str
 ) -> None:
     """AWS may date a completed multipart object by its upload's initiation (about when
     the PUT began), so a PUT that took longer than the idle bound looks idle the moment
     its upload completes: a purge then must not take it before the copy."""
-    store = s3_blob_store(s3_test_endpoint, s3_bucket, prefix=PREFIX)
+    store = s3_blob_store(s3, s3_bucket, prefix=PREFIX)
     data = b"c" * (6 * MiB)
     writer = store.open_writer()
     writer.write(data)
@@ -116,51 +112,49 @@ def test_a_finished_staging_object_is_kept_past_the_idle_bound_until_copied(
 
     assert purged == [0]
     assert b"".join(store.read(blake3(data).hexdigest())) == data
-    assert bucket_keys(s3_test_endpoint, s3_bucket) == {PREFIX + blob_key(blake3(data).hexdigest())}
+    assert bucket_keys(s3, s3_bucket) == {PREFIX + blob_key(blake3(data).hexdigest())}
 
     # a commit that died after completing its upload leaves one: it goes past the lifetime
-    s3_client(s3_test_endpoint).put_object(
+    s3_client(s3).put_object(
         Bucket=s3_bucket, Key=PREFIX + "_staging/0000000000000-dead", Body=b"finished"
     )
     time.sleep(1.1)
     assert store.purge_staging(idle_seconds=0, lifetime_seconds=3600) == 0
     assert store.purge_staging(idle_seconds=0, lifetime_seconds=0) == 1
-    assert bucket_keys(s3_test_endpoint, s3_bucket) == {PREFIX + blob_key(blake3(data).hexdigest())}
+    assert bucket_keys(s3, s3_bucket) == {PREFIX + blob_key(blake3(data).hexdigest())}
 
 
 def test_a_killed_chunks_unfinished_multipart_upload_is_purged(
-    s3_test_endpoint: S3Endpoint, s3_bucket: str
+    s3: S3Endpoint, s3_bucket: str
 ) -> None:
     die_mid_write(
-        functools.partial(s3_blob_store, s3_test_endpoint, s3_bucket, prefix=PREFIX),
+        functools.partial(s3_blob_store, s3, s3_bucket, prefix=PREFIX),
         upload_id="u1",
     )
-    [unfinished] = open_multipart_uploads(s3_test_endpoint, s3_bucket)
+    [unfinished] = open_multipart_uploads(s3, s3_bucket)
     assert unfinished.startswith(PREFIX + "_uploads/u1/")
     time.sleep(1.1)  # S3's clock ticks in whole seconds
 
-    store = s3_blob_store(s3_test_endpoint, s3_bucket, prefix=PREFIX)
+    store = s3_blob_store(s3, s3_bucket, prefix=PREFIX)
     assert store.purge_staging(idle_seconds=0, lifetime_seconds=0) == 1
-    assert open_multipart_uploads(s3_test_endpoint, s3_bucket) == []
+    assert open_multipart_uploads(s3, s3_bucket) == []
 
 
-def test_delete_upload_aborts_its_unfinished_parts(
-    s3_test_endpoint: S3Endpoint, s3_bucket: str
-) -> None:
-    store = s3_blob_store(s3_test_endpoint, s3_bucket, prefix=PREFIX)
+def test_delete_upload_aborts_its_unfinished_parts(s3: S3Endpoint, s3_bucket: str) -> None:
+    store = s3_blob_store(s3, s3_bucket, prefix=PREFIX)
     write_part = store.open_part_writer("u1", "0")
     write_part.write(b"p" * (6 * MiB))  # a chunk still arriving when its session goes
 
     store.delete_upload("u1")
 
-    assert open_multipart_uploads(s3_test_endpoint, s3_bucket) == []
+    assert open_multipart_uploads(s3, s3_bucket) == []
     with pytest.raises(StorageUnavailableError):
         write_part.commit("ignored")
-    assert bucket_keys(s3_test_endpoint, s3_bucket) == set()
+    assert bucket_keys(s3, s3_bucket) == set()
 
 
-def test_a_missing_bucket_fails_check_as_unavailable(s3_test_endpoint: S3Endpoint) -> None:
-    store = s3_blob_store(s3_test_endpoint, "reliquary-no-such-bucket")
+def test_a_missing_bucket_fails_check_as_unavailable(s3: S3Endpoint) -> None:
+    store = s3_blob_store(s3, "reliquary-no-such-bucket")
     with pytest.raises(StorageUnavailableError, match="bucket"):
         store.check()
     with pytest.raises(StorageUnavailableError, match="NoSuchBucket"):
@@ -211,18 +205,18 @@ def test_invalid_configuration_is_refused(kwargs: dict[str, str | int]) -> None:
 
 
 def test_a_blob_writer_without_parts_is_dated_by_its_key_not_initiated(
-    s3_test_endpoint: S3Endpoint, s3_bucket: str
+    s3: S3Endpoint, s3_bucket: str
 ) -> None:
     """A writer that has just created its multipart upload has sent no part: only the
     upload's ``Initiated`` dates it, which some stores misreport (moto says 2010). A
     blob writer's staging key names when it began, so a live one is kept and one that
     began long ago goes, in one pass."""
-    store = s3_blob_store(s3_test_endpoint, s3_bucket)
-    client = s3_client(s3_test_endpoint)
+    store = s3_blob_store(s3, s3_bucket)
+    client = s3_client(s3)
     now_ms = int(time.time() * 1000)
     live = store.key(f"_staging/{now_ms:013d}-{'a' * 16}")
     dead = store.key(f"_staging/{now_ms - 3_600_000:013d}-{'b' * 16}")
     for key in (live, dead):
         client.create_multipart_upload(Bucket=s3_bucket, Key=key)
     assert store.purge_staging(60, lifetime_seconds=60) == 1
-    assert open_multipart_uploads(s3_test_endpoint, s3_bucket) == [live]
+    assert open_multipart_uploads(s3, s3_bucket) == [live]

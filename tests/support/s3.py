@@ -5,6 +5,8 @@ By default ``s3_endpoint()`` starts ``moto.server.ThreadedMotoServer`` on
 ``RELIQUARY_TEST_S3_ENDPOINT`` (with ``RELIQUARY_TEST_S3_ACCESS_KEY_ID``,
 ``RELIQUARY_TEST_S3_SECRET_ACCESS_KEY`` and optionally
 ``RELIQUARY_TEST_S3_REGION``) to run the same tests against MinIO or S3.
+The session fixture ``s3`` (tests/conftest.py) is its one caller: one endpoint per
+test session, shared by the API and storage tests, each test in its own bucket.
 """
 
 from __future__ import annotations
