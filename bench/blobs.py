@@ -29,8 +29,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
-import re
 import resource
 import shutil
 import signal
@@ -49,17 +47,17 @@ from typing import Any
 import blake3
 import httpx
 
-HOST = "127.0.0.1"
+from bench.harness import (
+    HOST,
+    Servers,
+    free_port,
+    machine_line,
+    reset_postgres,
+    size_argument,
+)
+
 CHUNK = 4 * 2**20
-UNITS = {"": 1, "b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "mb": 10**6, "gb": 10**9}
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def parse_size(text: str) -> int:
-    match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", text)
-    if match is None or match.group(2).lower() not in UNITS:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 64MiB, 1GiB)")
-    return int(match.group(1)) * UNITS[match.group(2).lower()]
 
 
 @dataclass
@@ -76,13 +74,6 @@ class Figure:
     samples: list[Sample] = field(default_factory=list)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def proc_cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime of all threads
@@ -92,32 +83,6 @@ def own_cpu() -> float:
     """CPU seconds of this process and its finished children (curl, dd)."""
     me, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def machine_line(data_dir: Path) -> str:
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
-    mount = ["findmnt", "-no", "FSTYPE,SOURCE", "-T", str(data_dir)]
-    fs = subprocess.run(mount, capture_output=True, text=True, check=False).stdout.split()
-    return (
-        f"{model.group(1) if model else 'unknown CPU'}, nproc {os.cpu_count()}, "
-        f"{platform.system()} {platform.release()}, Python {platform.python_version()}, "
-        f"data dir on {' '.join(fs) or '?'}"
-    )
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    with httpx.Client(trust_env=False, timeout=2.0) as client:
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if client.get(url).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-    tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-    raise RuntimeError(f"{url} did not become ready in {timeout_s:.0f} s:\n{tail}")
 
 
 def raw_heads(port: int, path: str, headers: dict[str, str], count: int) -> list[float]:
@@ -154,87 +119,13 @@ def httpx_heads(port: int, path: str, headers: dict[str, str], count: int) -> li
     return latencies
 
 
-class Bench:
+class BlobBench(Servers):
+    """The servers, a ``size``-byte source file in the page cache, and the timed steps."""
+
     def __init__(self, root: Path, size: int) -> None:
-        self.root, self.size = root, size
+        super().__init__(root)
+        self.size = size
         self.src = root / "src.bin"  # random content, kept in the page cache
-        self.data = root / "data"  # registry data dir: SQLite + blob files
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.auth_file = root / "auth.headers"
-        self.token = ""
-        self.port = self.nginx_port = self.pid = self.nginx_pid = 0
-        self.dist_port = self.dist_pid = 0
-        self.backend_env: dict[str, str] = {}  # RELIQUARY_* for S3 / PostgreSQL variants
-
-    def start_server(self, workers: int = 1) -> None:
-        exe = str(Path(sys.executable).parent / "reliquary-server")
-        env = os.environ | {"RELIQUARY_DATA_DIR": str(self.data)} | self.backend_env
-        if "RELIQUARY_DATABASE_URL" in env:  # production-shaped: the operator's log key
-            env["RELIQUARY_LOG_KEY_FILE"] = str(self.root / "log-key.pem")
-            subprocess.run([exe, "log-key", "create"], env=env, check=True, capture_output=True)
-        subprocess.run([exe, "db", "upgrade"], env=env, check=True, capture_output=True)
-        create = [exe, "token", "create", "--role", "admin"]
-        made = subprocess.run(create, env=env, check=True, capture_output=True, text=True)
-        self.token = made.stdout.strip()
-        self.auth_file.write_text(f"Authorization: Bearer {self.token}\n")
-        self.auth_file.chmod(0o600)
-        self.port, log = free_port(), self.root / "server.log"
-        cmd = [exe, "serve", "--host", HOST, "--port", str(self.port), "--log-level", "warning"]
-        cmd += ["--workers", str(workers)] if workers > 1 else []
-        with log.open("wb") as out:
-            self.procs.append(subprocess.Popen(cmd, env=env, stdout=out, stderr=out))
-        self.pid = self.procs[-1].pid
-        wait_ready(f"http://{HOST}:{self.port}/readyz", self.procs[-1], log, 60)
-
-    def start_nginx(self) -> None:
-        self.nginx_port, conf, log = free_port(), self.root / "nginx.conf", self.root / "nginx.log"
-        temps = "".join(f"{k}_temp_path {self.root}/{k};" for k in ("client_body", "proxy"))
-        temps += "".join(f"{k}_temp_path {self.root}/{k};" for k in ("fastcgi", "uwsgi", "scgi"))
-        conf.write_text(
-            ("user root;\n" if os.geteuid() == 0 else "")
-            + f"daemon off; master_process off; worker_processes 1; pid {self.root}/nginx.pid;\n"
-            "events { worker_connections 1024; }\n"
-            "http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;\n"
-            f"  default_type application/octet-stream; {temps}\n"
-            f"  server {{ listen {HOST}:{self.nginx_port}; root {self.data}; }} }}\n"
-        )
-        cmd = ["nginx", "-p", str(self.root), "-c", str(conf), "-e", str(log)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        self.procs.append(proc)
-        self.nginx_pid = proc.pid
-        (self.data / "ping").write_text("ok")
-        wait_ready(f"http://{HOST}:{self.nginx_port}/ping", proc, log, 20)
-
-    def start_distribution(self) -> None:
-        """CNCF Distribution as a plain process on loopback, its own config and storage."""
-        self.dist_port, conf, log = (
-            free_port(),
-            self.root / "distribution.yml",
-            self.root / "dist.log",
-        )
-        storage = self.root / "distribution"
-        conf.write_text(
-            "version: 0.1\n"
-            "log: {level: error, accesslog: {disabled: true}}\n"
-            f"storage: {{filesystem: {{rootdirectory: {storage}}}, cache: {{blobdescriptor: inmemory}}}}\n"
-            f"http: {{addr: '{HOST}:{self.dist_port}'}}\n"
-        )
-        with log.open("wb") as out:
-            proc = subprocess.Popen(["docker-registry", "serve", str(conf)], stdout=out, stderr=out)
-        self.procs.append(proc)
-        self.dist_pid = proc.pid
-        wait_ready(f"http://{HOST}:{self.dist_port}/v2/", proc, log, 30)
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
 
     def prepare(self) -> None:
         with self.src.open("wb") as out:
@@ -326,11 +217,6 @@ class Bench:
 
         return (self.timed(push, self.dist_pid),)
 
-    def forget_distribution_blob(self, sha256_hex: str) -> None:
-        """Free the disk: Distribution has no delete by default, so remove its files."""
-        data = self.root / "distribution" / "docker/registry/v2/blobs/sha256" / sha256_hex[:2]
-        shutil.rmtree(data / sha256_hex, ignore_errors=True)
-
     def dist_pull(self, sha256_hex: str) -> tuple[Sample]:
         url = f"http://{HOST}:{self.dist_port}/v2/bench/blobs/sha256:{sha256_hex}"
         return (self.timed(partial(self.curl, url, expect="200"), self.dist_pid),)
@@ -368,7 +254,7 @@ def run_pair(figs: dict[str, Figure], steps: list[Step], flip: bool) -> None:
             figs[key].samples.append(sample)
 
 
-def run_rounds(bench: Bench, rounds: int, count: int) -> dict[str, Figure]:
+def run_rounds(bench: BlobBench, rounds: int, count: int) -> dict[str, Figure]:
     figs = {
         "dd": Figure("write limit: dd bs=4M conv=fsync", "MB/s"),
         "push": Figure("Reliquary PUT blob (curl -T)", "MB/s"),
@@ -470,7 +356,7 @@ def report(figs: dict[str, Figure], header: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.blobs", description=__doc__)
-    parser.add_argument("--size", type=parse_size, default=2**30, help="blob size [1GiB]")
+    parser.add_argument("--size", type=size_argument, default=2**30, help="blob size [1GiB]")
     parser.add_argument("--rounds", type=int, default=3, help="A/B rounds [3]")
     parser.add_argument("--head-requests", type=int, default=2000, help="HEADs per round [2000]")
     parser.add_argument("--dir", type=Path, default=None, help="parent of the temp dir [$TMPDIR]")
@@ -500,13 +386,10 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     root = Path(tempfile.mkdtemp(prefix="reliquary-bench-", dir=args.dir))
-    bench = Bench(root, args.size)
+    bench = BlobBench(root, args.size)
     moto = None
     try:
-        bench.data.mkdir()
         if args.postgres:
-            from bench.jobs import reset_postgres
-
             reset_postgres(args.postgres)
             bench.backend_env["RELIQUARY_DATABASE_URL"] = args.postgres
         if args.s3_endpoint:
@@ -542,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def s3_backend(bench: Bench, endpoint: str) -> Any:
+def s3_backend(bench: BlobBench, endpoint: str) -> Any:
     """Point the registry at S3 (a fresh bucket); the moto server it started, if any."""
     import boto3
 

@@ -31,9 +31,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.blobs import HOST, Bench, machine_line, parse_size
+from bench.harness import BIN, HOST, Servers, machine_line, size_argument
 
-BIN = Path(sys.executable).parent
 PARALLEL = 4
 
 
@@ -53,8 +52,8 @@ def fsync_file(path: Path) -> None:
 
 
 class CliBench:
-    def __init__(self, bench: Bench, files: int, size: int) -> None:
-        self.bench, self.root = bench, bench.root
+    def __init__(self, servers: Servers, files: int, size: int) -> None:
+        self.servers, self.root = servers, servers.root
         self.model = self.root / "model"
         self.sizes = [size // files + (1 if i < size % files else 0) for i in range(files)]
         self.total = sum(self.sizes)
@@ -74,8 +73,8 @@ class CliBench:
 
     def cli(self, cache: Path, *args: str) -> None:
         env = os.environ | {
-            "RELIQUARY_URL": f"http://{HOST}:{self.bench.port}",
-            "RELIQUARY_TOKEN": self.bench.token,
+            "RELIQUARY_URL": f"http://{HOST}:{self.servers.port}",
+            "RELIQUARY_TOKEN": self.servers.token,
             "RELIQUARY_CACHE": str(cache),
         }
         subprocess.run([str(BIN / "reliquary"), *args], env=env, check=True, capture_output=True)
@@ -104,7 +103,7 @@ class CliBench:
         return rate
 
     def distribution_push(self) -> tuple[float, list[tuple[str, int]]]:
-        base = f"http://{HOST}:{self.bench.dist_port}"
+        base = f"http://{HOST}:{self.servers.dist_port}"
         layers: list[tuple[str, int]] = []
 
         def one(path: Path) -> tuple[str, int]:
@@ -187,7 +186,7 @@ class CliBench:
         return self.timed(push), layers
 
     def distribution_pull(self, layers: list[tuple[str, int]]) -> float:
-        base = f"http://{HOST}:{self.bench.dist_port}"
+        base = f"http://{HOST}:{self.servers.dist_port}"
         out = self.root / "dist-pulled"
         out.mkdir()
 
@@ -209,7 +208,7 @@ class CliBench:
         rate = self.timed(pull)
         shutil.rmtree(out)
         for sha, _ in layers:
-            self.bench.forget_distribution_blob(sha)
+            self.servers.forget_distribution_blob(sha)
         return rate
 
     def write_limit(self) -> float:
@@ -248,20 +247,19 @@ def run_round(cli: CliBench, r: int, figures: dict[str, list[float]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.cli", description=__doc__)
-    parser.add_argument("--size", type=parse_size, default=2 * 2**30)
+    parser.add_argument("--size", type=size_argument, default=2 * 2**30)
     parser.add_argument("--files", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="reliquary-bench-cli-"))
-    bench = Bench(root, args.size)
+    servers = Servers(root)
     figures: dict[str, list[float]] = {}
     try:
-        bench.data.mkdir()
-        cli = CliBench(bench, args.files, args.size)
+        cli = CliBench(servers, args.files, args.size)
         print(f"preparing {args.files} files, {args.size} bytes in {root} ...", flush=True)
         cli.prepare()
-        bench.start_server()
-        bench.start_distribution()
+        servers.start_server()
+        servers.start_distribution()
         for r in range(args.rounds):
             print(f"round {r + 1}/{args.rounds} ...", flush=True)
             run_round(cli, r, figures)
@@ -269,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             f"\nCLI push/pull of a {args.files}-file model, {args.size / 2**30:g} GiB, "
             f"{datetime.date.today().isoformat()}, {args.rounds} rounds, 4 transfers at once"
         )
-        print(f"machine: {machine_line(bench.data)}\n")
+        print(f"machine: {machine_line(servers.data)}\n")
         print(f"{'figure':46} {'median':>8} {'min-max':>16}")
         for label, values in figures.items():
             print(
@@ -295,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{med['Reliquary: reliquary pull (verify, install)'] / med['Distribution: curl + fsync + sha256 check']:6.2f}"
         )
     finally:
-        bench.stop()
+        servers.stop()
         shutil.rmtree(root, ignore_errors=True)
     return 0
 

@@ -35,14 +35,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.blobs import HOST, free_port, machine_line, wait_ready
+from bench.harness import BIN, HOST, Servers, machine_line, reset_postgres
 from registry.core import intoto
 from registry.core.canonical import canonical_bytes
 from registry.core.digest import digest_bytes
 from registry.core.dsse import sign_envelope
 from registry.core.keys import SigningKey
 
-BIN = Path(sys.executable).parent
 POLICY = (
     b'[channels.production]\nreproducibility = [{ profile = "cpu-tensorflow", min_workers = 1 }]\n'
 )
@@ -70,51 +69,14 @@ class Conn:
         return response.status, data, (time.perf_counter_ns() - started) / 1e6
 
 
-class Server:
-    def __init__(self, root: Path, database_url: str | None) -> None:
-        self.root = root
-        self.env = os.environ | {"RELIQUARY_DATA_DIR": str(root / "data")}
-        if database_url:
-            self.env["RELIQUARY_DATABASE_URL"] = database_url
-            self.env["RELIQUARY_LOG_KEY_FILE"] = str(root / "log-key.pem")
-        (root / "policy.toml").write_bytes(POLICY)
-        self.env["RELIQUARY_POLICY_FILE"] = str(root / "policy.toml")
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port = free_port()
-
-    def cli(self, *args: str) -> str:
-        done = subprocess.run(
-            [str(BIN / "reliquary-server"), *args],
-            env=self.env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        return done.stdout.strip()
-
-    def start(self) -> None:
-        if "RELIQUARY_LOG_KEY_FILE" in self.env:
-            self.cli("log-key", "create")
-        self.cli("db", "upgrade")
-        log = self.root / "server.log"
-        cmd = [
-            str(BIN / "reliquary-server"),
-            "serve",
-            "--host",
-            HOST,
-            "--port",
-            str(self.port),
-            "--log-level",
-            "warning",
-        ]
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(cmd, env=self.env, stdout=out, stderr=out)
-        wait_ready(f"http://{HOST}:{self.port}/readyz", self.proc, log, 60)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
+def registry(root: Path, database_url: str | None) -> Servers:
+    """A registry in ``root`` whose policy wants one cpu-tensorflow worker per artifact."""
+    servers = Servers(root)
+    (root / "policy.toml").write_bytes(POLICY)
+    servers.backend_env["RELIQUARY_POLICY_FILE"] = str(root / "policy.toml")
+    if database_url:
+        servers.backend_env["RELIQUARY_DATABASE_URL"] = database_url
+    return servers
 
 
 def push_artifacts(conn: Conn, count: int, tag: str) -> dict[str, Identity]:
@@ -209,10 +171,10 @@ def work(
 def bench_claims(
     root: Path, workers: int, jobs: int, database_url: str | None, think_ms: float
 ) -> dict[str, Any]:
-    server = Server(root, database_url)
-    server.start()
+    server = registry(root, database_url)
     try:
-        admin = Conn(server.port, server.cli("token", "create", "--role", "admin"))
+        server.start_server()
+        admin = Conn(server.port, server.token)
         pushed = push_artifacts(admin, jobs, f"{time.time_ns()}")
         tasks = []
         for _ in range(workers):
@@ -224,7 +186,7 @@ def bench_claims(
             tasks.append(
                 (
                     server.port,
-                    server.cli("token", "create", "--role", "worker"),
+                    server.server_command("token", "create", "--role", "worker"),
                     key.to_pem(),
                     pushed,
                     think_ms,
@@ -263,13 +225,12 @@ def bench_inference(root: Path, rounds: int) -> dict[str, Any]:
         capture_output=True,
     )
     (root / "srv").mkdir(parents=True)
-    server = Server(root / "srv", None)
-    server.start()
+    server = registry(root / "srv", None)
     try:
-        admin_token = server.cli("token", "create", "--role", "admin")
+        server.start_server()
         env = os.environ | {
             "RELIQUARY_URL": f"http://{HOST}:{server.port}",
-            "RELIQUARY_TOKEN": admin_token,
+            "RELIQUARY_TOKEN": server.token,
             "RELIQUARY_CACHE": str(root / "cache"),
         }
 
@@ -292,7 +253,9 @@ def bench_inference(root: Path, rounds: int) -> dict[str, Any]:
             "--version",
             "v1",
         )
-        worker_env = env | {"RELIQUARY_TOKEN": server.cli("token", "create", "--role", "worker")}
+        worker_env = env | {
+            "RELIQUARY_TOKEN": server.server_command("token", "create", "--role", "worker")
+        }
         walls, bares = [], []
         for i in range(rounds):
             bares.append(bare_inference(root / "ts" / "model", root / "ts" / "reference-inputs"))
@@ -390,16 +353,6 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"{'worker / (3 x bare)':44} {wall / (3 * bare):8.2f}")
     return 0
-
-
-def reset_postgres(url: str) -> None:
-    """Drop every table so that ``db upgrade`` builds a fresh schema."""
-    import sqlalchemy
-
-    engine = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-    with engine.begin() as conn:
-        conn.execute(sqlalchemy.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    engine.dispose()
 
 
 if __name__ == "__main__":

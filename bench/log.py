@@ -43,7 +43,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, TextClause, text
 from sqlalchemy.engine import make_url
 
-from bench.blobs import HOST, free_port, machine_line, wait_ready
+from bench.harness import HOST, free_port, machine_line, serve, stop_processes
 from registry.app import load_log_signer
 from registry.core import merkle
 from registry.core.canonical import canonical_bytes
@@ -313,11 +313,7 @@ class Backend:
             "RELIQUARY_DATABASE_URL": self.url,
             "RELIQUARY_LOG_KEY_FILE": str(self.key),
         }
-        exe = str(Path(sys.executable).parent / "reliquary-server")
-        cmd = [exe, "serve", "--host", HOST, "--port", str(port), "--log-level", "warning"]
-        with log.open("wb") as out:
-            self.server = subprocess.Popen(cmd, env=env, stdout=out, stderr=out)
-        wait_ready(f"http://{HOST}:{port}/readyz", self.server, log, 120)
+        self.server = serve(env, port, log, ready_s=120)
         client, pre = RawHttp(port), f"{self.name}: "
 
         def hashes(check: Callable[[int, int, list[bytes]], None]) -> Callable[..., None]:
@@ -349,13 +345,8 @@ class Backend:
             self.stop()
 
     def stop(self) -> None:
-        if self.server is not None and self.server.poll() is None:
-            self.server.send_signal(signal.SIGTERM)
-            try:
-                self.server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.server.kill()
-                self.server.wait(timeout=15)
+        if self.server is not None:
+            stop_processes([self.server])
         self.engine.dispose()
 
 

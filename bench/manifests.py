@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.blobs import HOST, Bench, machine_line
+from bench.harness import HOST, Servers, machine_line
 from registry.core.canonical import canonical_bytes
 from registry.core.digest import digest_bytes
 
@@ -55,11 +55,11 @@ def wrk(url: str, connections: int, seconds: float, headers: dict[str, str]) -> 
     return float(match.group(1))
 
 
-def push_reliquary(bench: Bench) -> str:
+def push_reliquary(servers: Servers) -> str:
     blob = b"bench weights " * 64
     d = digest_bytes(blob)
-    auth = {"authorization": f"Bearer {bench.token}"}
-    base = f"http://{HOST}:{bench.port}"
+    auth = {"authorization": f"Bearer {servers.token}"}
+    base = f"http://{HOST}:{servers.port}"
     with httpx.Client(trust_env=False, headers=auth) as client:
         client.put(f"{base}/v1/blobs/{d.blake3}", content=blob).raise_for_status()
         manifest = canonical_bytes(
@@ -81,12 +81,12 @@ def push_reliquary(bench: Bench) -> str:
             }
         )
         client.put(f"{base}/v1/artifacts", content=manifest).raise_for_status()
-    (bench.data / "manifest.json").write_bytes(manifest)
+    (servers.data / "manifest.json").write_bytes(manifest)
     return f"/v1/artifacts/{digest_bytes(manifest).blake3}"
 
 
-def push_distribution(bench: Bench) -> str:
-    base = f"http://{HOST}:{bench.dist_port}"
+def push_distribution(servers: Servers) -> str:
+    base = f"http://{HOST}:{servers.dist_port}"
     layers = []
     with httpx.Client(trust_env=False) as client:
         for i, data in enumerate([b"{}", *(f"layer {i}".encode() * 100 for i in range(8))]):
@@ -136,22 +136,21 @@ def main(argv: list[str] | None = None) -> int:
         if shutil.which(tool) is None:
             parser.error(f"{tool} is not installed (apt-get install -y wrk nginx docker-registry)")
     root = Path(tempfile.mkdtemp(prefix="reliquary-bench-manifests-"))
-    bench = Bench(root, 0)
+    servers = Servers(root)
     try:
-        bench.data.mkdir()
-        bench.start_server(args.server_workers)
-        bench.start_nginx()
-        bench.start_distribution()
+        servers.start_server(args.server_workers)
+        servers.start_nginx()
+        servers.start_distribution()
         targets = {
             "Reliquary": (
-                f"http://{HOST}:{bench.port}{push_reliquary(bench)}",
-                {"Authorization": f"Bearer {bench.token}"},
+                f"http://{HOST}:{servers.port}{push_reliquary(servers)}",
+                {"Authorization": f"Bearer {servers.token}"},
             ),
             "Distribution": (
-                f"http://{HOST}:{bench.dist_port}{push_distribution(bench)}",
+                f"http://{HOST}:{servers.dist_port}{push_distribution(servers)}",
                 {"Accept": OCI_MANIFEST},
             ),
-            "nginx (static file)": (f"http://{HOST}:{bench.nginx_port}/manifest.json", {}),
+            "nginx (static file)": (f"http://{HOST}:{servers.nginx_port}/manifest.json", {}),
         }
         rates: dict[tuple[str, int], list[float]] = {}
         names = list(targets)
@@ -170,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.rounds} rounds x {args.seconds:g} s per figure"
         )
         print(
-            f"machine: {machine_line(bench.data)}; reliquary-server --workers {args.server_workers}\n"
+            f"machine: {machine_line(servers.data)}; reliquary-server --workers {args.server_workers}\n"
         )
         print(f"{'figure':42} {'median':>9} {'min-max':>17}")
         for (name, connections), values in rates.items():
@@ -192,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{'meets' if at16 >= 12000 else 'MISSES'}"
         )
     finally:
-        bench.stop()
+        servers.stop()
         shutil.rmtree(root, ignore_errors=True)
     return 0
 
