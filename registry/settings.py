@@ -281,6 +281,8 @@ class Settings:
         """
         source = SettingSource(dict(os.environ if env is None else env), overrides)
         data_dir = Path(source.text("data_dir", "./.reliquary") or "./.reliquary").absolute()
+        # groups that can refuse a value are read in this order: with several bad values,
+        # the first one named is the same as it always was
         database = DatabaseSettings.from_env(source, data_dir)
         storage = StorageSettings.from_env(source, data_dir)
         limits = LimitSettings.from_env(source)
