@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import weakref
 from typing import Any
 
@@ -36,7 +37,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from registry.problems import MEDIA_TYPE, problem_body, slug_for_status
-from registry.settings import Settings
+from registry.settings import LimitSettings, SettingSource
 
 log = logging.getLogger("reliquary.http")
 
@@ -44,7 +45,7 @@ log = logging.getLogger("reliquary.http")
 @functools.cache
 def header_timeout_seconds() -> float:
     """``RELIQUARY_HEADER_TIMEOUT`` of this process (``serve`` validated it before starting)."""
-    return Settings.from_env().limits.header_timeout_seconds
+    return LimitSettings.from_env(SettingSource(os.environ)).header_timeout_seconds
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
