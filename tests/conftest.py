@@ -128,11 +128,11 @@ class Deployment:
     def settings(self, **env: str) -> Settings:
         return Settings.from_env({**self.env, **env})
 
-    def services(self, now: Clock | None = None, **env: str) -> Services:
+    def services(self, now: Clock | None = None, /, **env: str) -> Services:
         """``now``: the services' clock (``tests.support.clock``), the real one by default."""
         return Services.build(self.settings(**env), engine=self.engine, now=now)
 
-    def asgi(self, now: Clock | None = None, **env: str) -> FastPath:
+    def asgi(self, now: Clock | None = None, /, **env: str) -> FastPath:
         """The app as served, on this deployment; env overrides settings."""
         svc = self.services(now, **env)
         return create_asgi(svc.settings, services=svc)
@@ -204,6 +204,7 @@ def api_with_policy(
     tmp_path: Path,
     policy: bytes,
     now: Clock | None = None,
+    /,
     **env: str,
 ) -> Api:
     """An open client on an app that enforces ``policy`` (``env`` overrides settings,
