@@ -10,6 +10,10 @@ Invariants:
   worker's signed statement through the attestation checks; nothing bypasses them.
 - One worker (token) never holds two jobs of the same artifact and profile, so
   ``min_workers`` means distinct workers.
+- A failure is an engine's refusal to run deterministically only when the worker says
+  so (``refused_nondeterministic``): final, and a finding. The row keeps the worker's
+  words; users read them after ``NONDETERMINISTIC``, as before that was a column.
+- Leases are granted and judged expired by the service's clock (``now``).
 - A waiting claim (``claim_waiting``) holds no lock and no transaction while it
   waits: it claims at once when a job is claimable, is woken when this process
   queues one (``WorkSignal``) and otherwise reads the queue every
