@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 from registry.accesslog import quiet_routine_requests
 from registry.allow import AllowMiddleware
 from registry.core.checkpoint import NoteSigner
+from registry.core.clock import Clock, utc_now
 from registry.core.keys import SigningKey
 from registry.core.policy import Policy, parse_policy
 from registry.db.engine import make_engine, make_session_factory
@@ -68,6 +69,7 @@ from registry.http import MetricsMiddleware, StrictJSONRequest, problem_response
 from registry.openapi import openapi_config
 from registry.settings import Settings
 from registry.storage import BlobStore, StorageError
+from registry.storage.base import StoreClock
 from registry.storage.filesystem import FilesystemBlobStore
 from registry.storage.s3 import S3BlobStore
 
@@ -126,7 +128,8 @@ def load_policy(settings: Settings) -> Policy:
     return parse_policy(b"" if path is None else path.read_bytes())
 
 
-def open_blob_store(settings: Settings) -> BlobStore:
+def open_blob_store(settings: Settings, now: StoreClock | None = None) -> BlobStore:
+    """The configured store; ``now`` replaces its own clock for purges (tests only)."""
     s = settings.storage
     if s.backend == "s3":
         return S3BlobStore(
@@ -137,8 +140,9 @@ def open_blob_store(settings: Settings) -> BlobStore:
             access_key_id=s.s3_access_key_id,
             secret_access_key=s.s3_secret_access_key,
             public_endpoint_url=s.s3_public_endpoint_url,
+            now=now,
         )
-    return FilesystemBlobStore(s.root)
+    return FilesystemBlobStore(s.root, now=now)
 
 
 def blob_redirects(settings: Settings, store: BlobStore) -> Callable[[str], str] | None:
@@ -170,11 +174,16 @@ class Services:
     jobs: JobService
 
     @classmethod
-    def build(cls, settings: Settings, engine: Engine | None = None) -> Services:
+    def build(
+        cls, settings: Settings, engine: Engine | None = None, now: Clock | None = None
+    ) -> Services:
+        """``now``: the clock for job leases, token expiry and the store's purges (tests
+        move it; by default the services read the real time and S3 its own)."""
         engine = engine or make_engine(settings.database.url, pool_size=settings.database.pool_size)
         writes = make_session_factory(engine)
         reads = make_session_factory(engine, read_only=True)
-        store = open_blob_store(settings)
+        clock = now or utc_now
+        store = open_blob_store(settings, None if now is None else lambda: now().timestamp())
         metrics = Metrics()
         blobs = BlobService(store, writes, reads, metrics, presign=blob_redirects(settings, store))
         uploads = UploadService(blobs, writes, reads, settings.limits)
@@ -198,6 +207,7 @@ class Services:
             lease_seconds=settings.jobs.lease_seconds,
             max_attempts=settings.jobs.max_attempts,
             on_nondeterministic=findings.record,
+            now=clock,
         )
         artifacts.add_push_hook(jobs.enqueue_required)
         return cls(
@@ -205,7 +215,7 @@ class Services:
             engine=engine,
             store=store,
             metrics=metrics,
-            tokens=TokenService(writes, reads, settings.auth.token_cache_seconds),
+            tokens=TokenService(writes, reads, settings.auth.token_cache_seconds, now=clock),
             blobs=blobs,
             uploads=uploads,
             reconciler=StoreReconciler(blobs, uploads, metrics, staged_idle_seconds=staged_idle),

@@ -27,6 +27,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from registry.app import Services, create_asgi, create_log_key
+from registry.core.clock import Clock
 from registry.core.roles import Role
 from registry.db.engine import make_engine
 from registry.db.models import Base
@@ -129,12 +130,13 @@ class Deployment:
     def settings(self, **env: str) -> Settings:
         return Settings.from_env({**self.env, **env})
 
-    def services(self, **env: str) -> Services:
-        return Services.build(self.settings(**env), engine=self.engine)
+    def services(self, now: Clock | None = None, /, **env: str) -> Services:
+        """``now``: the services' clock (``tests.support.clock``), the real one by default."""
+        return Services.build(self.settings(**env), engine=self.engine, now=now)
 
-    def asgi(self, **env: str) -> FastPath:
+    def asgi(self, now: Clock | None = None, /, **env: str) -> FastPath:
         """The app as served, on this deployment; env overrides settings."""
-        svc = self.services(**env)
+        svc = self.services(now, **env)
         return create_asgi(svc.settings, services=svc)
 
     def client(self, app: FastPath | None = None, **env: str) -> TestClient[Any]:
@@ -199,13 +201,20 @@ def api(deployment: Deployment) -> Iterator[Api]:
         yield Api(client, tokens, app)
 
 
-def api_with_policy(deployment: Deployment, tmp_path: Path, policy: bytes, **env: str) -> Api:
-    """An open client on an app that enforces ``policy`` (``env`` overrides settings);
-    the caller closes ``api.client``."""
+def api_with_policy(
+    deployment: Deployment,
+    tmp_path: Path,
+    policy: bytes,
+    now: Clock | None = None,
+    /,
+    **env: str,
+) -> Api:
+    """An open client on an app that enforces ``policy`` (``env`` overrides settings,
+    ``now`` is its clock); the caller closes ``api.client``."""
     path = tmp_path / "policy.toml"
     path.write_bytes(policy)
     tokens = {role: deployment.token(role) for role in Role}
-    app = deployment.asgi(RELIQUARY_POLICY_FILE=str(path), **env)
+    app = deployment.asgi(now, RELIQUARY_POLICY_FILE=str(path), **env)
     client = deployment.client(app)
     client.__enter__()
     return Api(client, tokens, app)

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -23,10 +24,13 @@ from sqlalchemy import (
     MetaData,
     String,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from registry.core.jobs import JobState
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -55,6 +59,19 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class JobStateColumn(TypeDecorator[JobState]):
+    """A ``JobState`` stored as its string value."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: JobState | None, dialect: Dialect) -> str | None:
+        return None if value is None else JobState(value).value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> JobState | None:
+        return None if value is None else JobState(value)
 
 
 def hex64_checks(*columns: str) -> list[CheckConstraint]:
@@ -293,7 +310,9 @@ class JobRow(Base):
 
     __tablename__ = "jobs"
     __table_args__ = (
-        CheckConstraint("state IN ('queued', 'running', 'attested', 'failed')", name="state_known"),
+        CheckConstraint(
+            "state IN (" + ", ".join(f"'{s.value}'" for s in JobState) + ")", name="state_known"
+        ),
         CheckConstraint("attempts >= 0 AND attempts <= max_attempts", name="attempts_bounded"),
         Index("ix_jobs_claimable", "state", "profile", "created_at"),
         Index("ix_jobs_artifact_profile", "artifact_digest", "profile"),
@@ -302,13 +321,15 @@ class JobRow(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     artifact_digest: Mapped[str] = mapped_column(ForeignKey("artifacts.digest"))
     profile: Mapped[str] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(16))
+    state: Mapped[JobState] = mapped_column(JobStateColumn())
     attempts: Mapped[int] = mapped_column(Integer)
     max_attempts: Mapped[int] = mapped_column(Integer)
     worker_token: Mapped[str | None] = mapped_column(String(32))
     worker_name: Mapped[str | None] = mapped_column(String(128))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    last_error: Mapped[str | None] = mapped_column(String(2048))
+    last_error: Mapped[str | None] = mapped_column(String(2048))  # the worker's words
+    # failed because the engine refused an op it cannot run deterministically (a finding)
+    refused_nondeterministic: Mapped[bool] = mapped_column(Boolean, server_default=false())
     attestation_sha256: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -22,10 +22,15 @@ which runs unchanged against each backend):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol, runtime_checkable
 
 READ_CHUNK_BYTES = 1024 * 1024
+
+StoreClock = Callable[[], float]
+"""Now in POSIX seconds: what ``purge_staging`` measures idleness against when a store is
+given one (tests move it instead of sleeping). Without one, each store uses its own
+clock: the host's for files, S3's for objects."""
 
 
 class StorageError(Exception):

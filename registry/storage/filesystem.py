@@ -28,6 +28,7 @@ from registry.storage.base import (
     READ_CHUNK_BYTES,
     StorageFullError,
     StorageUnavailableError,
+    StoreClock,
     StoredBlobMissingError,
     blob_key,
     upload_prefix,
@@ -236,8 +237,9 @@ def _purge_if_abandoned(path: Path, cutoff: float) -> int:
 class FilesystemBlobStore:
     """Blobs as files under one root directory."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, now: StoreClock | None = None) -> None:
         self.root = root
+        self._now = now or time.time  # a staging file's mtime is on the host's clock
         self.description = f"filesystem:{root}"
         for sub in ("blobs/blake3", "_staging", "_uploads"):
             (root / sub).mkdir(parents=True, exist_ok=True)
@@ -329,7 +331,7 @@ class FilesystemBlobStore:
 
     def purge_staging(self, idle_seconds: float, *, lifetime_seconds: float) -> int:
         # a staging file's mtime is its last byte: lifetime_seconds adds nothing here
-        cutoff = time.time() - idle_seconds
+        cutoff = self._now() - idle_seconds
         removed = 0
         for path in (self.root / "_staging").iterdir():
             try:

@@ -68,6 +68,7 @@ from registry.storage.base import (
     StorageError,
     StorageFullError,
     StorageUnavailableError,
+    StoreClock,
     StoredBlobMissingError,
     blob_key,
     upload_prefix,
@@ -287,8 +288,12 @@ class S3BlobStore:
         max_attempts: int = 5,
         connect_timeout_seconds: float = 5.0,
         read_timeout_seconds: float = 60.0,
+        now: StoreClock | None = None,
     ) -> None:
-        """Raises ValueError for an empty bucket, a bad prefix or part size."""
+        """``now``: the clock staged writes are judged idle by (None: S3's own, from the
+        ``Date`` of its answers, immune to skew between hosts).
+
+        Raises ValueError for an empty bucket, a bad prefix or part size."""
         if not bucket or "/" in bucket:
             raise ValueError(f"invalid bucket name {bucket!r}")
         if prefix.startswith("/"):
@@ -300,6 +305,7 @@ class S3BlobStore:
         self.bucket = bucket
         self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
         self.part_size_bytes = part_size_bytes
+        self._now = now
         where = f"at {endpoint_url}" if endpoint_url else f"in {region or 'the default region'}"
         self.description = f"s3:{bucket}/{self.prefix} {where}"
         config = Config(
@@ -389,7 +395,8 @@ class S3BlobStore:
     def open_writer(self) -> _S3Writer:
         # the creation time leads the name (for people reading a listing, and to date a
         # multipart upload that has no part yet: see purge_staging)
-        name = f"{time.time_ns() // 1_000_000:013d}-{secrets.token_hex(8)}"
+        started = time.time() if self._now is None else self._now()
+        name = f"{int(started * 1000):013d}-{secrets.token_hex(8)}"
         return _S3Writer(self, self.key(f"_staging/{name}"), for_blob=True)
 
     def _part_key(self, upload_id: str, part_name: str) -> str:
@@ -443,7 +450,7 @@ class S3BlobStore:
             pages = self.client.get_paginator("list_objects_v2")
             for page in pages.paginate(Bucket=self.bucket, Prefix=self.key("_staging/")):
                 # finished staging objects: LastModified may be when their upload began
-                cutoff = _server_time(page) - max(idle_seconds, lifetime_seconds)
+                cutoff = self._time_of(page) - max(idle_seconds, lifetime_seconds)
                 for item in page.get("Contents", []):
                     if item["LastModified"].timestamp() < cutoff:
                         self._delete_key(item["Key"])
@@ -451,7 +458,7 @@ class S3BlobStore:
             for area in ("_staging/", "_uploads/"):
                 uploads = self.client.get_paginator("list_multipart_uploads")
                 for listing in uploads.paginate(Bucket=self.bucket, Prefix=self.key(area)):
-                    cutoff = _server_time(listing) - idle_seconds
+                    cutoff = self._time_of(listing) - idle_seconds
                     for upload in listing.get("Uploads", []):
                         key, upload_id = upload["Key"], upload["UploadId"]
                         # a blob writer's key names when it began: some stores (moto)
@@ -467,6 +474,11 @@ class S3BlobStore:
         except _BOTO_ERRORS as exc:
             raise _unavailable(exc, "purging abandoned staged writes", self.description) from exc
         return removed
+
+    def _time_of(self, answer: Mapping[str, Any]) -> float:
+        """Now, to judge staged writes idle: this store's clock, else S3's when it sent
+        ``answer``."""
+        return _server_time(answer) if self._now is None else self._now()
 
     def _last_part(self, key: str, upload_id: str) -> float | None:
         """When a multipart upload last received a part (S3's clock); None: no part yet,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +10,7 @@ from sqlalchemy import update
 from registry.core.roles import Role
 from registry.db.models import TokenRow
 from tests.conftest import Api, Deployment
+from tests.support.clock import FakeClock
 
 D = "blake3:" + "0" * 64
 U = "/v1/uploads/" + "0" * 32
@@ -130,13 +130,15 @@ def test_errors_say_what_to_do(api: Api) -> None:
 
 
 def test_expired_and_revoked_tokens_stop_working(api: Api, deployment: Deployment) -> None:
-    expiring = deployment.services().tokens.issue(Role.READER, expires_in_seconds=1)
-    headers = {"authorization": f"Bearer {expiring.token}"}
-    assert api.client.get("/v1/artifacts", headers=headers).status_code == 200  # now cached
-    time.sleep(1.1)
-    r = api.client.get("/v1/artifacts", headers=headers)
-    assert r.status_code == 401
-    assert "expired" in r.json()["detail"]
+    clock = FakeClock()
+    expiring = deployment.services(clock.now).tokens.issue(Role.READER, expires_in_seconds=1)
+    with deployment.client(deployment.asgi(clock.now)) as client:
+        headers = {"authorization": f"Bearer {expiring.token}"}
+        assert client.get("/v1/artifacts", headers=headers).status_code == 200  # now cached
+        clock.advance(1.1)
+        r = client.get("/v1/artifacts", headers=headers)
+        assert r.status_code == 401
+        assert "expired" in r.json()["detail"]
     stale = deployment.services().tokens.issue(Role.READER, expires_in_seconds=3600)
     with deployment.engine.begin() as conn:  # expired in the database, never seen by the API
         conn.execute(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,9 +19,11 @@ from tests.api.test_reproducibility_gate import (
     nondeterministic_total,
     push_inputs,
     put,
+    status,
 )
 from tests.api.test_trust import log_size
 from tests.conftest import Api, Deployment, api_with_policy
+from tests.support.clock import FakeClock
 from tests.support.content import digests, manifest_bytes
 from tests.support.trust import reproducibility, signed, statement_about
 
@@ -141,13 +142,14 @@ def test_a_job_claimed_through_one_server_process_completes_through_another(
 def test_a_lost_lease_is_refused_before_the_statement_is_read(
     deployment: Deployment, tmp_path: Path
 ) -> None:
-    api = api_with_policy(deployment, tmp_path, POLICY, RELIQUARY_JOB_LEASE="1s")
+    clock = FakeClock()
+    api = api_with_policy(deployment, tmp_path, POLICY, clock.now, RELIQUARY_JOB_LEASE="1m")
     try:
         push(api, "v1")
         a = worker(deployment)
         expired = claim(api, a).json()["id"]
         claim(api, worker(deployment))  # a second job, its lease also expiring
-        time.sleep(1.2)
+        clock.advance(61)
         garbage = b"not even an envelope"
         late = api.client.post(f"/v1/jobs/{expired}/complete", content=garbage, headers=a)
         assert late.status_code == 409 and "not yours" in late.json()["detail"]
@@ -317,5 +319,40 @@ def test_eight_workers_claiming_at_once_never_share_a_job(
         for raw in raws:  # and each artifact's jobs went to distinct workers
             jobs = services.jobs.of_artifact(digests(raw).blake3)
             assert len(jobs) == 4 and all(j.state == "running" for j in jobs)
+    finally:
+        api.client.__exit__(None, None, None)
+
+
+def test_a_refusal_is_what_the_worker_flags_and_reads_as_before(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """A failure is an engine's refusal (a finding) because the worker flagged it
+    ``nondeterministic``, never because its words look like one; users read a refusal's
+    error after ``nondeterministic: `` as they always have."""
+    api = api_with_policy(deployment, tmp_path, POLICY)
+    try:
+        raw = push(api, "v1")
+        words = "nondeterministic: the worker's own words, no refusal"
+        a, b = worker(deployment), worker(deployment)
+        lookalike = api.client.post(
+            f"/v1/jobs/{claim(api, a).json()['id']}/fail",
+            json={"error": words, "retry": False},
+            headers=a,
+        ).json()
+        assert (lookalike["state"], lookalike["last_error"]) == ("failed", words)
+        [profile] = status(api, raw)["verification"]
+        assert profile["finding"] is None and profile["failed"] == [words]
+
+        refused = api.client.post(
+            f"/v1/jobs/{claim(api, b).json()['id']}/fail",
+            json={"error": "op RandomUniform needs a seed", "nondeterministic": True},
+            headers=b,
+        ).json()
+        shown = "nondeterministic: op RandomUniform needs a seed"
+        assert (refused["state"], refused["last_error"]) == ("failed", shown)
+        [profile] = status(api, raw)["verification"]
+        assert profile["finding"] == f"an engine refused to run it deterministically: {shown}"
+        assert sorted(profile["failed"]) == sorted([words, shown])
+        assert nondeterministic_total(api) == 1
     finally:
         api.client.__exit__(None, None, None)

@@ -15,10 +15,11 @@ from sqlalchemy import text
 from registry.app import Services, create_asgi, open_blob_store
 from registry.core.roles import Role
 from registry.db.engine import make_session_factory
-from registry.domain.blobs.reconcile import Examined, StoreReconciler
+from registry.domain.blobs.reconcile import STAGED_WRITE_IDLE_SECONDS, Examined, StoreReconciler
 from registry.domain.blobs.repositories import BlobRepository
 from registry.storage import StoredBlobMissingError
 from tests.conftest import Deployment
+from tests.support.clock import FakeClock
 from tests.support.content import digests
 from tests.support.crash import die_mid_write
 from tests.support.s3 import endpoint_of, s3_client
@@ -103,11 +104,10 @@ def test_a_killed_uploads_partial_writes_are_removed_at_start(
     die_mid_write(open_store, upload_id="0" * 32, size_bytes=size)  # a chunk, never recorded
     # S3 cannot tell a dead writer from a live one: it waits out the idle bound (at
     # most the upload TTL); the filesystem knows at once, whatever the bound
-    ttl = "24h"
+    clock = FakeClock()
     if deployment.name == "production":
-        ttl = "1s"
-        time.sleep(2.1)  # one second idle on a clock that ticks in whole seconds
-    services = deployment.services(RELIQUARY_UPLOAD_TTL=ttl)
+        clock.advance(STAGED_WRITE_IDLE_SECONDS + 60)
+    services = deployment.services(clock.now)
     with deployment.client(create_asgi(services.settings, services=services)):
         wait_for_first_pass(services)
     assert (reconciled(services, "staged_write") or 0) >= 2

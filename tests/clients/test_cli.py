@@ -454,6 +454,17 @@ def test_pulled_files_are_links_to_the_cache_and_an_edited_one_is_caught(
     assert (copied / "w.bin").read_bytes() == data  # a --copy file is independent
 
 
+def waiting_for_flock(pids: set[int]) -> set[int]:
+    """Those of ``pids`` blocked in ``flock`` (Linux lists waiters in /proc/locks after
+    ``->``: ``1: -> FLOCK ADVISORY WRITE <pid> <dev>:<inode> 0 EOF``)."""
+    waiting = set()
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 5 and fields[1:3] == ["->", "FLOCK"]:
+            waiting.add(int(fields[5]))
+    return waiting & pids
+
+
 def test_concurrent_pulls_of_one_blob_share_the_cache_safely(
     registry: Registry, tmp_path: Path
 ) -> None:
@@ -474,8 +485,11 @@ def test_concurrent_pulls_of_one_blob_share_the_cache_safely(
             )
             for i in range(4)
         ]
-        time.sleep(3)
-        assert [p.poll() for p in pulls] == [None] * 4  # each waits for the blob's lock
+        pids, deadline = {p.pid for p in pulls}, time.monotonic() + 120
+        while waiting_for_flock(pids) != pids:  # each waits for the blob's lock
+            assert [p.poll() for p in pulls] == [None] * 4  # none went on without it
+            assert time.monotonic() < deadline, f"only {waiting_for_flock(pids)} of {pids} wait"
+            time.sleep(0.05)
     results = [p.communicate(timeout=300) for p in pulls]
     assert [p.returncode for p in pulls] == [0] * 4, [err for _, err in results]
     fetched = [json.loads(out)["downloaded_bytes"] for out, _ in results]

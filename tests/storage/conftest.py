@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
-from registry.storage.base import BlobStore
+from registry.storage.base import BlobStore, StoreClock
 from registry.storage.filesystem import FilesystemBlobStore
 from tests.support.s3 import S3Endpoint, create_bucket, delete_bucket, s3_blob_store
 
@@ -24,7 +25,10 @@ def s3_bucket(s3: S3Endpoint) -> Iterator[str]:
     delete_bucket(s3, name)
 
 
-StoreRecipe = Callable[[], BlobStore]
+class StoreRecipe(Protocol):
+    """Opens one backend's store; ``now`` replaces its own clock (see ``StoreClock``)."""
+
+    def __call__(self, *, now: StoreClock | None = None) -> BlobStore: ...
 
 
 @pytest.fixture(params=["filesystem", "s3"])

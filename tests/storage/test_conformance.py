@@ -22,6 +22,7 @@ from registry.storage.base import (
     StoredBlobMissingError,
 )
 from tests.storage.conftest import StoreRecipe
+from tests.support.clock import FakeClock
 from tests.support.crash import die_mid_write
 
 MiB = 1024 * 1024
@@ -309,14 +310,16 @@ def test_check_passes_and_leaves_nothing_behind(blob_store: BlobStore) -> None:
     assert blob_store.list_upload_ids() == []
 
 
-def test_purge_removes_staged_writes_idle_past_the_bound(blob_store: BlobStore) -> None:
+def test_purge_removes_staged_writes_idle_past_the_bound(store_recipe: StoreRecipe) -> None:
+    clock = FakeClock()
+    blob_store = store_recipe(now=clock.time)
     stalled = blob_store.open_writer()  # a live request whose client stopped sending
     data = payload(6 * MiB, seed=7)
     stalled.write(data)
     assert (
         blob_store.purge_staging(idle_seconds=3600, lifetime_seconds=3600) == 0
     )  # still fresh: kept
-    time.sleep(1.1)  # S3's clock ticks in whole seconds
+    clock.advance(60)  # more than S3's whole-second stamps can hide
     assert blob_store.purge_staging(idle_seconds=0, lifetime_seconds=0) >= 1
     with pytest.raises(StorageUnavailableError):  # its bytes are gone: it cannot publish
         stalled.commit(digest_of(data))
@@ -344,12 +347,12 @@ def test_purge_keeps_live_writes_which_then_publish(blob_store: BlobStore) -> No
     assert b"".join(blob_store.read_part("upload-live", "0")) == data
 
 
-def test_a_killed_writers_staged_bytes_are_purged(
-    blob_store: BlobStore, store_recipe: StoreRecipe
-) -> None:
+def test_a_killed_writers_staged_bytes_are_purged(store_recipe: StoreRecipe) -> None:
     die_mid_write(store_recipe)  # a monolithic PUT's process killed mid-body
     die_mid_write(store_recipe, upload_id="upload-killed")  # a chunk's
-    time.sleep(1.1)  # S3's clock ticks in whole seconds
+    clock = FakeClock()
+    blob_store = store_recipe(now=clock.time)
+    clock.advance(60)  # S3 cannot tell them dead: it waits out the idle bound
 
     assert blob_store.purge_staging(idle_seconds=0, lifetime_seconds=0) >= 2
     assert blob_store.purge_staging(idle_seconds=0, lifetime_seconds=0) == 0  # nothing was left

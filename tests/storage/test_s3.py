@@ -15,6 +15,7 @@ from blake3 import blake3
 
 from registry.storage.base import StorageUnavailableError, blob_key
 from registry.storage.s3 import S3BlobStore
+from tests.support.clock import FakeClock
 from tests.support.crash import die_mid_write
 from tests.support.s3 import S3Endpoint, s3_blob_store, s3_client
 
@@ -76,15 +77,16 @@ def test_abort_removes_the_multipart_upload(s3: S3Endpoint, s3_bucket: str) -> N
 def test_a_staged_write_is_idle_from_its_last_part_not_its_start(
     s3: S3Endpoint, s3_bucket: str
 ) -> None:
-    store = s3_blob_store(s3, s3_bucket, prefix=PREFIX)
+    clock = FakeClock(ahead_seconds=-3600)
+    store = s3_blob_store(s3, s3_bucket, prefix=PREFIX, now=clock.time)
     data = b"s" * (11 * MiB)
-    writer = store.open_writer()
-    writer.write(data[: 6 * MiB])  # part 1 now
-    time.sleep(3.2)
-    writer.write(data[6 * MiB :])  # part 2 three seconds later: a slow client, alive
+    writer = store.open_writer()  # an hour ago (its staging key's name says so)
+    clock.advance(3600)
+    writer.write(data[: 6 * MiB])  # part 1 now: a slow client, alive
+    writer.write(data[6 * MiB :])  # part 2
 
     assert (
-        store.purge_staging(idle_seconds=2, lifetime_seconds=2) == 0
+        store.purge_staging(idle_seconds=60, lifetime_seconds=60) == 0
     )  # started long ago, but not idle
     writer.commit(blake3(data).hexdigest())
     assert store.size_of(blake3(data).hexdigest()) == len(data)
@@ -96,7 +98,8 @@ def test_a_finished_staging_object_is_kept_past_the_idle_bound_until_copied(
     """AWS may date a completed multipart object by its upload's initiation (about when
     the PUT began), so a PUT that took longer than the idle bound looks idle the moment
     its upload completes: a purge then must not take it before the copy."""
-    store = s3_blob_store(s3, s3_bucket, prefix=PREFIX)
+    clock = FakeClock()
+    store = s3_blob_store(s3, s3_bucket, prefix=PREFIX, now=clock.time)
     data = b"c" * (6 * MiB)
     writer = store.open_writer()
     writer.write(data)
@@ -104,7 +107,7 @@ def test_a_finished_staging_object_is_kept_past_the_idle_bound_until_copied(
 
     def purge_before_the_copy(**_: object) -> None:
         if not purged:  # between completing the staging upload and copying it
-            time.sleep(1.1)  # S3's clock ticks in whole seconds: now older than idle 0
+            clock.advance(60)  # now older than idle 0, younger than the lifetime
             purged.append(store.purge_staging(idle_seconds=0, lifetime_seconds=3600))
 
     store.client.meta.events.register("before-call.s3.CopyObject", purge_before_the_copy)
@@ -118,7 +121,7 @@ def test_a_finished_staging_object_is_kept_past_the_idle_bound_until_copied(
     s3_client(s3).put_object(
         Bucket=s3_bucket, Key=PREFIX + "_staging/0000000000000-dead", Body=b"finished"
     )
-    time.sleep(1.1)
+    clock.advance(60)
     assert store.purge_staging(idle_seconds=0, lifetime_seconds=3600) == 0
     assert store.purge_staging(idle_seconds=0, lifetime_seconds=0) == 1
     assert bucket_keys(s3, s3_bucket) == {PREFIX + blob_key(blake3(data).hexdigest())}
@@ -133,9 +136,9 @@ def test_a_killed_chunks_unfinished_multipart_upload_is_purged(
     )
     [unfinished] = open_multipart_uploads(s3, s3_bucket)
     assert unfinished.startswith(PREFIX + "_uploads/u1/")
-    time.sleep(1.1)  # S3's clock ticks in whole seconds
+    clock = FakeClock(ahead_seconds=60)  # S3 cannot tell it dead: it waits out the idle bound
 
-    store = s3_blob_store(s3, s3_bucket, prefix=PREFIX)
+    store = s3_blob_store(s3, s3_bucket, prefix=PREFIX, now=clock.time)
     assert store.purge_staging(idle_seconds=0, lifetime_seconds=0) == 1
     assert open_multipart_uploads(s3, s3_bucket) == []
 

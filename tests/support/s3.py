@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.config import Config
 
+from registry.storage.base import StoreClock
 from registry.storage.s3 import MIN_PART_BYTES, S3BlobStore
 
 if TYPE_CHECKING:
@@ -107,8 +108,15 @@ def delete_bucket(endpoint: S3Endpoint, name: str) -> None:
     client.delete_bucket(Bucket=name)
 
 
-def s3_blob_store(endpoint: S3Endpoint, bucket: str, *, prefix: str = "reliquary/") -> S3BlobStore:
-    """A store with the smallest part size S3 allows, so small blobs take the multipart path."""
+def s3_blob_store(
+    endpoint: S3Endpoint,
+    bucket: str,
+    *,
+    prefix: str = "reliquary/",
+    now: StoreClock | None = None,
+) -> S3BlobStore:
+    """A store with the smallest part size S3 allows, so small blobs take the multipart path
+    (``now``: see ``S3BlobStore``)."""
     return S3BlobStore(
         bucket,
         endpoint_url=endpoint.endpoint_url,
@@ -117,4 +125,5 @@ def s3_blob_store(endpoint: S3Endpoint, bucket: str, *, prefix: str = "reliquary
         access_key_id=endpoint.access_key_id,
         secret_access_key=endpoint.secret_access_key,
         part_size_bytes=MIN_PART_BYTES,
+        now=now,
     )

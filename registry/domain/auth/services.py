@@ -15,11 +15,12 @@ import hashlib
 import secrets
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from cachetools import TTLCache
 from sqlalchemy.orm import Session, sessionmaker
 
+from registry.core.clock import Clock, utc_now
 from registry.core.roles import Role
 from registry.db.models import TokenRow
 from registry.domain.auth.repositories import TokenRepository
@@ -57,9 +58,11 @@ class TokenService:
         writes: sessionmaker[Session],
         reads: sessionmaker[Session],
         cache_seconds: float = 0.0,
+        now: Clock = utc_now,
     ) -> None:
         self._writes = writes
         self._reads = reads
+        self._now = now  # tokens are dated, and judged expired, by this clock
         self._cache: TTLCache[str, _CachedToken] | None = (
             TTLCache(maxsize=10_000, ttl=cache_seconds) if cache_seconds > 0 else None
         )
@@ -73,7 +76,7 @@ class TokenService:
             raise InvalidRequestError("description must be at most 255 characters")
         if expires_in_seconds is not None and expires_in_seconds <= 0:
             raise InvalidRequestError("expiry must be in the future")
-        now = datetime.now(UTC)
+        now = self._now()
         secret = TOKEN_PREFIX + secrets.token_hex(32)  # hex: never starts with '-' in a shell
         row = TokenRow(
             id=secrets.token_hex(8),
@@ -103,7 +106,7 @@ class TokenService:
         key = _secret_hash(secret)
         with self._reads() as session:
             row = TokenRepository(session).by_secret_hash(key)
-        now = datetime.now(UTC)
+        now = self._now()
         if row is None:
             raise AuthenticationRequiredError("the bearer token is not known to this registry")
         if row.revoked_at is not None:
@@ -138,7 +141,7 @@ class TokenService:
             hit = self._cache.get(key)
         if hit is None:
             return None
-        if hit.expires_at is not None and hit.expires_at <= datetime.now(UTC):
+        if hit.expires_at is not None and hit.expires_at <= self._now():
             with self._lock:
                 self._cache.pop(key, None)
             raise AuthenticationRequiredError(
@@ -154,7 +157,7 @@ class TokenService:
             TokenNotFoundError: no token has this id.
         """
         with self._writes.begin() as session:
-            if not TokenRepository(session).revoke(token_id, datetime.now(UTC)):
+            if not TokenRepository(session).revoke(token_id, self._now()):
                 raise TokenNotFoundError(f"no token with id {token_id!r}")
         if self._cache is not None:
             with self._lock:

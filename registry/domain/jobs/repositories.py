@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, select
 from sqlalchemy.orm import Session, aliased
 
+from registry.core.jobs import JobState
 from registry.db.models import JobRow
 
 
@@ -69,7 +70,7 @@ def _claim_query(state: ColumnElement[bool], lock: bool) -> Select[JobRow]:
                 mine.profile == JobRow.profile,
                 mine.worker_token == bindparam("token"),
                 mine.id != JobRow.id,
-                mine.state.in_(["running", "attested"]),
+                mine.state.in_([JobState.RUNNING, JobState.ATTESTED]),
             ),
         )
         .order_by(JobRow.created_at, JobRow.id)
@@ -82,8 +83,8 @@ _GET = {  # by "lock the row"
     False: select(JobRow).where(JobRow.id == bindparam("id")),
     True: select(JobRow).where(JobRow.id == bindparam("id")).with_for_update(),
 }
-_EXPIRED = and_(JobRow.state == "running", JobRow.lease_expires_at < bindparam("now"))
-_QUEUED = JobRow.state == "queued"
+_EXPIRED = and_(JobRow.state == JobState.RUNNING, JobRow.lease_expires_at < bindparam("now"))
+_QUEUED = JobRow.state == JobState.QUEUED
 _CLAIM = {  # by "is PostgreSQL": (expired leases, queued)
     lock: (_claim_query(_EXPIRED, lock), _claim_query(_QUEUED, lock)) for lock in (False, True)
 }

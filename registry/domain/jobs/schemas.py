@@ -7,6 +7,8 @@ from typing import Annotated
 
 import msgspec
 
+from registry.core.jobs import JobState
+
 MAX_CLAIM_WAIT_SECONDS = 30.0
 
 
@@ -32,7 +34,7 @@ class Job(msgspec.Struct):
     id: str
     artifact: str
     profile: str
-    state: str
+    state: JobState
     attempts: int
     max_attempts: int
     worker: str | None

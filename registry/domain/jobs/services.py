@@ -10,6 +10,10 @@ Invariants:
   worker's signed statement through the attestation checks; nothing bypasses them.
 - One worker (token) never holds two jobs of the same artifact and profile, so
   ``min_workers`` means distinct workers.
+- A failure is an engine's refusal to run deterministically only when the worker says
+  so (``refused_nondeterministic``): final, and a finding. The row keeps the worker's
+  words; users read them after ``NONDETERMINISTIC``, as before that was a column.
+- Leases are granted and judged expired by the service's clock (``now``).
 - A waiting claim (``claim_waiting``) holds no lock and no transaction while it
   waits: it claims at once when a job is claimable, is woken when this process
   queues one (``WorkSignal``) and otherwise reads the queue every
@@ -24,14 +28,16 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import anyio.to_thread
 from cachetools import LRUCache
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.core import intoto
+from registry.core.clock import Clock, utc_now
 from registry.core.digest import Digest
+from registry.core.jobs import JobState
 from registry.core.manifest import ParsedManifest
 from registry.core.policy import Policy
 from registry.core.profiles import PROFILE_ENGINES, runs
@@ -53,9 +59,17 @@ from registry.errors import (
 
 MAX_CLAIM_SCAN = 20
 CLAIM_POLL_SECONDS = 1.0  # how often a waiting claim reads the queue between wake-ups
-NONDETERMINISTIC = "nondeterministic: "
+NONDETERMINISTIC = "nondeterministic: "  # shown before an engine refusal's error
 FindingRecorder = Callable[[Session, StoredManifest, str, str, Mapping[str, str], str | None], None]
 """Records a nondeterminism finding in the caller's transaction (see channels.verification)."""
+
+
+def _shown_error(row: JobRow) -> str | None:
+    """``last_error`` as users read it: an engine refusal (``refused_nondeterministic``)
+    is shown after ``NONDETERMINISTIC``, in at most 2048 characters like any error."""
+    if row.last_error is None or not row.refused_nondeterministic:
+        return row.last_error
+    return f"{NONDETERMINISTIC}{row.last_error}"
 
 
 def _dto(row: JobRow) -> Job:
@@ -68,7 +82,7 @@ def _dto(row: JobRow) -> Job:
         max_attempts=row.max_attempts,
         worker=row.worker_name,
         lease_expires_at=row.lease_expires_at,
-        last_error=row.last_error,
+        last_error=_shown_error(row),
         attestation_sha256=row.attestation_sha256,
         created_at=row.created_at,
     )
@@ -79,13 +93,14 @@ def _new(digest_hex: str, profile: str, max_attempts: int, now: datetime) -> Job
         id=secrets.token_hex(16),
         artifact_digest=digest_hex,
         profile=profile,
-        state="queued",
+        state=JobState.QUEUED,
         attempts=0,
         max_attempts=max_attempts,
         worker_token=None,
         worker_name=None,
         lease_expires_at=None,
         last_error=None,
+        refused_nondeterministic=False,
         attestation_sha256=None,
         created_at=now,
         updated_at=now,
@@ -109,6 +124,7 @@ class JobService:
         lease_seconds: float = 300.0,
         on_nondeterministic: FindingRecorder | None = None,
         max_attempts: int = 3,
+        now: Clock = utc_now,
     ) -> None:
         self._artifacts = artifacts
         self._attestations = attestations
@@ -117,6 +133,7 @@ class JobService:
         self._policy = policy
         self._metrics = metrics
         self._on_nondeterministic = on_nondeterministic
+        self._now = now  # leases are granted and judged expired by this clock
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
         # leases this process granted or extended: job id -> (artifact digest, holder,
@@ -138,7 +155,7 @@ class JobService:
 
     def enqueue_required(self, session: Session, parsed: ParsedManifest) -> None:
         """Called in the push transaction: one job per worker the policy requires."""
-        now = datetime.now(UTC)
+        now = self._now()
         need = self.required(parsed)
         for profile, count in need.items():
             session.add_all(
@@ -157,7 +174,7 @@ class JobService:
         if not 1 <= count <= 16:
             raise InvalidRequestError("count must be 1..16")
         stored = self._artifacts.manifest(ref)
-        now = datetime.now(UTC)
+        now = self._now()
         rows = [_new(stored.digest.hex, profile, self.max_attempts, now) for _ in range(count)]
         with self._writes.begin() as session:
             session.add_all(rows)
@@ -169,7 +186,7 @@ class JobService:
         unknown = [p for p in profiles if p not in PROFILE_ENGINES]
         if not profiles or unknown:
             raise InvalidRequestError(f"profiles must be among {sorted(PROFILE_ENGINES)}")
-        now = datetime.now(UTC)
+        now = self._now()
         with self._writes.begin() as session:
             repo = JobRepository(session)
             for _ in range(MAX_CLAIM_SCAN):
@@ -177,13 +194,13 @@ class JobService:
                 if row is None:
                     return None
                 if row.attempts >= row.max_attempts:  # its last lease expired
-                    row.state, row.updated_at = "failed", now
+                    row.state, row.updated_at = JobState.FAILED, now
                     after_commit(session, self._metrics.jobs_failed.labels(profile=row.profile).inc)
                     row.last_error = (row.last_error or "") + " [lease expired on the last attempt]"
                     row.worker_token = row.lease_expires_at = None
                     session.flush()
                     continue
-                row.state, row.attempts, row.updated_at = "running", row.attempts + 1, now
+                row.state, row.attempts, row.updated_at = JobState.RUNNING, row.attempts + 1, now
                 row.worker_token, row.worker_name = token_id, worker[:128] or None
                 row.lease_expires_at = now + timedelta(seconds=self.lease_seconds)
                 session.flush()
@@ -235,7 +252,7 @@ class JobService:
     def any_claimable(self, profiles: list[str], token_id: str) -> bool:
         """Whether a claim by this worker would find a job now (a read; locks nothing)."""
         with self._reads() as session:
-            return JobRepository(session).any_claimable(profiles, token_id, datetime.now(UTC))
+            return JobRepository(session).any_claimable(profiles, token_id, self._now())
 
     def _remember_lease(self, row: JobRow) -> None:
         if row.worker_token is not None and row.lease_expires_at is not None:
@@ -250,7 +267,7 @@ class JobService:
         """The job's artifact if this process knows ``token_id`` holds a live lease on it."""
         with self._leases_lock:
             known = self._leases.get(job_id)
-        if known is None or known[1] != token_id or known[2] <= datetime.now(UTC):
+        if known is None or known[1] != token_id or known[2] <= self._now():
             return None
         return known[0]
 
@@ -266,7 +283,7 @@ class JobService:
             raise JobNotFoundError(f"no job {job_id}", job_id=job_id)
         expires = row.lease_expires_at
         if (
-            row.state != "running"
+            row.state != JobState.RUNNING
             or row.worker_token != token_id
             or expires is None
             or expires <= now
@@ -279,7 +296,7 @@ class JobService:
         return row
 
     def heartbeat(self, job_id: str, token_id: str) -> Job:
-        now = datetime.now(UTC)
+        now = self._now()
         with self._writes.begin() as session:
             row = self._held(session, job_id, token_id, now)
             row.lease_expires_at, row.updated_at = now + timedelta(seconds=self.lease_seconds), now
@@ -297,17 +314,17 @@ class JobService:
         artifact_hex = self._live_lease(job_id, token_id)
         if artifact_hex is None:  # not known here as live: ask the database
             row = self._lease_or_done(job_id, token_id, envelope)
-            if row.state == "attested":
+            if row.state == JobState.ATTESTED:
                 return _dto(row)
             artifact_hex = row.artifact_digest
         finished: list[tuple[Job, float]] = []
 
         def finish(session: Session, accepted: Accepted) -> None:
-            now = datetime.now(UTC)
+            now = self._now()
             job = self._held(session, job_id, token_id, now)  # still ours, now locked
             assert job.artifact_digest == accepted.stored.digest.hex  # a job's artifact is fixed
             self._check_evidence(job, accepted)
-            job.state, job.updated_at = "attested", now
+            job.state, job.updated_at = JobState.ATTESTED, now
             job.attestation_sha256 = accepted.row.envelope_sha256
             job.lease_expires_at = None
             finished.append((_dto(job), (now - job.created_at).total_seconds()))
@@ -317,7 +334,7 @@ class JobService:
         )
         if not created:
             row = self._lease_or_done(job_id, token_id, envelope)
-            if row.state == "attested":
+            if row.state == JobState.ATTESTED:
                 return _dto(row)
             raise AttestationRejectedError(
                 "this statement was accepted before, for another job: sign this job's own"
@@ -335,12 +352,12 @@ class JobService:
             row = JobRepository(session).get(job_id)
         if (
             row is not None
-            and row.state == "attested"
+            and row.state == JobState.ATTESTED
             and row.worker_token == token_id
             and row.attestation_sha256 == hashlib.sha256(envelope).hexdigest()
         ):
             return row
-        return self._check_lease(row, job_id, token_id, datetime.now(UTC))
+        return self._check_lease(row, job_id, token_id, self._now())
 
     @staticmethod
     def _check_evidence(job: JobRow, accepted: Accepted) -> None:
@@ -372,21 +389,23 @@ class JobService:
         """
         if not error.strip():
             raise InvalidRequestError("say why the job failed")
-        now = datetime.now(UTC)
+        now = self._now()
         with self._writes.begin() as session:
             row = self._held(session, job_id, token_id, now)
             if nondeterministic:
-                error = f"{NONDETERMINISTIC}{error}"
                 stored = self._artifacts.manifest(Digest.blake3(row.artifact_digest))
                 if self._on_nondeterministic is not None:  # logged, in history, counted
-                    self._on_nondeterministic(session, stored, row.profile, error, {}, token_id)
-            row.last_error, row.updated_at = error[:2048], now
+                    finding = f"{NONDETERMINISTIC}{error}"
+                    self._on_nondeterministic(session, stored, row.profile, finding, {}, token_id)
+            row.refused_nondeterministic = nondeterministic
+            shown_at_most = 2048 - len(NONDETERMINISTIC) if nondeterministic else 2048
+            row.last_error, row.updated_at = error[:shown_at_most], now
             row.lease_expires_at = None
             if retry and not nondeterministic and row.attempts < row.max_attempts:
-                row.state, row.worker_token, row.worker_name = "queued", None, None
+                row.state, row.worker_token, row.worker_name = JobState.QUEUED, None, None
                 after_commit(session, self.work.notify)
             else:
-                row.state = "failed"
+                row.state = JobState.FAILED
                 after_commit(session, self._metrics.jobs_failed.labels(profile=row.profile).inc)
             failed = _dto(row)
         self._forget_lease(job_id)
@@ -395,12 +414,15 @@ class JobService:
     def refusals(self, ref: Digest) -> dict[str, list[str]]:
         """Per profile, why engines refused to run ``ref`` deterministically (final)."""
         out: dict[str, list[str]] = {}
-        for job in self.of_artifact(ref):
-            if job.state == "failed" and (job.last_error or "").startswith(NONDETERMINISTIC):
-                out.setdefault(job.profile, []).append(str(job.last_error))
+        for row in self._rows_of(ref):
+            if row.state == JobState.FAILED and row.refused_nondeterministic:
+                out.setdefault(row.profile, []).append(str(_shown_error(row)))
         return out
 
     def of_artifact(self, ref: Digest) -> list[Job]:
+        return [_dto(r) for r in self._rows_of(ref)]
+
+    def _rows_of(self, ref: Digest) -> list[JobRow]:
         stored = self._artifacts.manifest(ref)
         with self._reads() as session:
-            return [_dto(r) for r in JobRepository(session).of_artifact(stored.digest.hex)]
+            return JobRepository(session).of_artifact(stored.digest.hex)
