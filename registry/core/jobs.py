@@ -17,3 +17,7 @@ class JobState(StrEnum):
     RUNNING = "running"  # leased to one worker until its lease expires
     ATTESTED = "attested"  # completed by the worker's accepted reproducibility statement
     FAILED = "failed"  # attempts exhausted, given up for good, or refused by the engine
+
+
+MAX_ERROR_CHARS = 2048
+"""A job's ``last_error`` as stored and shown, in characters (longer words are cut)."""

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from registry.core.jobs import JobState
+from registry.core.jobs import MAX_ERROR_CHARS, JobState
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -327,7 +327,7 @@ class JobRow(Base):
     worker_token: Mapped[str | None] = mapped_column(String(32))
     worker_name: Mapped[str | None] = mapped_column(String(128))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    last_error: Mapped[str | None] = mapped_column(String(2048))  # the worker's words
+    last_error: Mapped[str | None] = mapped_column(String(MAX_ERROR_CHARS))  # the worker's words
     # failed because the engine refused an op it cannot run deterministically (a finding)
     refused_nondeterministic: Mapped[bool] = mapped_column(Boolean, server_default=false())
     attestation_sha256: Mapped[str | None] = mapped_column(String(64))

@@ -254,6 +254,42 @@ def test_a_dead_workers_job_is_redone_and_attempts_are_bounded(
         api.client.__exit__(None, None, None)
 
 
+def test_a_long_error_still_fits_when_the_last_lease_expires(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """A worker's error is kept at its full 2048 characters; the note that the last
+    lease expired must still fit beside it (PostgreSQL refused the longer text)."""
+    clock = FakeClock()
+    one = POLICY.replace(b"min_workers = 2", b"min_workers = 1")
+    api = api_with_policy(
+        deployment,
+        tmp_path,
+        one,
+        clock.now,
+        RELIQUARY_JOB_LEASE="1m",
+        RELIQUARY_JOB_MAX_ATTEMPTS="2",
+    )
+    try:
+        raw = push(api, "v1")
+        a, b = worker(deployment), worker(deployment)
+        job = claim(api, a).json()["id"]
+        failed = api.client.post(
+            f"/v1/jobs/{job}/fail", json={"error": "x" * 3000, "retry": True}, headers=a
+        )
+        assert failed.status_code == 200 and len(failed.json()["last_error"]) == 2048
+        assert claim(api, b).json()["attempts"] == 2
+        clock.advance(61)  # the last lease runs out
+        assert claim(api, worker(deployment)).status_code == 204
+        [final] = api.client.get(
+            f"/v1/artifacts/{digests(raw).blake3}/jobs", headers=api.auth()
+        ).json()
+        assert final["state"] == "failed"
+        assert final["last_error"].endswith("[lease expired on the last attempt]")
+        assert len(final["last_error"]) == 2048
+    finally:
+        api.client.__exit__(None, None, None)
+
+
 def test_failures_retry_until_the_attempts_run_out(deployment: Deployment, tmp_path: Path) -> None:
     api = api_with_policy(deployment, tmp_path, POLICY)
     try:

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from registry.core import intoto
 from registry.core.clock import Clock, utc_now
 from registry.core.digest import Digest
-from registry.core.jobs import JobState
+from registry.core.jobs import MAX_ERROR_CHARS, JobState
 from registry.core.manifest import ParsedManifest
 from registry.core.policy import Policy
 from registry.core.profiles import PROFILE_ENGINES, runs
@@ -66,7 +66,7 @@ FindingRecorder = Callable[[Session, StoredManifest, str, str, Mapping[str, str]
 
 def _shown_error(row: JobRow) -> str | None:
     """``last_error`` as users read it: an engine refusal (``refused_nondeterministic``)
-    is shown after ``NONDETERMINISTIC``, in at most 2048 characters like any error."""
+    is shown after ``NONDETERMINISTIC``, in at most ``MAX_ERROR_CHARS`` like any error."""
     if row.last_error is None or not row.refused_nondeterministic:
         return row.last_error
     return f"{NONDETERMINISTIC}{row.last_error}"
@@ -196,7 +196,8 @@ class JobService:
                 if row.attempts >= row.max_attempts:  # its last lease expired
                     row.state, row.updated_at = JobState.FAILED, now
                     after_commit(session, self._metrics.jobs_failed.labels(profile=row.profile).inc)
-                    row.last_error = (row.last_error or "") + " [lease expired on the last attempt]"
+                    note = " [lease expired on the last attempt]"
+                    row.last_error = (row.last_error or "")[: MAX_ERROR_CHARS - len(note)] + note
                     row.worker_token = row.lease_expires_at = None
                     session.flush()
                     continue
@@ -398,7 +399,7 @@ class JobService:
                     finding = f"{NONDETERMINISTIC}{error}"
                     self._on_nondeterministic(session, stored, row.profile, finding, {}, token_id)
             row.refused_nondeterministic = nondeterministic
-            shown_at_most = 2048 - len(NONDETERMINISTIC) if nondeterministic else 2048
+            shown_at_most = MAX_ERROR_CHARS - (len(NONDETERMINISTIC) if nondeterministic else 0)
             row.last_error, row.updated_at = error[:shown_at_most], now
             row.lease_expires_at = None
             if retry and not nondeterministic and row.attempts < row.max_attempts:
