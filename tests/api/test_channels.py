@@ -44,9 +44,7 @@ def key(api: Api, role: str) -> SigningKey:
     return k
 
 
-def attest(
-    api: Api, raw: bytes, version: str, k: SigningKey, predicate: Predicate
-) -> None:
+def attest(api: Api, raw: bytes, version: str, k: SigningKey, predicate: Predicate) -> None:
     env = signed(statement_about(raw, NAME, version, predicate), k)
     r = api.client.post(
         f"/v1/artifacts/{digests(raw).blake3}/attestations",

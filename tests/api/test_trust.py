@@ -140,14 +140,10 @@ def test_every_bad_attestation_is_refused_and_changes_nothing(
         good.payload,
         (Signature(publisher.public.keyid, bytes(64)),),
     )
-    approval = statement_about(
-        raw, "veid/trust-score", "v1", ApprovalPredicate("production")
-    )
+    approval = statement_about(raw, "veid/trust-score", "v1", ApprovalPredicate("production"))
     cases: dict[str, tuple[bytes, int]] = {
         "statement about another artifact (replay)": (
-            signed(
-                statement_about(other, "veid/trust-score", "v2", PUBLISH), publisher
-            ).to_json(),
+            signed(statement_about(other, "veid/trust-score", "v2", PUBLISH), publisher).to_json(),
             422,
         ),
         "unknown key": (signed(about_raw, stranger).to_json(), 422),

@@ -13,7 +13,9 @@ from registry.core.predicates import (
     PublishPredicate,
     ReproducibilityPredicate,
     Run,
+    Source,
 )
+from tests.support.content import manifest_bytes
 
 
 def statement_about(
@@ -51,4 +53,23 @@ def reproducibility(
         timings={"total_seconds": 0.3},
         worker=keyid,
         job=job,
+    )
+
+
+# RFC 8032 section 7.1, TEST 1: the key the DSSE project's test vectors sign with.
+RFC8032_SEED = bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+RFC8032_PUBLIC = bytes.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+
+EXAMPLE_MANIFEST = manifest_bytes(
+    "veid/trust-score", "v20261122_093000", {"saved_model.pb": b"graph"}
+)
+
+
+def example_statement() -> intoto.Statement:
+    """A publish/v1 statement (with a source) about ``EXAMPLE_MANIFEST``."""
+    return intoto.statement_for(
+        "veid/trust-score",
+        "v20261122_093000",
+        digest_bytes(EXAMPLE_MANIFEST),
+        PublishPredicate("ci@veid", Source("git@x:veid", "abc123")),
     )
