@@ -216,7 +216,7 @@ def test_concurrent_appends_leave_no_gaps_or_duplicates(deployment: Deployment) 
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(
             pool.map(
-                lambda k: services.keys.register(k.public.to_pem().decode(), _role("worker"), ""),
+                lambda k: services.keys.register(k.public.to_pem().decode(), Role.WORKER, ""),
                 keys,
             )
         )
@@ -253,12 +253,6 @@ def test_a_rolled_back_append_leaves_nothing_behind(deployment: Deployment) -> N
         assert log.root(size) == merkle.root_from_leaves(leaves[:size])
     stored = deployment.services().log  # nothing cached: only what is stored
     assert stored.root(8) == merkle.root_from_leaves(leaves)
-
-
-def _role(name: str) -> Any:
-    from registry.domain.keys.schemas import KeyRole
-
-    return KeyRole(name)
 
 
 def test_a_rewritten_entry_no_longer_proves_inclusion(api: Api, deployment: Deployment) -> None:
