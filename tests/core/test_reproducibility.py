@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 
 import pytest
 
@@ -47,7 +48,7 @@ def test_token_ids_become_int64_tensors_per_prompt() -> None:
     assert output_values([floats("x", float("nan"))]) is None
 
 
-def result(key: str, *runs: str, values: dict[str, object] | None = None) -> WorkerResult:
+def result(key: str, *runs: str, values: Mapping[str, object] | None = None) -> WorkerResult:
     decoded = None if values is None else values_from_json(values)
     return WorkerResult(key * 64, runs[0], runs, len(set(runs)) == 1, decoded)
 
