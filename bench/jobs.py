@@ -38,9 +38,10 @@ from typing import Any
 from bench.harness import BIN, HOST, Servers, machine_line, reset_postgres
 from registry.core import intoto
 from registry.core.canonical import canonical_bytes
-from registry.core.digest import digest_bytes
+from registry.core.digest import Digest, digest_bytes
 from registry.core.dsse import sign_envelope
 from registry.core.keys import SigningKey
+from registry.core.predicates import Engine, Host, ReproducibilityPredicate, Run
 
 POLICY = (
     b'[channels.production]\nreproducibility = [{ profile = "cpu-tensorflow", min_workers = 1 }]\n'
@@ -124,21 +125,21 @@ def push_one(
 
 def statement(key: SigningKey, identity: Identity) -> bytes:
     name, version, digests, inputs = identity
-    out = "blake3:" + "ab" * 32
-    predicate = {
-        "profile": "cpu-tensorflow",
-        "engine": {"name": "tensorflow", "version": "bench"},
-        "device": "cpu",
-        "host": {"cpu": "bench", "os": "bench", "python": "3"},
-        "determinism": {},
-        "inputs": inputs,
-        "runs": [{"output": out, "seconds": 0.0}] * 3,
-        "output": out,
-        "agree": True,
-        "timings": {},
-        "worker": key.public.keyid,
-    }
-    stmt = intoto.statement_for(name, version, digests, intoto.REPRODUCIBILITY, predicate)
+    out = Digest.blake3("ab" * 32)
+    predicate = ReproducibilityPredicate(
+        profile="cpu-tensorflow",
+        engine=Engine("tensorflow", "bench"),
+        device="cpu",
+        host=Host(cpu="bench", os="bench", python="3"),
+        determinism={},
+        inputs=Digest.parse(inputs),
+        runs=(Run(out, 0.0),) * 3,
+        output=out,
+        agree=True,
+        worker=key.public.keyid,
+        timings={},
+    )
+    stmt = intoto.statement_for(name, version, digests, predicate)
     return sign_envelope(stmt.to_payload(), key).to_json()
 
 

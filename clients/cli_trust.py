@@ -17,10 +17,9 @@ from rich.table import Table
 from rich.text import Text
 
 from clients._cli import cli, client_of, emit, out, say
-from clients.errors import VerificationError
+from clients.errors import InvalidRequestError, VerificationError
 from clients.pull import fetch_parsed_manifest
 from clients.signing import (
-    PREDICATES,
     approval_predicate,
     attest,
     evaluation_predicate,
@@ -29,13 +28,18 @@ from clients.signing import (
     load_public_key,
     load_signing_key,
     publish_predicate,
-    short_predicate,
 )
-from clients.trust import ROLES, AttestationCheck, TrustRoot, check_attestations
+from clients.trust import AttestationCheck, TrustRoot, check_attestations
+from registry.core.errors import CoreError
 from registry.core.keys import SigningKey
 from registry.core.manifest import ParsedManifest
+from registry.core.predicates import APPROVAL, EVALUATION, PUBLISH, Predicate, short_name
+from registry.core.roles import KEY_ROLES
 
 F = TypeVar("F", bound=Callable[..., Any])
+KEY_ROLE_NAMES = sorted(r.value for r in KEY_ROLES)
+SIGNABLE = {"publish": PUBLISH, "evaluation": EVALUATION, "approval": APPROVAL}
+"""``sign --predicate`` kinds and their predicate types (a worker signs reproducibility/v1)."""
 
 _PUBLISH_OPTIONS = (
     click.option("--publisher", help="publish/v1 'publisher' [the signing keyid]."),
@@ -81,7 +85,7 @@ def keys_generate(out_path: Path, as_json: bool) -> None:
 
 @keys.command("register")
 @click.argument("public_key", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--role", required=True, type=click.Choice(sorted(ROLES)))
+@click.option("--role", required=True, type=click.Choice(KEY_ROLE_NAMES))
 @click.option("--description", default="", help="Who or what holds the key.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -100,7 +104,7 @@ def keys_register(
 
 
 @keys.command("list")
-@click.option("--role", type=click.Choice(sorted(ROLES)))
+@click.option("--role", type=click.Choice(KEY_ROLE_NAMES))
 @click.option(
     "--json", "as_json", is_flag=True, help='{"keys": [...]}: a trust root, once reviewed.'
 )
@@ -135,8 +139,20 @@ def keys_revoke(ctx: click.Context, keyid: str, reason: str, as_json: bool) -> N
 
 
 # -- sign -----------------------------------------------------------------------------
-def _predicate(kind: str, key: SigningKey, options: dict[str, Any]) -> dict[str, Any]:
-    """The predicate the options describe; only the options of ``kind`` may be given."""
+def _predicate(kind: str, key: SigningKey, options: dict[str, Any]) -> Predicate:
+    """The predicate the options describe; only the options of ``kind`` may be given.
+
+    Raises:
+        click.UsageError: options of another kind, or a needed option missing.
+        InvalidRequestError: the predicate is not of its type's shape.
+    """
+    try:
+        return _build(kind, key, options)
+    except CoreError as exc:
+        raise InvalidRequestError(f"cannot make this statement: {exc}") from exc
+
+
+def _build(kind: str, key: SigningKey, options: dict[str, Any]) -> Predicate:
     allowed = {
         "publish": {"publisher", "source_repository", "source_commit", "training_run"},
         "evaluation": {"metrics"},
@@ -156,7 +172,7 @@ def _predicate(kind: str, key: SigningKey, options: dict[str, Any]) -> dict[str,
     if stray:
         raise click.UsageError(f"{flags(stray)} cannot be used with --predicate {kind}")
     if options["predicate_file"] is not None:
-        return load_predicate_file(options["predicate_file"])
+        return load_predicate_file(options["predicate_file"], SIGNABLE[kind])
     if kind == "evaluation":
         if not options["metrics"]:
             raise click.UsageError("--predicate evaluation needs --metrics name=value")
@@ -176,9 +192,7 @@ def _predicate(kind: str, key: SigningKey, options: dict[str, Any]) -> dict[str,
 @cli.command()
 @click.argument("ref")
 @click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--predicate", "kind", required=True, type=click.Choice(["publish", "evaluation", "approval"])
-)
+@click.option("--predicate", "kind", required=True, type=click.Choice(list(SIGNABLE)))
 @click.option(
     "--predicate-file",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -198,12 +212,12 @@ def sign(
     predicate = _predicate(kind, key, options)
     client = client_of(ctx)
     manifest = fetch_parsed_manifest(client, ref)
-    signed = attest(client, manifest, PREDICATES[kind], predicate, key)
+    signed = attest(client, manifest, predicate, key)
 
     def text() -> None:
         again = "" if signed.created else " (already recorded)"
         say(
-            f"signed {short_predicate(signed.predicate_type)} for {signed.subject} "
+            f"signed {short_name(signed.predicate_type)} for {signed.subject} "
             f"({signed.artifact}) with {signed.keyid}: log index {signed.log_index}{again}"
         )
         click.echo(signed.log_index)
@@ -250,7 +264,7 @@ def _print_listed(listed: list[dict[str, Any]]) -> None:
     for a in listed:
         cells = (
             a.get("log_index"),
-            short_predicate(str(a.get("predicate_type"))),
+            short_name(str(a.get("predicate_type"))),
             str(a.get("keyid"))[:16] + "…",
             a.get("created_at"),
         )

@@ -18,7 +18,6 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from clients.client import RegistryClient
 from clients.errors import InvalidRequestError
@@ -28,18 +27,14 @@ from registry.core.dsse import sign_envelope
 from registry.core.errors import CoreError
 from registry.core.keys import PublicKey, SigningKey
 from registry.core.manifest import ParsedManifest, parse_manifest
-
-PREDICATES = {
-    "publish": intoto.PUBLISH,
-    "evaluation": intoto.EVALUATION,
-    "approval": intoto.APPROVAL,
-    "reproducibility": intoto.REPRODUCIBILITY,
-}
-
-
-def short_predicate(predicate_type: str) -> str:
-    """``publish/v1`` for the full predicate URI (other strings unchanged)."""
-    return predicate_type.removeprefix(intoto.PREDICATE_BASE)
+from registry.core.predicates import (
+    ApprovalPredicate,
+    EvaluationPredicate,
+    Predicate,
+    PublishPredicate,
+    Source,
+    predicate_from_json,
+)
 
 
 def public_key_path(private_path: Path) -> Path:
@@ -98,23 +93,30 @@ def publish_predicate(
     source_repository: str | None = None,
     source_commit: str | None = None,
     training_run: str | None = None,
-) -> dict[str, Any]:
-    """A ``publish/v1`` predicate. Raises InvalidRequestError: only half of the source given."""
-    predicate: dict[str, Any] = {"publisher": publisher}
-    if (source_repository is None) != (source_commit is None):
-        raise InvalidRequestError("give both --source-repository and --source-commit, or neither")
-    if source_repository is not None:
-        predicate["source"] = {"repository": source_repository, "commit": source_commit}
-    if training_run is not None:
-        predicate["training_run"] = training_run
-    return predicate
+) -> PublishPredicate:
+    """A ``publish/v1`` predicate.
+
+    Raises:
+        InvalidRequestError: only half of the source given.
+        InvalidStatementError: a field is empty.
+    """
+    if source_repository is None or source_commit is None:
+        if (source_repository is None) != (source_commit is None):
+            raise InvalidRequestError(
+                "give both --source-repository and --source-commit, or neither"
+            )
+        source = None
+    else:
+        source = Source(source_repository, source_commit)
+    return PublishPredicate(publisher, source, training_run)
 
 
-def evaluation_predicate(metrics: Iterable[str]) -> dict[str, Any]:
+def evaluation_predicate(metrics: Iterable[str]) -> EvaluationPredicate:
     """An ``evaluation/v1`` predicate from ``name=value`` pairs (``r2=0.91``).
 
     Raises:
         InvalidRequestError: a pair is not ``name=<finite number>``.
+        InvalidStatementError: no pairs.
     """
     parsed: dict[str, float | int] = {}
     for pair in metrics:
@@ -126,26 +128,30 @@ def evaluation_predicate(metrics: Iterable[str]) -> dict[str, Any]:
         if not sep or not name or not math.isfinite(value):
             raise InvalidRequestError(f"metric {pair!r} is not name=<finite number>")
         parsed[name] = value
-    return {"metrics": parsed}
+    return EvaluationPredicate(metrics=parsed)
 
 
-def approval_predicate(channel: str, comment: str | None = None) -> dict[str, Any]:
-    """An ``approval/v1`` predicate for ``channel``."""
-    predicate: dict[str, Any] = {"channel": channel}
-    if comment is not None:
-        predicate["comment"] = comment
-    return predicate
+def approval_predicate(channel: str, comment: str | None = None) -> ApprovalPredicate:
+    """An ``approval/v1`` predicate for ``channel``.
+
+    Raises InvalidStatementError: ``channel`` is not one name segment."""
+    return ApprovalPredicate(channel, comment)
 
 
-def load_predicate_file(path: Path) -> dict[str, Any]:
-    """The JSON object in ``path``. Raises InvalidRequestError: not a JSON object."""
+def load_predicate_file(path: Path, predicate_type: str) -> Predicate:
+    """The predicate of type ``predicate_type`` in ``path`` (a JSON object).
+
+    Raises:
+        InvalidRequestError: not a JSON object.
+        InvalidStatementError: not of that type's shape.
+    """
     try:
         predicate = json.loads(path.read_bytes())
     except ValueError as exc:
         raise InvalidRequestError(f"{path} is not JSON: {exc}") from exc
     if not isinstance(predicate, dict):
         raise InvalidRequestError(f"{path} must hold a JSON object (the predicate)")
-    return predicate
+    return predicate_from_json(predicate_type, predicate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +170,7 @@ class SignedAttestation:
 def attest(
     client: RegistryClient,
     manifest: ParsedManifest,
-    predicate_type: str,
-    predicate: dict[str, Any],
+    predicate: Predicate,
     key: SigningKey,
 ) -> SignedAttestation:
     """Sign a statement about ``manifest`` with ``key`` and post it to the registry.
@@ -174,14 +179,14 @@ def attest(
     statement again posts the same envelope and gets the same log index back.
 
     Raises:
-        InvalidRequestError: the predicate does not have its type's shape.
+        InvalidRequestError: the manifest's name or version cannot name a subject.
         RefusedError: the registry refused the key (unregistered, revoked, wrong role).
         VerificationError: the registry's answer names another envelope.
     """
     name, version = manifest.manifest.name, manifest.manifest.version
     digests = digest_bytes(manifest.raw)
     try:
-        statement = intoto.statement_for(name, version, digests, predicate_type, predicate)
+        statement = intoto.statement_for(name, version, digests, predicate)
     except CoreError as exc:
         raise InvalidRequestError(f"cannot make this statement: {exc}") from exc
     envelope = sign_envelope(statement.to_payload(), key)
@@ -189,7 +194,7 @@ def attest(
     return SignedAttestation(
         artifact=str(digests.blake3),
         subject=f"{name}@{version}",
-        predicate_type=predicate_type,
+        predicate_type=predicate.TYPE,
         keyid=key.public.keyid,
         envelope_sha256=envelope.digest_sha256,
         log_index=int(answer["log_index"]),
@@ -202,7 +207,7 @@ class PublishSigner:
     """``push --sign-key``: the key and ``publish/v1`` predicate, checked before any upload."""
 
     key: SigningKey
-    predicate: dict[str, Any]
+    predicate: PublishPredicate
 
     @classmethod
     def prepare(
@@ -219,11 +224,10 @@ class PublishSigner:
             InvalidRequestError: a bad key file or predicate. OSError: unreadable file.
         """
         key = load_signing_key(key_path)
-        predicate = publish_predicate(
-            publisher or key.public.keyid, source_repository, source_commit, training_run
-        )
         try:
-            intoto.validate_predicate(intoto.PUBLISH, predicate)
+            predicate = publish_predicate(
+                publisher or key.public.keyid, source_repository, source_commit, training_run
+            )
         except CoreError as exc:
             raise InvalidRequestError(str(exc)) from exc
         return cls(key, predicate)
@@ -234,4 +238,4 @@ class PublishSigner:
             manifest = parse_manifest(manifest_raw)
         except CoreError as exc:
             raise InvalidRequestError(f"cannot sign an invalid manifest: {exc}") from exc
-        return attest(client, manifest, intoto.PUBLISH, self.predicate, self.key)
+        return attest(client, manifest, self.predicate, self.key)

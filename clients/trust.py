@@ -32,26 +32,19 @@ from pathlib import Path
 from typing import Any
 
 from clients.errors import InvalidRequestError, VerificationError
-from clients.signing import short_predicate
 from registry.core import intoto
 from registry.core.dsse import Envelope, verify_envelope
 from registry.core.errors import CoreError
 from registry.core.keys import PublicKey
 from registry.core.manifest import ParsedManifest
-
-ROLES = frozenset({"publisher", "worker", "governor"})
-PREDICATE_ROLES: dict[str, frozenset[str]] = {
-    intoto.PUBLISH: frozenset({"publisher"}),
-    intoto.EVALUATION: frozenset({"publisher", "worker"}),
-    intoto.APPROVAL: frozenset({"governor"}),
-    intoto.REPRODUCIBILITY: frozenset({"worker"}),
-}
+from registry.core.predicates import SIGNING_ROLES, short_name
+from registry.core.roles import KEY_ROLES, Role
 
 
 @dataclass(frozen=True, slots=True)
 class TrustedKey:
     public: PublicKey
-    role: str
+    role: Role  # one of KEY_ROLES
     revoked: bool = False
 
 
@@ -96,8 +89,8 @@ def _trusted_key(entry: object, where: str) -> TrustedKey:
     pem, role, stated = entry.get("public_key"), entry.get("role"), entry.get("keyid")
     if not isinstance(pem, str):
         raise InvalidRequestError(f"{where}.public_key must be a PEM string")
-    if role not in ROLES:
-        raise InvalidRequestError(f"{where}.role must be one of {', '.join(sorted(ROLES))}")
+    if role not in KEY_ROLES:
+        raise InvalidRequestError(f"{where}.role must be one of {', '.join(sorted(KEY_ROLES))}")
     try:
         public = PublicKey.from_pem(pem.encode())
     except CoreError as exc:
@@ -106,7 +99,7 @@ def _trusted_key(entry: object, where: str) -> TrustedKey:
         raise InvalidRequestError(
             f"{where}.keyid {str(stated)[:80]!r} is not the keyid of its key ({public.keyid})"
         )
-    return TrustedKey(public, str(role), revoked=entry.get("revoked_at") is not None)
+    return TrustedKey(public, Role(role), revoked=entry.get("revoked_at") is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +131,13 @@ def verify_attestation(
         statement = intoto.Statement.from_payload(verified.payload)
     except CoreError as exc:
         raise VerificationError(f"signed payload is not a valid statement: {exc}") from exc
-    allowed = PREDICATE_ROLES[statement.predicate_type]
+    allowed = SIGNING_ROLES[statement.predicate_type]
     signers = frozenset(k for k in verified.keyids if root.keys[k].role in allowed)
     if not signers:  # 4. ... with a role that may make it
         pinned = ", ".join(f"{k} as {root.keys[k].role}" for k in sorted(verified.keyids))
         raise VerificationError(
             f"signed by {pinned} in the trust root, but "
-            f"{short_predicate(statement.predicate_type)} needs a "
+            f"{short_name(statement.predicate_type)} needs a "
             + " or ".join(sorted(allowed))
             + " key"
         )
@@ -189,7 +182,7 @@ def check_attestations(
     """Verify every attestation the registry listed for ``manifest``; one verdict each."""
     checks: list[AttestationCheck] = []
     for attestation in listed:
-        said = short_predicate(str(attestation.get("predicate_type", "?")))
+        said = short_name(str(attestation.get("predicate_type", "?")))
         index = attestation.get("log_index")
         try:
             envelope_json = json.dumps(attestation.get("envelope")).encode()
@@ -197,7 +190,7 @@ def check_attestations(
         except VerificationError as exc:
             checks.append(AttestationCheck(index, said, False, exc.message))
             continue
-        kind = short_predicate(result.statement.predicate_type)
+        kind = short_name(result.statement.predicate_type)
         signers = tuple(sorted(result.keyids))
         roles = "/".join(sorted({root.keys[k].role for k in signers}))
         reason = f"signed by {', '.join(k[:16] + '…' for k in signers)} ({roles})"

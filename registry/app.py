@@ -46,8 +46,8 @@ from registry.domain.blobs.services import BlobService
 from registry.domain.blobs.uploads import UploadService
 from registry.domain.channels.controllers import ChannelController, StatusController
 from registry.domain.channels.evidence import Evidence
+from registry.domain.channels.findings import NondeterminismRecorder
 from registry.domain.channels.services import ChannelService
-from registry.domain.channels.verification import NondeterminismRecorder
 from registry.domain.jobs.controllers import JobController, VerifyController
 from registry.domain.jobs.services import JobService
 from registry.domain.keys.controllers import KeyController

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from registry.core.reproducibility import encode_outputs, output_values
+from registry.core.outputs import encode_outputs, output_values
 from workers.errors import Refusal
 
 REFUSED = 3

@@ -6,6 +6,8 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
+from registry.core.predicates import Host
+
 
 def cpu_model() -> str:
     try:
@@ -17,17 +19,19 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def fingerprint(libraries: tuple[str, ...]) -> dict[str, object]:
-    versions: dict[str, str] = {}
+def fingerprint(libraries: tuple[str, ...]) -> Host:
+    """This host, and the installed versions of ``reliquary`` and ``libraries``
+    (``machine``, the architecture, rides along as a field the predicate keeps)."""
+    versions: dict[str, str | int | float | bool | None] = {}
     for name in ("reliquary", *libraries):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
-    return {
-        "cpu": cpu_model(),
-        "machine": platform.machine(),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "libraries": versions,
-    }
+    return Host(
+        cpu=cpu_model(),
+        os=platform.platform(),
+        python=platform.python_version(),
+        libraries=versions,
+        extra={"machine": platform.machine()},
+    )

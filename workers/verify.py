@@ -38,10 +38,18 @@ from clients.progress import TransferProgress
 from clients.pull import fetch_parsed_manifest, pull
 from clients.trust import TrustRoot, check_attestations
 from registry.core import intoto
-from registry.core.digest import digest_bytes
+from registry.core.digest import Digest, digest_bytes
 from registry.core.dsse import sign_envelope
 from registry.core.keys import SigningKey
 from registry.core.manifest import ParsedManifest
+from registry.core.predicates import (
+    PUBLISH,
+    Engine,
+    ReproducibilityPredicate,
+    Run,
+    short_name,
+    values_from_json,
+)
 from workers.child import REFUSED
 from workers.errors import Refusal
 from workers.host import fingerprint
@@ -81,10 +89,6 @@ class RunResult:
     output: str  # blake3 digest of the canonical output encoding
     seconds: float
     about: dict[str, Any]
-
-
-def _short(predicate_type: str) -> str:
-    return predicate_type.removeprefix(intoto.PREDICATE_BASE)
 
 
 class Verification:
@@ -157,12 +161,12 @@ class Verification:
     def _check_publisher(self, parsed: ParsedManifest) -> None:
         try:
             keys = self.client.keys()
-            listed = self.client.attestations(parsed.digests.blake3, intoto.PUBLISH)
+            listed = self.client.attestations(parsed.digests.blake3, PUBLISH)
         except ReliquaryError as exc:
             raise Refusal(f"cannot read keys and attestations: {exc}", retry=True) from exc
         root = TrustRoot.from_json(json.dumps(keys).encode(), "the registry's keys")
         checks = check_attestations(listed, parsed, root)
-        if not any(c.verified and c.predicate_type == _short(intoto.PUBLISH) for c in checks):
+        if not any(c.verified and c.predicate_type == short_name(PUBLISH) for c in checks):
             why = "; ".join(c.reason for c in checks) or "none is stored"
             raise Refusal(
                 f"no publish/v1 statement about {parsed.digests.blake3} verifies with a "
@@ -255,29 +259,27 @@ class Verification:
         total_seconds: float,
     ) -> bytes:
         first = results[0].about
-        outputs = [r.output for r in results]
-        predicate: dict[str, Any] = {
-            "profile": self.options.profile.name,
-            "engine": first["engine"],
-            "device": first["device"],
-            "host": fingerprint(self.options.profile.libraries),
-            "determinism": first["determinism"],
-            "inputs": inputs_ref,
-            "runs": [{"output": r.output, "seconds": round(r.seconds, 3)} for r in results],
-            "output": outputs[0],
-            "agree": len(set(outputs)) == 1,
-            "timings": {
+        runs = tuple(Run(Digest.parse(r.output), round(r.seconds, 3)) for r in results)
+        values = first.get("values")
+        predicate = ReproducibilityPredicate(
+            profile=self.options.profile.name,
+            engine=Engine.from_json(first["engine"]),
+            device=first["device"],
+            host=fingerprint(self.options.profile.libraries),
+            determinism=first["determinism"],
+            inputs=Digest.parse(inputs_ref),
+            runs=runs,
+            output=runs[0].output,
+            agree=len({r.output for r in runs}) == 1,
+            worker=self.options.key.public.keyid,
+            timings={
                 "pull_seconds": round(pull_seconds, 3),
                 "inference_seconds": round(sum(r.seconds for r in results), 3),
                 "total_seconds": round(total_seconds, 3),
             },
-            "worker": self.options.key.public.keyid,
-            "job": str(self.job["id"]),
-        }
-        if first.get("values") is not None:
-            predicate["values"] = first["values"]
-        manifest = parsed.manifest
-        statement = intoto.statement_for(
-            manifest.name, manifest.version, parsed.digests, intoto.REPRODUCIBILITY, predicate
+            values=None if values is None else values_from_json(values),
+            job=str(self.job["id"]),
         )
+        manifest = parsed.manifest
+        statement = intoto.statement_for(manifest.name, manifest.version, parsed.digests, predicate)
         return sign_envelope(statement.to_payload(), self.options.key).to_json()

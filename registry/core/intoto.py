@@ -7,33 +7,24 @@ Invariants of a ``Statement``:
   lowercase hex (both digests of the manifest bytes). Other digest algorithms
   are accepted when their value is a string, and dropped: only blake3 and
   sha256 identify a Reliquary artifact. Other subject fields are refused.
-- ``predicateType`` is one of ``PREDICATE_TYPES`` and ``predicate`` is a JSON
-  object of that type's shape (``validate_predicate``) with a canonical form.
-  Unknown predicate fields are kept for forward compatibility, except in
-  ``approval/v1``: an approval means exactly what this version understands,
-  so an unknown (perhaps restricting) field is refused, not ignored.
+- ``predicate`` is a valid predicate of a type this version knows
+  (``registry.core.predicates``), parsed once; ``predicateType`` is its type.
+  Its JSON form is the one parsed (unknown fields kept, see there), so
+  ``to_payload`` of a parsed statement signs the same canonical bytes.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from registry.core import reproducibility
 from registry.core.canonical import canonical_bytes, loads_strict
-from registry.core.digest import Algorithm, BlobDigests, Digest, is_hex64
+from registry.core.digest import BlobDigests, is_hex64
 from registry.core.errors import CoreError, InvalidStatementError
 from registry.core.manifest import validate_name, validate_version
+from registry.core.predicates import Predicate, predicate_from_json
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
-PREDICATE_BASE = "https://reliquary.dev/attestation/"
-PUBLISH = PREDICATE_BASE + "publish/v1"
-REPRODUCIBILITY = PREDICATE_BASE + "reproducibility/v1"
-EVALUATION = PREDICATE_BASE + "evaluation/v1"
-APPROVAL = PREDICATE_BASE + "approval/v1"
-PREDICATE_TYPES = frozenset({PUBLISH, REPRODUCIBILITY, EVALUATION, APPROVAL})
 
 _STATEMENT_FIELDS = frozenset({"_type", "subject", "predicateType", "predicate"})
 _SUBJECT_FIELDS = frozenset({"name", "digest"})
@@ -67,13 +58,16 @@ class Statement:
     """A valid in-toto Statement v1 with a known Reliquary predicate."""
 
     subjects: tuple[Subject, ...]
-    predicate_type: str
-    predicate: dict[str, Any] = field(hash=False)
+    predicate: Predicate = field(hash=False)
 
     def __post_init__(self) -> None:
         if not self.subjects:
             raise InvalidStatementError("statement must have at least one subject")
-        validate_predicate(self.predicate_type, self.predicate)
+
+    @property
+    def predicate_type(self) -> str:
+        """The ``predicateType`` URI: the predicate's own type."""
+        return self.predicate.TYPE
 
     @classmethod
     def from_payload(cls, payload: bytes) -> Statement:
@@ -101,8 +95,7 @@ class Statement:
             raise InvalidStatementError("statement predicateType must be a string")
         return cls(
             subjects=tuple(_parse_subject(s, i) for i, s in enumerate(subjects)),
-            predicate_type=predicate_type,
-            predicate=doc["predicate"],
+            predicate=predicate_from_json(predicate_type, doc["predicate"]),
         )
 
     def to_payload(self) -> bytes:
@@ -115,7 +108,7 @@ class Statement:
                     for s in self.subjects
                 ],
                 "predicateType": self.predicate_type,
-                "predicate": self.predicate,
+                "predicate": self.predicate.to_json(),
             }
         )
 
@@ -128,21 +121,19 @@ def statement_for(
     name: str,
     version: str,
     manifest_digests: BlobDigests,
-    predicate_type: str,
-    predicate: dict[str, Any],
+    predicate: Predicate,
 ) -> Statement:
     """The statement about artifact ``name@version`` whose manifest has these digests.
 
     Raises:
-        InvalidStatementError: bad name or version, unknown predicate type, or
-            a predicate of the wrong shape.
+        InvalidStatementError: bad name or version.
     """
     subject = Subject(
         name=f"{name}@{version}",
         blake3=manifest_digests.blake3.hex,
         sha256=manifest_digests.sha256.hex,
     )
-    return Statement(subjects=(subject,), predicate_type=predicate_type, predicate=predicate)
+    return Statement(subjects=(subject,), predicate=predicate)
 
 
 def _check_fields(doc: dict[str, Any], fields: frozenset[str], where: str) -> None:
@@ -173,101 +164,3 @@ def _parse_subject(entry: object, index: int) -> Subject:
             f"missing {', '.join(missing)}"
         )
     return Subject(name=name, blake3=digest["blake3"], sha256=digest["sha256"])
-
-
-# -- predicates ---------------------------------------------------------------
-
-
-def validate_predicate(predicate_type: str, predicate: object) -> None:
-    """Check ``predicate`` has the shape ``predicate_type`` defines.
-
-    Raises:
-        InvalidStatementError: unknown predicate type, not a JSON object, no
-            canonical JSON form, or a field missing or of the wrong type.
-    """
-    if predicate_type not in PREDICATE_TYPES:
-        raise InvalidStatementError(
-            f"unknown predicateType {predicate_type[:200]!r}; expected one of "
-            f"{', '.join(sorted(PREDICATE_TYPES))}"
-        )
-    if not isinstance(predicate, dict):
-        raise InvalidStatementError("predicate must be a JSON object")
-    _VALIDATORS[predicate_type](predicate)
-    try:
-        canonical_bytes(predicate)
-    except CoreError as exc:
-        raise InvalidStatementError(f"predicate: {exc}") from None
-
-
-def _fail(predicate_type: str, problem: str) -> InvalidStatementError:
-    short = predicate_type.removeprefix(PREDICATE_BASE)
-    return InvalidStatementError(f"{short} predicate: {problem}")
-
-
-def _string(p: dict[str, Any], key: str, kind: str, *, required: bool) -> None:
-    if key not in p:
-        if required:
-            raise _fail(kind, f"{key!r} is required")
-        return
-    if not isinstance(p[key], str) or not p[key]:
-        raise _fail(kind, f"{key!r} must be a non-empty string")
-
-
-def _validate_publish(p: dict[str, Any]) -> None:
-    _string(p, "publisher", PUBLISH, required=True)
-    _string(p, "training_run", PUBLISH, required=False)
-    if "source" in p:
-        source = p["source"]
-        if not isinstance(source, dict):
-            raise _fail(PUBLISH, "'source' must be an object with repository and commit")
-        _string(source, "repository", PUBLISH, required=True)
-        _string(source, "commit", PUBLISH, required=True)
-
-
-def _validate_evaluation(p: dict[str, Any]) -> None:
-    metrics = p.get("metrics")
-    if not isinstance(metrics, dict) or not metrics:
-        raise _fail(EVALUATION, "'metrics' must be a non-empty object of name -> number")
-    for name, value in metrics.items():
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        if not number or not math.isfinite(value):
-            raise _fail(EVALUATION, f"metric {name[:100]!r} must be a finite number")
-    if "dataset" in p:
-        dataset = p["dataset"]
-        if not isinstance(dataset, str):
-            raise _fail(EVALUATION, "'dataset' must be a 'blake3:<hex>' digest string")
-        try:
-            digest = Digest.parse(dataset)
-        except CoreError as exc:
-            raise _fail(EVALUATION, f"'dataset': {exc}") from None
-        if digest.algorithm is not Algorithm.BLAKE3:
-            raise _fail(EVALUATION, "'dataset' must be a blake3 digest (the artifact identity)")
-    if "thresholds" in p:
-        thresholds = p["thresholds"]
-        if not isinstance(thresholds, dict) or not all(
-            isinstance(v, str) for v in thresholds.values()
-        ):
-            raise _fail(EVALUATION, "'thresholds' must be an object of metric name -> string")
-
-
-def _validate_approval(p: dict[str, Any]) -> None:
-    unknown = sorted(set(p) - {"channel", "comment"})
-    if unknown:
-        raise _fail(
-            APPROVAL,
-            f"unknown field(s) {', '.join(repr(k[:40]) for k in unknown[:5])}; "
-            "an approval may carry only channel and comment",
-        )
-    channel = p.get("channel")
-    if not isinstance(channel, str) or "/" in channel or validate_name(channel):
-        raise _fail(APPROVAL, "'channel' must be one name segment [a-z0-9][a-z0-9._-]*")
-    if "comment" in p and not isinstance(p["comment"], str):
-        raise _fail(APPROVAL, "'comment' must be a string")
-
-
-_VALIDATORS: dict[str, Callable[[dict[str, Any]], None]] = {
-    PUBLISH: _validate_publish,
-    EVALUATION: _validate_evaluation,
-    APPROVAL: _validate_approval,
-    REPRODUCIBILITY: reproducibility.validate_predicate,
-}

@@ -1,8 +1,15 @@
-"""Token roles. ``admin`` may call every endpoint; each other role its own set."""
+"""Roles. A token has one: ``admin`` may call every endpoint; each other role its own set.
+
+A signing key has one of the ``KEY_ROLES`` (publisher, worker, governor): which
+predicates it may sign is ``registry.core.predicates.SIGNING_ROLES``. ``KeyRoleName``
+is the same set as the wire type of a key registration, so a request naming another
+role is refused while it is parsed.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 
 class Role(StrEnum):
@@ -14,3 +21,6 @@ class Role(StrEnum):
 
 
 READ_ROLES = frozenset(Role)
+KEY_ROLES = frozenset({Role.PUBLISHER, Role.WORKER, Role.GOVERNOR})
+KeyRoleName = Literal["publisher", "worker", "governor"]
+"""``KEY_ROLES`` as the values a request may name (``tests/core`` keeps the two equal)."""

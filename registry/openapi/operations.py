@@ -425,8 +425,8 @@ OPERATIONS: dict[str, Doc] = {
         "Register a signing key with its role",
         "keys",
         responses={
-            "201": answer("registered", JSON, ref("SigningKey"), links=KEY_LINKS),
-            "200": answer("already registered", JSON, ref("SigningKey"), links=KEY_LINKS),
+            "201": answer("registered", JSON, ref("RegisteredKey"), links=KEY_LINKS),
+            "200": answer("already registered", JSON, ref("RegisteredKey"), links=KEY_LINKS),
         },
         problems=(409,),
     ),

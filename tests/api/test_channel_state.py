@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from registry.core import intoto
 from registry.core.dsse import statement_sha256
 from registry.core.keys import SigningKey
+from registry.core.predicates import APPROVAL, ApprovalPredicate, EvaluationPredicate
 from registry.core.roles import Role
 from registry.errors import LogIntegrityError
 from tests.api.test_channels import NAME, key, promote, push
@@ -202,7 +202,7 @@ def test_evidence_edited_into_the_database_counts_for_nothing(
     try:
         raw = push(api, "v1")
         digest = digests(raw).blake3
-        approval = statement_about(raw, NAME, "v1", intoto.APPROVAL, {"channel": "production"})
+        approval = statement_about(raw, NAME, "v1", ApprovalPredicate("production"))
 
         def approvals_met() -> bool:
             body = api.client.get(
@@ -245,7 +245,7 @@ def test_evidence_edited_into_the_database_counts_for_nothing(
             "CURRENT_TIMESTAMP, :s)",
             e=envelope.digest_sha256,
             a=digest.hex,
-            t=intoto.APPROVAL,
+            t=APPROVAL,
             k=forger.public.keyid,
             b=envelope.to_json(),
             s=statement_sha256(envelope.payload_type, envelope.payload, forger.public.keyid),
@@ -277,7 +277,7 @@ def test_a_correction_moved_before_what_it_corrects_is_refused(
         worker = key(api, "worker")
         indexes = []
         for r2 in (0.95, 0.50):
-            statement = statement_about(raw, NAME, "v1", intoto.EVALUATION, {"metrics": {"r2": r2}})
+            statement = statement_about(raw, NAME, "v1", EvaluationPredicate({"r2": r2}))
             posted = api.client.post(
                 f"/v1/artifacts/{digest}/attestations",
                 content=signed(statement, worker).to_json(),

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from registry.core import intoto
 from registry.core.keys import SigningKey
+from registry.core.predicates import ApprovalPredicate, EvaluationPredicate, Predicate
 from registry.core.roles import Role
 from tests.conftest import Api, Deployment, api_with_policy
 from tests.support.content import digests, manifest_bytes
@@ -44,10 +44,8 @@ def key(api: Api, role: str) -> SigningKey:
     return k
 
 
-def attest(
-    api: Api, raw: bytes, version: str, k: SigningKey, ptype: str, pred: dict[str, Any]
-) -> None:
-    env = signed(statement_about(raw, NAME, version, ptype, pred), k)
+def attest(api: Api, raw: bytes, version: str, k: SigningKey, predicate: Predicate) -> None:
+    env = signed(statement_about(raw, NAME, version, predicate), k)
     r = api.client.post(
         f"/v1/artifacts/{digests(raw).blake3}/attestations",
         content=env.to_json(),
@@ -103,14 +101,13 @@ def test_promotion_waits_for_every_piece_of_evidence(
         assert len(unmet(refused.json())) == 5  # and max_regression, met: nothing to compare
         publisher, worker = key(api, "publisher"), key(api, "worker")
         alice, bob = key(api, "governor"), key(api, "governor")
-        attest(api, raw, "v1", publisher, intoto.PUBLISH, PUBLISH)
+        attest(api, raw, "v1", publisher, PUBLISH)
         attest(
             api,
             raw,
             "v1",
             worker,
-            intoto.EVALUATION,
-            {"metrics": {"r2": 0.80, "mae": 6.2, "rmse": 8.1}},
+            EvaluationPredicate({"r2": 0.80, "mae": 6.2, "rmse": 8.1}),
         )
         assert unmet(status(api, raw)) == {"evaluation.r2", "approvals"}
         attest(
@@ -118,13 +115,12 @@ def test_promotion_waits_for_every_piece_of_evidence(
             raw,
             "v1",
             worker,
-            intoto.EVALUATION,
-            {"metrics": {"r2": 0.91, "mae": 6.2, "rmse": 8.1}},
+            EvaluationPredicate({"r2": 0.91, "mae": 6.2, "rmse": 8.1}),
         )  # the latest evaluation counts
-        attest(api, raw, "v1", alice, intoto.APPROVAL, {"channel": "production"})
-        attest(api, raw, "v1", bob, intoto.APPROVAL, {"channel": "staging"})  # another channel
+        attest(api, raw, "v1", alice, ApprovalPredicate("production"))
+        attest(api, raw, "v1", bob, ApprovalPredicate("staging"))  # another channel
         assert unmet(status(api, raw)) == {"approvals"}
-        attest(api, raw, "v1", bob, intoto.APPROVAL, {"channel": "production"})
+        attest(api, raw, "v1", bob, ApprovalPredicate("production"))
         assert status(api, raw)["promotable"] is True
         # revoking a key withdraws its evidence
         api.client.post(
@@ -133,7 +129,7 @@ def test_promotion_waits_for_every_piece_of_evidence(
             headers=api.auth(Role.ADMIN),
         )
         assert unmet(status(api, raw)) == {"publisher_signature"}
-        attest(api, raw, "v1", key(api, "publisher"), intoto.PUBLISH, PUBLISH)
+        attest(api, raw, "v1", key(api, "publisher"), PUBLISH)
         done = promote(api, raw)
         assert done.status_code == 200, done.text
         assert done.json()["to_digest"] == str(digests(raw).blake3)
@@ -146,17 +142,16 @@ def test_promotion_waits_for_every_piece_of_evidence(
 
         # a regression beyond max_regression is refused
         raw2 = push(api, "v2")
-        attest(api, raw2, "v2", key(api, "publisher"), intoto.PUBLISH, PUBLISH)
+        attest(api, raw2, "v2", key(api, "publisher"), PUBLISH)
         attest(
             api,
             raw2,
             "v2",
             worker,
-            intoto.EVALUATION,
-            {"metrics": {"r2": 0.88, "mae": 6.0, "rmse": 8.0}},
+            EvaluationPredicate({"r2": 0.88, "mae": 6.0, "rmse": 8.0}),
         )
         for governor in (alice, bob):
-            attest(api, raw2, "v2", governor, intoto.APPROVAL, {"channel": "production"})
+            attest(api, raw2, "v2", governor, ApprovalPredicate("production"))
         assert unmet(status(api, raw2)) == {"max_regression.r2"}
         assert promote(api, raw2).status_code == 409
     finally:

@@ -21,10 +21,10 @@ from typing import Any
 
 from sqlalchemy import Engine, event, text
 
-from registry.core import intoto
 from registry.core.checkpoint import NoteVerifier, open_checkpoint
 from registry.core.keys import SigningKey
 from registry.core.merkle import leaf_hash, root_from_leaves
+from registry.core.predicates import PublishPredicate
 from registry.core.roles import Role
 from registry.db.models import Base
 from tests.api.test_malformed_inputs import database_rows
@@ -121,8 +121,8 @@ def _writes(api: Api, artifact_raw: bytes, signer: SigningKey) -> dict[str, Call
         return api.client.put("/v1/artifacts", content=raw, headers=api.auth())
 
     def attest(i: int) -> Any:
-        predicate = {"publisher": "ci@full", "training_run": f"run {i}"}
-        statement = statement_about(artifact_raw, NAME, "v1", intoto.PUBLISH, predicate)
+        predicate = PublishPredicate("ci@full", training_run=f"run {i}")
+        statement = statement_about(artifact_raw, NAME, "v1", predicate)
         return api.client.post(
             f"/v1/artifacts/{artifact}/attestations",
             content=signed(statement, signer).to_json(),

@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import update
 
-from registry.core import intoto
 from registry.core.keys import SigningKey
+from registry.core.predicates import REPRODUCIBILITY
 from registry.core.roles import Role
 from registry.db.models import JobRow
 from tests.api.test_channels import key
@@ -51,7 +51,7 @@ def completion(raw: bytes, signer: SigningKey, job_id: str, output: str = OUT) -
     predicate = reproducibility(
         signer.public.keyid, [output] * 3, inputs=inputs_of(raw), job=job_id
     )
-    statement = statement_about(raw, NAME, "v1", intoto.REPRODUCIBILITY, predicate)
+    statement = statement_about(raw, NAME, "v1", predicate)
     return signed(statement, signer).to_json()
 
 
@@ -106,7 +106,7 @@ def test_push_enqueues_what_the_policy_requires_for_distinct_workers(
         listed = api.client.get(
             f"/v1/artifacts/{digests(raw).blake3}/attestations", headers=api.auth()
         ).json()["attestations"]
-        assert [x["predicate_type"] for x in listed] == [intoto.REPRODUCIBILITY]
+        assert [x["predicate_type"] for x in listed] == [REPRODUCIBILITY]
     finally:
         api.client.__exit__(None, None, None)
 

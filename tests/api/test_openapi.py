@@ -8,6 +8,7 @@ proves by calling each endpoint with each role.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -176,3 +177,11 @@ def test_unknown_schema_pages_are_problems(api: Api) -> None:
         assert answer.status_code == 404
         assert answer.headers["content-type"] == "application/problem+json"
         assert answer.json()["detail"].startswith("no page")
+
+
+def test_every_schema_reference_resolves(document: dict[str, Any]) -> None:
+    text = json.dumps(document)
+    named = set(re.findall(r'"#/components/schemas/([^"]+)"', text))
+    assert named and named <= set(document["components"]["schemas"]), sorted(
+        named - set(document["components"]["schemas"])
+    )

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from registry.core import intoto
 from registry.core.keys import SigningKey
+from registry.core.predicates import ApprovalPredicate, EvaluationPredicate
 from registry.core.roles import Role
 from tests.api.test_channels import NAME, key, promote, push, unmet
 from tests.conftest import Api, Deployment, api_with_policy
@@ -80,7 +80,7 @@ def _post(api: Api, raw: bytes, body: bytes, role: Role = Role.PUBLISHER) -> Any
 
 
 def _evaluation(raw: bytes, k: SigningKey, r2: float) -> bytes:
-    statement = statement_about(raw, NAME, "v1", intoto.EVALUATION, {"metrics": {"r2": r2}})
+    statement = statement_about(raw, NAME, "v1", EvaluationPredicate({"r2": r2}))
     return signed(statement, k).to_json()
 
 
@@ -93,7 +93,7 @@ def test_a_superseded_evaluation_cannot_be_replayed_past_the_policy(
         raw = push(api, "v1")
         worker = key(api, "worker")
         for governor in (key(api, "governor"), key(api, "governor")):
-            approval = statement_about(raw, NAME, "v1", intoto.APPROVAL, {"channel": "production"})
+            approval = statement_about(raw, NAME, "v1", ApprovalPredicate("production"))
             assert _post(api, raw, signed(approval, governor).to_json()).status_code == 201
         first = _post(api, raw, _evaluation(raw, worker, 0.95))
         assert first.status_code == 201
@@ -135,7 +135,7 @@ def test_two_keys_signing_the_same_statement_are_two_statements(api: Api) -> Non
     """Distinct keys still count apart (approvals need distinct governors)."""
     raw = push(api, "v1")
     alice, bob = key(api, "governor"), key(api, "governor")
-    approval = statement_about(raw, NAME, "v1", intoto.APPROVAL, {"channel": "production"})
+    approval = statement_about(raw, NAME, "v1", ApprovalPredicate("production"))
     a = _post(api, raw, signed(approval, alice).to_json())
     b = _post(api, raw, signed(approval, bob).to_json())
     assert (a.status_code, b.status_code) == (201, 201)
@@ -156,7 +156,7 @@ def test_one_signer_per_statement_so_no_signature_can_be_stripped_and_replayed(
     combined envelope replayed later answers the first acceptance."""
     raw = push(api, "v1")
     a, b = key(api, "worker"), key(api, "worker")
-    statement = statement_about(raw, NAME, "v1", intoto.EVALUATION, {"metrics": {"r2": 0.95}})
+    statement = statement_about(raw, NAME, "v1", EvaluationPredicate({"r2": 0.95}))
     by_a, by_b = signed(statement, a), signed(statement, b)
     both = json.loads(by_a.to_json())
     both["signatures"] += json.loads(by_b.to_json())["signatures"]

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from registry.core import intoto
 from registry.core.keys import SigningKey
 from registry.core.roles import Role
 from tests.api.test_channels import key
@@ -49,7 +48,7 @@ def attest(
     api: Api, raw: bytes, version: str, k: SigningKey, outputs: list[str], expect: int = 201
 ) -> Any:
     predicate = reproducibility(k.public.keyid, outputs, inputs=inputs_of(raw))
-    envelope = signed(statement_about(raw, NAME, version, intoto.REPRODUCIBILITY, predicate), k)
+    envelope = signed(statement_about(raw, NAME, version, predicate), k)
     r = api.client.post(
         f"/v1/artifacts/{digests(raw).blake3}/attestations",
         content=envelope.to_json(),
@@ -128,7 +127,7 @@ def test_a_worker_attests_only_its_own_runs(deployment: Deployment, tmp_path: Pa
         raw = push(api, "v1")
         one, two = key(api, "worker"), key(api, "worker")
         predicate = reproducibility(two.public.keyid, [A, A], inputs=inputs_of(raw))  # not its key
-        envelope = signed(statement_about(raw, NAME, "v1", intoto.REPRODUCIBILITY, predicate), one)
+        envelope = signed(statement_about(raw, NAME, "v1", predicate), one)
         r = api.client.post(
             f"/v1/artifacts/{digests(raw).blake3}/attestations",
             content=envelope.to_json(),
@@ -155,7 +154,7 @@ def test_statements_about_other_inputs_or_engines_are_refused(
                 "does not run",
             ),
         ):
-            statement = statement_about(raw, NAME, "v1", intoto.REPRODUCIBILITY, predicate)
+            statement = statement_about(raw, NAME, "v1", predicate)
             r = api.client.post(
                 f"/v1/artifacts/{digests(raw).blake3}/attestations",
                 content=signed(statement, k).to_json(),

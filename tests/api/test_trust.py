@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from registry.core import intoto, merkle
+from registry.core import merkle
 from registry.core.checkpoint import NoteVerifier, open_checkpoint
 from registry.core.dsse import Envelope, Signature
 from registry.core.keys import SigningKey
+from registry.core.predicates import ApprovalPredicate
 from registry.core.roles import Role
 from registry.db.engine import make_session_factory
 from tests.conftest import Api, Deployment
@@ -97,12 +98,12 @@ def test_a_signed_publish_statement_is_accepted_once_and_logged(api: Api) -> Non
     raw = push(api)
     key = SigningKey.generate()
     register(api, key, "publisher")
-    envelope = signed(statement_about(raw, "veid/trust-score", "v1", intoto.PUBLISH, PUBLISH), key)
+    envelope = signed(statement_about(raw, "veid/trust-score", "v1", PUBLISH), key)
     first = post(api, raw, envelope.to_json())
     assert first.status_code == 201
     body = first.json()
     assert body["keyid"] == key.public.keyid
-    assert body["predicate_type"] == intoto.PUBLISH
+    assert body["predicate_type"] == PUBLISH.TYPE
     again = post(api, raw, envelope.to_json())
     assert again.status_code == 200
     assert again.json()["log_index"] == body["log_index"]
@@ -129,7 +130,7 @@ def test_every_bad_attestation_is_refused_and_changes_nothing(
         json={"reason": "rotated"},
         headers=api.auth(Role.ADMIN),
     )
-    about_raw = statement_about(raw, "veid/trust-score", "v1", intoto.PUBLISH, PUBLISH)
+    about_raw = statement_about(raw, "veid/trust-score", "v1", PUBLISH)
     good = signed(about_raw, publisher)
     tampered = Envelope(
         good.payload_type, good.payload.replace(b"ci@veid", b"ci@evil"), good.signatures
@@ -139,14 +140,10 @@ def test_every_bad_attestation_is_refused_and_changes_nothing(
         good.payload,
         (Signature(publisher.public.keyid, bytes(64)),),
     )
-    approval = statement_about(
-        raw, "veid/trust-score", "v1", intoto.APPROVAL, {"channel": "production"}
-    )
+    approval = statement_about(raw, "veid/trust-score", "v1", ApprovalPredicate("production"))
     cases: dict[str, tuple[bytes, int]] = {
         "statement about another artifact (replay)": (
-            signed(
-                statement_about(other, "veid/trust-score", "v2", intoto.PUBLISH, PUBLISH), publisher
-            ).to_json(),
+            signed(statement_about(other, "veid/trust-score", "v2", PUBLISH), publisher).to_json(),
             422,
         ),
         "unknown key": (signed(about_raw, stranger).to_json(), 422),
@@ -219,7 +216,7 @@ def test_concurrent_appends_leave_no_gaps_or_duplicates(deployment: Deployment) 
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(
             pool.map(
-                lambda k: services.keys.register(k.public.to_pem().decode(), _role("worker"), ""),
+                lambda k: services.keys.register(k.public.to_pem().decode(), Role.WORKER, ""),
                 keys,
             )
         )
@@ -256,12 +253,6 @@ def test_a_rolled_back_append_leaves_nothing_behind(deployment: Deployment) -> N
         assert log.root(size) == merkle.root_from_leaves(leaves[:size])
     stored = deployment.services().log  # nothing cached: only what is stored
     assert stored.root(8) == merkle.root_from_leaves(leaves)
-
-
-def _role(name: str) -> Any:
-    from registry.domain.keys.schemas import KeyRole
-
-    return KeyRole(name)
 
 
 def test_a_rewritten_entry_no_longer_proves_inclusion(api: Api, deployment: Deployment) -> None:

@@ -20,7 +20,6 @@ from sqlalchemy import text
 
 from clients.errors import VerificationError
 from clients.trust import TrustRoot, verify_attestation
-from registry.core import intoto
 from registry.core.checkpoint import NoteSigner
 from registry.core.keys import SigningKey
 from registry.core.manifest import parse_manifest
@@ -282,9 +281,7 @@ def test_a_statement_about_another_artifact_never_verifies_here() -> None:
     )
     this = parse_manifest(manifest_bytes("acme/m", "v1", {"a.bin": b"a"}))
     other = parse_manifest(manifest_bytes("acme/m", "v2", {"a.bin": b"b"}))
-    about_other = signed(
-        statement_about(other.raw, "acme/m", "v2", intoto.PUBLISH, PUBLISH), key
-    ).to_json()
+    about_other = signed(statement_about(other.raw, "acme/m", "v2", PUBLISH), key).to_json()
     assert verify_attestation(about_other, other, root).keyids == {key.public.keyid}
     with pytest.raises(VerificationError, match="not acme/m@v1"):
         verify_attestation(about_other, this, root)

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 
 import pytest
 
 from registry.core.errors import CoreError
+from registry.core.outputs import MAGIC, Tensor, encode_outputs, output_values, token_tensors
 from registry.core.policy import Facts, evaluate, parse_policy
-from registry.core.reproducibility import (
-    MAGIC,
-    Tensor,
-    Tolerance,
-    WorkerResult,
-    compare,
-    encode_outputs,
-    judge,
-    output_values,
-    token_tensors,
-)
+from registry.core.predicates import values_from_json
+from registry.core.reproducibility import Tolerance, WorkerResult, compare, judge
 
 A, B = "blake3:" + "aa" * 32, "blake3:" + "bb" * 32
 
@@ -55,8 +48,9 @@ def test_token_ids_become_int64_tensors_per_prompt() -> None:
     assert output_values([floats("x", float("nan"))]) is None
 
 
-def result(key: str, *runs: str, values: dict[str, object] | None = None) -> WorkerResult:
-    return WorkerResult(key * 64, runs[0], runs, len(set(runs)) == 1, values)
+def result(key: str, *runs: str, values: Mapping[str, object] | None = None) -> WorkerResult:
+    decoded = None if values is None else values_from_json(values)
+    return WorkerResult(key * 64, runs[0], runs, len(set(runs)) == 1, decoded)
 
 
 def test_verdict_counts_distinct_agreeing_workers_and_names_every_disagreement() -> None:
@@ -117,3 +111,10 @@ def test_cross_profile_results_are_compared_with_the_policys_tolerance() -> None
         judge("b", [result("2", B, values=far)]),
         Tolerance(0.1),
     )[0]
+    other_shape = {"y": {"dtype": "float32", "shape": [1], "values": [1.0]}}
+    ok, why = compare(
+        judge("a", [result("1", A, values=close)]),
+        judge("b", [result("2", B, values=other_shape)]),
+        Tolerance(1.0),
+    )
+    assert not ok and why == "output 'y' is float32[2] vs float32[1]"

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from registry.core import intoto, merkle
+from registry.core import merkle
 from registry.core.checkpoint import NoteVerifier, open_checkpoint
 from registry.core.keys import SigningKey
 from registry.core.roles import Role
@@ -86,7 +86,7 @@ def _writer(
             put = push[Role.PUBLISHER].put(f"/v1/blobs/{digests(data).blake3}", content=data)
             raw = manifest_bytes(name, version, {"model.bin": data})
             pushed = push[Role.PUBLISHER].put("/v1/artifacts", content=raw)
-            envelope = signed(statement_about(raw, name, version, intoto.PUBLISH, PUBLISH), key)
+            envelope = signed(statement_about(raw, name, version, PUBLISH), key)
             posted = attest[Role.PUBLISHER].post(
                 f"/v1/artifacts/{digests(raw).blake3}/attestations", content=envelope.to_json()
             )

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from registry.core import intoto
+from registry.core.predicates import REPRODUCIBILITY
 from tests.workers.conftest import NAME, WORKER, Registry, build_example
 
 pytestmark = pytest.mark.slow
@@ -44,7 +44,7 @@ def predicates(reg: Registry, digest: str) -> list[dict[str, Any]]:
     listed = reg.api(f"/v1/artifacts/{digest}/attestations")["attestations"]
     out = []
     for a in listed:
-        if a["predicate_type"] == intoto.REPRODUCIBILITY:
+        if a["predicate_type"] == REPRODUCIBILITY:
             statement = json.loads(base64.b64decode(a["envelope"]["payload"]))
             out.append(statement["predicate"])
     return out

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from registry.core.reproducibility import Tensor
+from registry.core.outputs import Tensor
 from workers.errors import Refusal
 
 ENV = {

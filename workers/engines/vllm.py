@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from registry.core.reproducibility import Tensor, token_tensors
+from registry.core.outputs import Tensor, token_tensors
 from workers.errors import Refusal
 
 CPU_ENV = {"CUDA_VISIBLE_DEVICES": "", "VLLM_CPU_KVCACHE_SPACE": "1", "PYTHONHASHSEED": "0"}

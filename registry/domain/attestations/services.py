@@ -26,7 +26,6 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -37,26 +36,23 @@ from registry.core.dsse import PAYLOAD_TYPE, Envelope, statement_sha256, verify_
 from registry.core.errors import CoreError, InvalidSignatureError
 from registry.core.keys import PublicKey
 from registry.core.manifest import parse_manifest
+from registry.core.predicates import (
+    REPRODUCIBILITY,
+    SIGNING_ROLES,
+    ReproducibilityPredicate,
+)
 from registry.core.profiles import runs
 from registry.db.models import AttestationRow
 from registry.domain.artifacts.schemas import StoredManifest
 from registry.domain.artifacts.services import ArtifactService
 from registry.domain.attestations.repositories import AttestationRepository
 from registry.domain.attestations.schemas import Attestation
-from registry.domain.keys.schemas import KeyRole
 from registry.domain.keys.services import KeyService
 from registry.domain.log.repositories import LogRepository
 from registry.domain.log.services import TransparencyLog
 from registry.errors import AttestationRejectedError, LogIntegrityError
 
 log = logging.getLogger("reliquary.attestations")
-
-PREDICATE_ROLES: dict[str, frozenset[KeyRole]] = {
-    intoto.PUBLISH: frozenset({KeyRole.PUBLISHER}),
-    intoto.EVALUATION: frozenset({KeyRole.PUBLISHER, KeyRole.WORKER}),
-    intoto.APPROVAL: frozenset({KeyRole.GOVERNOR}),
-    intoto.REPRODUCIBILITY: frozenset({KeyRole.WORKER}),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +62,7 @@ class Accepted:
     stored: StoredManifest
     row: AttestationRow
     statement: intoto.Statement
-    earlier: tuple[tuple[str, dict[str, Any]], ...]
+    earlier: tuple[tuple[str, ReproducibilityPredicate], ...]
     """For a reproducibility statement, (keyid, predicate) of the artifact's
     reproducibility attestations stored before it that still parse (read and parsed
     once, in this transaction, for every hook that compares); empty for other types."""
@@ -88,38 +84,32 @@ AcceptHook = Callable[[Session, Accepted], None]
 """Called in the accepting transaction, after the row is added."""
 
 
-def predicate_of(envelope_json: bytes) -> dict[str, Any]:
-    """The predicate of a stored envelope (it was verified when it was accepted).
-
-    Raises:
-        CoreError: it no longer parses under today's rules (e.g. a shape tightened since).
-    """
-    return intoto.Statement.from_payload(Envelope.from_json(envelope_json).payload).predicate
-
-
-def readable(envelope_json: bytes) -> dict[str, Any] | None:
-    """The predicate, or None for a row stored under older rules that no longer parses
-    (it counts for nothing: the gate stays closed through ``min_workers``)."""
+def reproducibility_of(envelope_json: bytes) -> ReproducibilityPredicate | None:
+    """The reproducibility predicate of a stored envelope (verified when it was accepted),
+    or None for a row stored under older rules that no longer parses (it counts for
+    nothing: the gate stays closed through ``min_workers``) or of another type."""
     try:
-        return predicate_of(envelope_json)
+        statement = intoto.Statement.from_payload(Envelope.from_json(envelope_json).payload)
     except CoreError:
         log.warning("skipping a stored attestation that no longer parses")
         return None
+    predicate = statement.predicate
+    return predicate if isinstance(predicate, ReproducibilityPredicate) else None
 
 
-def _check_reproducibility(stored: StoredManifest, predicate: dict[str, Any]) -> None:
+def _check_reproducibility(stored: StoredManifest, predicate: ReproducibilityPredicate) -> None:
     """A reproducibility statement is about this artifact's own engine and inputs."""
     manifest = parse_manifest(stored.raw).manifest
     engine = (manifest.runtime or {}).get("engine")
-    profile = str(predicate["profile"])
+    profile = predicate.profile
     if not runs(profile, engine if isinstance(engine, str) else None):
         raise AttestationRejectedError(
             f"profile {profile!r} does not run this artifact's engine {engine!r}"
         )
     expected = None if manifest.reference is None else manifest.reference.inputs
-    if predicate["inputs"] != expected:
+    if str(predicate.inputs) != expected:
         raise AttestationRejectedError(
-            f"the runs used reference inputs {predicate['inputs']}, but "
+            f"the runs used reference inputs {predicate.inputs}, but "
             f"{stored.name}@{stored.version} names {expected or 'none'}"
         )
 
@@ -181,7 +171,7 @@ class AttestationService:
                 "sign a statement whose subject carries both digests of this manifest",
                 artifact=str(stored.digest),
             )
-        if statement.predicate_type == intoto.REPRODUCIBILITY:
+        if isinstance(statement.predicate, ReproducibilityPredicate):
             _check_reproducibility(stored, statement.predicate)
         envelope_sha256 = hashlib.sha256(raw).hexdigest()
         statements: dict[str, str] = {}  # verified keyid -> the statement it signed
@@ -209,10 +199,10 @@ class AttestationService:
                         "post one envelope per signer: each key's statement counts on its own"
                     )
                 (keyid,) = keyids
-                claimed = statement.predicate.get("worker", keyid)
-                if statement.predicate_type == intoto.REPRODUCIBILITY and claimed != keyid:
+                predicate = statement.predicate
+                if isinstance(predicate, ReproducibilityPredicate) and predicate.worker != keyid:
                     raise AttestationRejectedError(
-                        f"the statement names worker {str(claimed)[:64]} but is signed by "
+                        f"the statement names worker {predicate.worker[:64]} but is signed by "
                         f"{keyid}; a worker attests only its own runs"
                     )
                 index = self._log.append(
@@ -240,11 +230,11 @@ class AttestationService:
                 earlier = (
                     tuple(
                         (other.keyid, p)
-                        for other in repo.of_artifact(stored.digest.hex, intoto.REPRODUCIBILITY)
+                        for other in repo.of_artifact(stored.digest.hex, REPRODUCIBILITY)
                         if other.statement_sha256 is not None
-                        and (p := readable(other.envelope)) is not None
+                        and (p := reproducibility_of(other.envelope)) is not None
                     )
-                    if statement.predicate_type == intoto.REPRODUCIBILITY
+                    if isinstance(predicate, ReproducibilityPredicate)
                     else ()
                 )
                 repo.add(row)
@@ -263,7 +253,7 @@ class AttestationService:
     def _verify(self, session: Session, envelope: Envelope, predicate_type: str) -> list[str]:
         """The keyids (sorted) of registered, unrevoked, allowed keys whose signatures
         verify; at least one."""
-        allowed = PREDICATE_ROLES[predicate_type]
+        allowed = SIGNING_ROLES[predicate_type]
         trusted: dict[str, PublicKey] = {}
         refused: list[str] = []
         for signature in envelope.signatures:

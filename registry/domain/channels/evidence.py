@@ -17,7 +17,6 @@ import math
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from cachetools import LRUCache
 
@@ -27,15 +26,22 @@ from registry.core.dsse import Envelope, statement_sha256, verify_envelope
 from registry.core.errors import CoreError
 from registry.core.manifest import parse_manifest
 from registry.core.policy import Facts
+from registry.core.predicates import (
+    SIGNING_ROLES,
+    ApprovalPredicate,
+    EvaluationPredicate,
+    Predicate,
+    PublishPredicate,
+    ReproducibilityPredicate,
+)
 from registry.domain.artifacts.schemas import StoredManifest
 from registry.domain.artifacts.services import ArtifactService
-from registry.domain.attestations.services import PREDICATE_ROLES, AttestationService, Proven
-from registry.domain.channels.verification import verdicts
+from registry.domain.attestations.services import AttestationService, Proven
+from registry.domain.channels.findings import verdicts
 from registry.domain.keys.ledger import LoggedKey
 from registry.domain.keys.services import KeyService
 
 log = logging.getLogger("reliquary.evidence")
-_UNSEEN = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +49,10 @@ class Counted:
     """A statement that counts: verified again, by a key the log trusts."""
 
     keyid: str
-    predicate_type: str
-    predicate: dict[str, Any]
+    predicate: Predicate
 
 
-def _verified(attestation: Proven, key: LoggedKey, stored: StoredManifest) -> dict[str, Any] | None:
+def _verified(attestation: Proven, key: LoggedKey, stored: StoredManifest) -> Predicate | None:
     """The predicate of a stored statement if it still proves itself, else None."""
     try:
         envelope = Envelope.from_json(attestation.envelope)
@@ -68,6 +73,7 @@ def _verified(attestation: Proven, key: LoggedKey, stored: StoredManifest) -> di
 
 
 def _numbers(raw: object) -> dict[str, float]:
+    """The finite numbers of a manifest's ``metrics`` (other values are not metrics)."""
     if not isinstance(raw, Mapping):
         return {}
     return {
@@ -85,9 +91,7 @@ class Evidence:
         self._attestations = attestations
         self._keys = keys
         # (envelope sha256, keyid, artifact) -> its verified predicate (None: does not count)
-        self._checked: LRUCache[tuple[str, str, str], dict[str, Any] | None] = LRUCache(
-            maxsize=100_000
-        )
+        self._checked: LRUCache[tuple[str, str, str], Predicate | None] = LRUCache(maxsize=100_000)
         self._lock = threading.Lock()
 
     def _counted(self, ref: Digest) -> list[Counted]:
@@ -102,28 +106,30 @@ class Evidence:
             if (
                 attestation.statement_sha256 is None
                 or key is None
-                or key.role not in PREDICATE_ROLES.get(attestation.predicate_type, ())
+                or key.role not in SIGNING_ROLES.get(attestation.predicate_type, ())
             ):
                 continue
             # envelope bytes the log proved, a logged key: the verdict never changes
             memo = (attestation.envelope_sha256, key.keyid, stored.digest.hex)
             with self._lock:
-                hit = self._checked.get(memo, _UNSEEN)
-            if hit is _UNSEEN:
+                seen = memo in self._checked
+                hit = self._checked.get(memo)
+            if not seen:
                 hit = _verified(attestation, key, stored)
                 with self._lock:
                     self._checked[memo] = hit
-            predicate = hit if isinstance(hit, dict) else None
-            if predicate is not None:
-                out.append(Counted(key.keyid, attestation.predicate_type, predicate))
+            if hit is not None:
+                out.append(Counted(key.keyid, hit))
         return out
 
     def _metrics(
         self, ref: Digest, counted: list[Counted]
     ) -> tuple[dict[str, float] | None, dict[str, float]]:
         """(metrics of the latest counted evaluation/v1, the manifest's metrics)."""
-        evaluations = [c for c in counted if c.predicate_type == intoto.EVALUATION]
-        attested = _numbers(evaluations[-1].predicate.get("metrics")) if evaluations else None
+        evaluations = [c.predicate for c in counted if isinstance(c.predicate, EvaluationPredicate)]
+        attested = (
+            {k: float(v) for k, v in evaluations[-1].metrics.items()} if evaluations else None
+        )
         manifest = parse_manifest(self._artifacts.manifest(ref).raw).manifest
         return attested, _numbers(manifest.metrics)
 
@@ -145,19 +151,23 @@ class Evidence:
             current_attested, current_manifest = self._metrics(current, self._counted(current))
             current_metrics = current_attested if current_attested is not None else current_manifest
         reproducibility = verdicts(
-            ((c.keyid, c.predicate) for c in counted if c.predicate_type == intoto.REPRODUCIBILITY),
+            (
+                (c.keyid, c.predicate)
+                for c in counted
+                if isinstance(c.predicate, ReproducibilityPredicate)
+            ),
             refusals,
         )
         return Facts(
             publisher_keys=frozenset(
-                c.keyid for c in counted if c.predicate_type == intoto.PUBLISH
+                c.keyid for c in counted if isinstance(c.predicate, PublishPredicate)
             ),
             attested_metrics=attested,
             manifest_metrics=manifest_metrics,
             approval_keys=frozenset(
                 c.keyid
                 for c in counted
-                if c.predicate_type == intoto.APPROVAL and c.predicate.get("channel") == channel
+                if isinstance(c.predicate, ApprovalPredicate) and c.predicate.channel == channel
             ),
             current_metrics=current_metrics,
             reproducibility=reproducibility,

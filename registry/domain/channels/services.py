@@ -29,6 +29,7 @@ from registry.core.policy import Policy, channel_problem, evaluate
 from registry.db.models import ChannelEventRow, ChannelRow
 from registry.domain.artifacts.services import ArtifactService
 from registry.domain.channels.evidence import Evidence
+from registry.domain.channels.findings import profile_states
 from registry.domain.channels.ledger import ChannelLedger, horizon
 from registry.domain.channels.repositories import ChannelRepository
 from registry.domain.channels.schemas import (
@@ -37,7 +38,6 @@ from registry.domain.channels.schemas import (
     ChannelStatus,
     HistoryPage,
 )
-from registry.domain.channels.verification import profile_states
 from registry.domain.jobs.services import JobService
 from registry.domain.log.repositories import LogRepository
 from registry.domain.log.services import LogEntry, TransparencyLog

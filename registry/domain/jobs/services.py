@@ -34,12 +34,12 @@ import anyio.to_thread
 from cachetools import LRUCache
 from sqlalchemy.orm import Session, sessionmaker
 
-from registry.core import intoto
 from registry.core.clock import Clock, utc_now
 from registry.core.digest import Digest
 from registry.core.jobs import MAX_ERROR_CHARS, JobState
 from registry.core.manifest import ParsedManifest
 from registry.core.policy import Policy
+from registry.core.predicates import ReproducibilityPredicate
 from registry.core.profiles import PROFILE_ENGINES, runs
 from registry.db.engine import after_commit
 from registry.db.models import JobRow
@@ -61,7 +61,7 @@ MAX_CLAIM_SCAN = 20
 CLAIM_POLL_SECONDS = 1.0  # how often a waiting claim reads the queue between wake-ups
 NONDETERMINISTIC = "nondeterministic: "  # shown before an engine refusal's error
 FindingRecorder = Callable[[Session, StoredManifest, str, str, Mapping[str, str], str | None], None]
-"""Records a nondeterminism finding in the caller's transaction (see channels.verification)."""
+"""Records a nondeterminism finding in the caller's transaction (see channels.findings)."""
 
 
 def _shown_error(row: JobRow) -> str | None:
@@ -364,17 +364,16 @@ class JobService:
     def _check_evidence(job: JobRow, accepted: Accepted) -> None:
         """A job is completed only by new evidence: this job's profile, from a key that has
         not attested this artifact for that profile before (the gate counts keys)."""
-        statement, attestation = accepted.statement, accepted.row
-        predicate = statement.predicate
-        if statement.predicate_type != intoto.REPRODUCIBILITY:
+        predicate, attestation = accepted.statement.predicate, accepted.row
+        if not isinstance(predicate, ReproducibilityPredicate):
             raise AttestationRejectedError("a job is completed with a reproducibility/v1 statement")
-        if predicate.get("profile") != job.profile or predicate.get("job", job.id) != job.id:
+        if predicate.profile != job.profile or predicate.job not in (None, job.id):
             raise AttestationRejectedError(
-                f"the statement is about profile {predicate.get('profile')!r}, job "
-                f"{predicate.get('job')!r}; this is job {job.id} of {job.profile}"
+                f"the statement is about profile {predicate.profile!r}, job "
+                f"{predicate.job!r}; this is job {job.id} of {job.profile}"
             )
         for keyid, other in accepted.earlier:
-            if keyid == attestation.keyid and other.get("profile") == job.profile:
+            if keyid == attestation.keyid and other.profile == job.profile:
                 raise AttestationRejectedError(
                     f"key {attestation.keyid[:16]}… already attested this artifact for "
                     f"{job.profile}; another worker key must take this job"

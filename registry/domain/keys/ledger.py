@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from registry.core.errors import CoreError
 from registry.core.keys import PublicKey
-from registry.domain.keys.schemas import KeyRole
+from registry.core.roles import KEY_ROLES, Role
 from registry.domain.log.follower import LogFollower
 from registry.domain.log.services import TransparencyLog
 from registry.errors import LogIntegrityError
@@ -26,7 +26,7 @@ KEY_EVENTS = ("key.registered", "key.revoked")
 @dataclass(frozen=True, slots=True)
 class LoggedKey:
     keyid: str
-    role: KeyRole
+    role: Role  # one of KEY_ROLES
     public: PublicKey
     revoked: bool = False
 
@@ -46,7 +46,10 @@ class KeyLedger:
             public = PublicKey.from_raw(bytes.fromhex(str(doc["public_key"])))
             if public.keyid != keyid:
                 raise ValueError(f"its public key has keyid {public.keyid}")
-            self._keys[keyid] = LoggedKey(keyid, KeyRole(str(doc["role"])), public)
+            role = Role(str(doc["role"]))
+            if role not in KEY_ROLES:
+                raise ValueError(f"{role.value!r} is not a key role")
+            self._keys[keyid] = LoggedKey(keyid, role, public)
         except (KeyError, TypeError, ValueError, CoreError) as exc:
             raise LogIntegrityError(
                 f"log entry {index} is not a readable key event: {exc}"

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 import msgspec
 
-
-class KeyRole(StrEnum):
-    PUBLISHER = "publisher"
-    WORKER = "worker"
-    GOVERNOR = "governor"
+from registry.core.roles import KeyRoleName, Role
 
 
 class KeyCreate(msgspec.Struct, forbid_unknown_fields=True):
     public_key: str  # SubjectPublicKeyInfo PEM of an Ed25519 key
-    role: KeyRole
+    role: KeyRoleName  # one of KEY_ROLES: another role is refused while parsing
     description: str = ""
 
 
@@ -24,9 +19,11 @@ class KeyRevoke(msgspec.Struct, forbid_unknown_fields=True):
     reason: str
 
 
-class SigningKey(msgspec.Struct):
+class RegisteredKey(msgspec.Struct):
+    """A registered signing key's public half, role and lifecycle."""
+
     keyid: str
-    role: KeyRole
+    role: Role  # one of KEY_ROLES
     public_key: str  # PEM
     description: str
     created_at: datetime

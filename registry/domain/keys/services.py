@@ -14,18 +14,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from registry.core.errors import InvalidKeyError
 from registry.core.keys import PublicKey
+from registry.core.roles import Role
 from registry.db.models import SigningKeyRow
 from registry.domain.keys.ledger import KeyLedger, LoggedKey
 from registry.domain.keys.repositories import KeyRepository
-from registry.domain.keys.schemas import KeyRole, SigningKey
+from registry.domain.keys.schemas import RegisteredKey
 from registry.domain.log.services import TransparencyLog
 from registry.errors import InvalidRequestError, KeyConflictError, KeyNotFoundError
 
 
-def to_dto(row: SigningKeyRow) -> SigningKey:
-    return SigningKey(
+def to_dto(row: SigningKeyRow) -> RegisteredKey:
+    return RegisteredKey(
         keyid=row.keyid,
-        role=KeyRole(row.role),
+        role=Role(row.role),
         public_key=PublicKey.from_raw(row.public_key).to_pem().decode(),
         description=row.description,
         created_at=row.created_at,
@@ -51,7 +52,7 @@ class KeyService:
         with self._reads() as session:
             return self._ledger.trusted(session)
 
-    def register(self, pem: str, role: KeyRole, description: str) -> tuple[SigningKey, bool]:
+    def register(self, pem: str, role: Role, description: str) -> tuple[RegisteredKey, bool]:
         """Register a public key; (key, True) when new, (key, False) if already so registered.
 
         Raises:
@@ -94,7 +95,7 @@ class KeyService:
         return to_dto(row), True
 
     @staticmethod
-    def _same_or_conflict(existing: SigningKey, role: KeyRole) -> SigningKey:
+    def _same_or_conflict(existing: RegisteredKey, role: Role) -> RegisteredKey:
         if existing.revoked_at is not None:
             raise KeyConflictError(
                 f"key {existing.keyid} was revoked at {existing.revoked_at.isoformat()}; "
@@ -110,7 +111,7 @@ class KeyService:
             )
         return existing
 
-    def revoke(self, keyid: str, reason: str) -> SigningKey:
+    def revoke(self, keyid: str, reason: str) -> RegisteredKey:
         """Revoke a key for good; logged. Revoking twice keeps the first revocation.
 
         Raises:
@@ -128,16 +129,16 @@ class KeyService:
                 row.revoked_reason = reason
             return to_dto(row)
 
-    def find(self, keyid: str) -> SigningKey | None:
+    def find(self, keyid: str) -> RegisteredKey | None:
         with self._reads() as session:
             return self.find_in(session, keyid)
 
     @staticmethod
-    def find_in(session: Session, keyid: str) -> SigningKey | None:
+    def find_in(session: Session, keyid: str) -> RegisteredKey | None:
         """``find`` inside the caller's transaction (a check and its write, atomically)."""
         row = KeyRepository(session).get(keyid)
         return None if row is None else to_dto(row)
 
-    def list(self, role: KeyRole | None = None) -> list[SigningKey]:
+    def list(self, role: Role | None = None) -> list[RegisteredKey]:
         with self._reads() as session:
             return [to_dto(r) for r in KeyRepository(session).list(role.value if role else None)]

@@ -1,5 +1,6 @@
-"""Reproducibility evidence: verdicts per profile, per-profile verification state, and
-nondeterminism findings recorded the moment they appear.
+"""Reproducibility findings: verdicts per profile over the counted ``reproducibility/v1``
+statements, where reproducing each profile stands, and nondeterminism findings recorded
+the moment they appear.
 
 Invariants:
 - A finding (a worker whose runs disagree, or a worker whose output differs from an
@@ -14,11 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy.orm import Session
 
-from registry.core import intoto
+from registry.core.predicates import ReproducibilityPredicate
 from registry.core.reproducibility import ProfileVerdict, WorkerResult, judge
 from registry.db.engine import after_commit
 from registry.db.models import ChannelEventRow
@@ -33,16 +33,14 @@ ALL_CHANNELS = "*"  # a finding blocks the artifact in every channel
 
 
 def verdicts(
-    results: Iterable[tuple[str, Mapping[str, Any]]],
+    results: Iterable[tuple[str, ReproducibilityPredicate]],
     refusals: Mapping[str, list[str]] | None = None,
 ) -> dict[str, ProfileVerdict]:
     """(signing keyid, reproducibility predicate) pairs, and the engines' refusals to run
     deterministically (by profile) -> a verdict per profile."""
     by_profile: dict[str, list[WorkerResult]] = {}
     for keyid, predicate in results:
-        by_profile.setdefault(str(predicate["profile"]), []).append(
-            WorkerResult.of(keyid, predicate)
-        )
+        by_profile.setdefault(predicate.profile, []).append(WorkerResult.of(keyid, predicate))
     refusals = refusals or {}
     return {
         profile: judge(profile, by_profile.get(profile, []), refusals.get(profile, []))
@@ -58,15 +56,13 @@ class NondeterminismRecorder:
         self._metrics = metrics
 
     def __call__(self, session: Session, accepted: Accepted) -> None:
-        statement, row = accepted.statement, accepted.row
-        if statement.predicate_type != intoto.REPRODUCIBILITY:
+        predicate, row = accepted.statement.predicate, accepted.row
+        if not isinstance(predicate, ReproducibilityPredicate):
             return
-        profile = str(statement.predicate["profile"])
-        new = WorkerResult.of(row.keyid, statement.predicate)
+        profile = predicate.profile
+        new = WorkerResult.of(row.keyid, predicate)
         earlier = [
-            WorkerResult.of(keyid, p)
-            for keyid, p in accepted.earlier
-            if p.get("profile") == profile
+            WorkerResult.of(keyid, p) for keyid, p in accepted.earlier if p.profile == profile
         ]
         if new.agree and all(e.output == new.output for e in earlier):
             return
@@ -125,7 +121,8 @@ class NondeterminismRecorder:
 def profile_states(
     profiles: Iterable[str], judged: Mapping[str, ProfileVerdict], jobs: list[Job]
 ) -> list[ProfileState]:
-    """Where verification of each profile stands, for people: one row per profile."""
+    """Where reproducing each profile stands, for people: one row per profile (jobs
+    queued, running, failed; workers' results; the finding)."""
     names = dict.fromkeys([*profiles, *judged, *(j.profile for j in jobs)])
     out = []
     for profile in names:
