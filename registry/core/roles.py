@@ -9,7 +9,7 @@ role is refused while it is parsed.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, cast
 
 
 class Role(StrEnum):
@@ -24,3 +24,14 @@ READ_ROLES = frozenset(Role)
 KEY_ROLES = frozenset({Role.PUBLISHER, Role.WORKER, Role.GOVERNOR})
 KeyRoleName = Literal["publisher", "worker", "governor"]
 """``KEY_ROLES`` as the values a request may name (``tests/core`` keeps the two equal)."""
+
+
+def key_role_name(role: Role) -> KeyRoleName:
+    """``role`` as the wire value of a key's role.
+
+    Raises:
+        ValueError: ``role`` is not one of ``KEY_ROLES`` (no key holds it).
+    """
+    if role not in KEY_ROLES:
+        raise ValueError(f"{role.value!r} is not a signing key's role")
+    return cast(KeyRoleName, role.value)

@@ -264,7 +264,7 @@ class AttestationService:
                 refused.append(f"{key.keyid[:16]}… was revoked at {key.revoked_at.isoformat()}")
             elif key.role not in allowed:
                 refused.append(
-                    f"{key.keyid[:16]}… is a {key.role.value} key; {predicate_type} needs "
+                    f"{key.keyid[:16]}… is a {key.role} key; {predicate_type} needs "
                     + " or ".join(sorted(r.value for r in allowed))
                 )
             else:

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import msgspec
 
-from registry.core.roles import KeyRoleName, Role
+from registry.core.roles import KeyRoleName
 
 
 class KeyCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -23,7 +23,7 @@ class RegisteredKey(msgspec.Struct):
     """A registered signing key's public half, role and lifecycle."""
 
     keyid: str
-    role: Role  # one of KEY_ROLES
+    role: KeyRoleName
     public_key: str  # PEM
     description: str
     created_at: datetime

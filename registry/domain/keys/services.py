@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from registry.core.errors import InvalidKeyError
 from registry.core.keys import PublicKey
-from registry.core.roles import Role
+from registry.core.roles import Role, key_role_name
 from registry.db.models import SigningKeyRow
 from registry.domain.keys.ledger import KeyLedger, LoggedKey
 from registry.domain.keys.repositories import KeyRepository
@@ -26,7 +26,7 @@ from registry.errors import InvalidRequestError, KeyConflictError, KeyNotFoundEr
 def to_dto(row: SigningKeyRow) -> RegisteredKey:
     return RegisteredKey(
         keyid=row.keyid,
-        role=Role(row.role),
+        role=key_role_name(Role(row.role)),
         public_key=PublicKey.from_raw(row.public_key).to_pem().decode(),
         description=row.description,
         created_at=row.created_at,
@@ -104,10 +104,10 @@ class KeyService:
             )
         if existing.role != role:
             raise KeyConflictError(
-                f"key {existing.keyid} is registered as {existing.role.value}, not {role.value}; "
+                f"key {existing.keyid} is registered as {existing.role}, not {role.value}; "
                 "use one key per role",
                 keyid=existing.keyid,
-                role=existing.role.value,
+                role=existing.role,
             )
         return existing
 
