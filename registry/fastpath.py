@@ -19,7 +19,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from registry.core.digest import Digest
 from registry.core.errors import CoreError
-from registry.domain.artifacts.schemas import MANIFEST_MEDIA_TYPE
+from registry.core.manifest import MANIFEST_MEDIA_TYPE
 from registry.domain.artifacts.services import ArtifactService
 from registry.domain.auth.schemas import Principal
 from registry.domain.auth.services import TokenService

@@ -10,11 +10,11 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from registry.bodies import read_body
 from registry.core.digest import Digest
+from registry.core.manifest import MANIFEST_MEDIA_TYPE
 from registry.core.roles import Role
 from registry.deps import SettingsDep
 from registry.domain.artifacts.deps import ArtifactServiceDep
 from registry.domain.artifacts.schemas import (
-    MANIFEST_MEDIA_TYPE,
     Artifact,
     ArtifactPage,
     ArtifactRevoke,
