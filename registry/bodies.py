@@ -39,11 +39,11 @@ async def body_chunks(
     received = 0
     while True:
         message = await request.receive()
-        if message["type"] == "http.disconnect":
+        if message["type"] != "http.request":  # http.disconnect: the only other in HTTP
             raise IncompleteBodyError(
                 f"client disconnected after {received} bytes of the {what}; nothing was stored"
             )
-        chunk: bytes = message.get("body", b"")
+        chunk = message.get("body", b"")
         if chunk:
             received += len(chunk)
             if received > max_bytes:
