@@ -36,8 +36,8 @@ from clients._trust_api import TrustApi
 from clients._uploads import ResumableUpload
 from clients.errors import NotFoundError, ReliquaryError, VerificationError
 from registry.core.digest import Algorithm, Digest, digest_bytes
+from registry.core.manifest import MANIFEST_MEDIA_TYPE
 
-MANIFEST_MEDIA_TYPE = "application/vnd.reliquary.manifest.v1+json"
 MAX_MANIFEST_BYTES = 64 * 2**20  # a lying server cannot make us buffer more than this
 
 __all__ = ["RegistryClient", "RemoteBlob"]

@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 
 from registry.core.canonical import loads_strict
+from registry.core.problems import PROBLEM_BASE
 
-PROBLEM_BASE = "https://reliquary.dev/problems/"
 LOGIN_HINT = "check the token: run `reliquary login` to store a valid one"
 
 

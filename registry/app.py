@@ -29,11 +29,7 @@ from registry.core.clock import Clock, utc_now
 from registry.core.keys import SigningKey
 from registry.core.policy import Policy, parse_policy
 from registry.db.engine import make_engine, make_session_factory
-from registry.domain.artifacts.controllers import (
-    ArtifactController,
-    ResolveController,
-    RevokeController,
-)
+from registry.domain.artifacts.controllers import ArtifactController, RevokeController
 from registry.domain.artifacts.services import ArtifactService
 from registry.domain.attestations.controllers import AttestationController
 from registry.domain.attestations.services import AttestationService
@@ -44,7 +40,11 @@ from registry.domain.blobs.controllers import BlobController, UploadController
 from registry.domain.blobs.reconcile import STAGED_WRITE_IDLE_SECONDS, StoreReconciler
 from registry.domain.blobs.services import BlobService
 from registry.domain.blobs.uploads import UploadService
-from registry.domain.channels.controllers import ChannelController, StatusController
+from registry.domain.channels.controllers import (
+    ChannelController,
+    ResolveController,
+    StatusController,
+)
 from registry.domain.channels.evidence import Evidence
 from registry.domain.channels.findings import NondeterminismRecorder
 from registry.domain.channels.services import ChannelService
@@ -62,10 +62,10 @@ from registry.domain.log.witness import (
     log_id,
 )
 from registry.domain.system.controllers import SystemController
-from registry.domain.system.metrics import Metrics
 from registry.domain.system.services import HealthService
 from registry.fastpath import FastPath
 from registry.http import MetricsMiddleware, StrictJSONRequest, problem_response, refuse_nul
+from registry.metrics import Metrics
 from registry.openapi import openapi_config
 from registry.settings import Settings
 from registry.storage import BlobStore, StorageError

@@ -19,13 +19,13 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from registry.core.digest import Digest
 from registry.core.errors import CoreError
-from registry.domain.artifacts.schemas import MANIFEST_MEDIA_TYPE
+from registry.core.manifest import MANIFEST_MEDIA_TYPE
 from registry.domain.artifacts.services import ArtifactService
 from registry.domain.auth.schemas import Principal
 from registry.domain.auth.services import TokenService
 from registry.domain.blobs.services import BlobService
-from registry.domain.system.metrics import Metrics
 from registry.errors import AuthenticationRequiredError
+from registry.metrics import Metrics
 
 BLOBS = "/v1/blobs/"
 MAX_ANSWERS = 10_000  # manifests whose encoded answers are kept

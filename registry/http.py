@@ -15,8 +15,8 @@ from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from registry.core.canonical import loads_strict
-from registry.domain.system.metrics import Metrics
 from registry.errors import AuthenticationRequiredError, InvalidRequestError, RegistryError
+from registry.metrics import Metrics
 from registry.problems import MEDIA_TYPE, extra_of, kind_of, problem_body, slug_for_status
 
 log = logging.getLogger("reliquary.http")

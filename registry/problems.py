@@ -23,6 +23,7 @@ from registry.core.errors import (
     InvalidStatementError,
     NonCanonicalJSONError,
 )
+from registry.core.problems import PROBLEM_BASE
 from registry.db.errors import DatabaseFullError
 from registry.errors import (
     ArtifactNotFoundError,
@@ -56,7 +57,6 @@ from registry.errors import (
 )
 from registry.storage import StorageError, StorageFullError
 
-PROBLEM_BASE = "https://reliquary.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
 
 

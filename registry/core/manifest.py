@@ -32,6 +32,7 @@ from registry.core.digest import BlobDigests, Digest, digest_bytes, is_hex64
 from registry.core.errors import CoreError, InvalidManifestError
 
 SCHEMA_V1 = "reliquary.manifest.v1"
+MANIFEST_MEDIA_TYPE = "application/vnd.reliquary.manifest.v1+json"  # its bytes on the wire
 KINDS = ("model", "image", "dataset", "reference-inputs")
 MAX_FILE_SIZE = 2**53 - 1  # the largest integer JSON carries exactly
 

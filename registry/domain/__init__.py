@@ -1,1 +1,2 @@
-"""Bounded contexts: each has controllers -> services -> repositories (STYLE.md)."""
+"""Bounded contexts: in each, controllers -> deps -> services -> repositories -> schemas
+(STYLE.md); ``lint-imports`` checks the layers and the rules between contexts."""

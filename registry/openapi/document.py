@@ -24,10 +24,11 @@ from litestar.routes import HTTPRoute
 
 from registry.core.digest import Algorithm
 from registry.core.manifest import Manifest
+from registry.core.problems import PROBLEM_BASE
 from registry.core.roles import READ_ROLES, Role
 from registry.domain.auth.guards import roles_of
 from registry.openapi.operations import ENVELOPE_SCHEMA, OPERATIONS, Doc, ref
-from registry.problems import MEDIA_TYPE, OTHER_HTTP_SLUG, PROBLEM_BASE, problem_catalogue
+from registry.problems import MEDIA_TYPE, OTHER_HTTP_SLUG, problem_catalogue
 
 BEARER = "bearerAuth"
 METHODS = ("get", "head", "put", "post", "patch", "delete")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from registry.core.digest import digest_bytes
-from registry.domain.artifacts.schemas import MANIFEST_MEDIA_TYPE
+from registry.core.manifest import MANIFEST_MEDIA_TYPE
 
 JSON = "application/json"
 OCTETS = "application/octet-stream"

@@ -146,6 +146,19 @@ class BlobStore(Protocol):
         """Raise StorageUnavailableError unless the store is reachable and writable."""
 
 
+def safe_name(name: str) -> str:
+    """``name`` itself, once it is known to be one key segment: not empty, no ``/``,
+    not ``.`` or ``..``, no NUL. Backends pass every caller-given name (a blake3 hex,
+    an upload id, a part name) through it before building a key or path from it.
+
+    Raises:
+        ValueError: ``name`` could escape its directory or is empty.
+    """
+    if not name or "/" in name or name in (".", "..") or "\x00" in name:
+        raise ValueError(f"unsafe storage name {name!r}")
+    return name
+
+
 def blob_key(blake3_hex: str) -> str:
     """The relative key of a blob: ``blobs/blake3/<xx>/<hex>``."""
     return f"blobs/blake3/{blake3_hex[:2]}/{blake3_hex}"

@@ -31,6 +31,7 @@ from registry.storage.base import (
     StoreClock,
     StoredBlobMissingError,
     blob_key,
+    safe_name,
     upload_prefix,
 )
 
@@ -65,12 +66,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _safe_name(name: str) -> str:
-    if not name or "/" in name or name in (".", "..") or "\x00" in name:
-        raise ValueError(f"unsafe storage name {name!r}")
-    return name
 
 
 def _create_locked(staging: Path) -> tuple[Path, int]:
@@ -251,7 +246,7 @@ class FilesystemBlobStore:
             raise _write_error("cannot create staging file", exc) from exc
 
     def _part_path(self, upload_id: str, part_name: str) -> Path:
-        return self.root / upload_prefix(_safe_name(upload_id)) / _safe_name(part_name)
+        return self.root / upload_prefix(safe_name(upload_id)) / safe_name(part_name)
 
     def open_part_writer(self, upload_id: str, part_name: str) -> _FileWriter:
         final = self._part_path(upload_id, part_name)  # its directory appears at commit
@@ -268,7 +263,7 @@ class FilesystemBlobStore:
             self._part_path(upload_id, part_name).unlink()
 
     def delete_upload(self, upload_id: str) -> None:
-        directory = self.root / upload_prefix(_safe_name(upload_id))
+        directory = self.root / upload_prefix(safe_name(upload_id))
         if not directory.is_dir():
             return
         for child in directory.iterdir():
@@ -281,7 +276,7 @@ class FilesystemBlobStore:
         return sorted(p.name for p in (self.root / "_uploads").iterdir() if p.is_dir())
 
     def blob_path(self, blake3_hex: str) -> Path:
-        return self.root / blob_key(_safe_name(blake3_hex))
+        return self.root / blob_key(safe_name(blake3_hex))
 
     def size_of(self, blake3_hex: str) -> int | None:
         try:

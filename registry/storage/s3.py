@@ -71,6 +71,7 @@ from registry.storage.base import (
     StoreClock,
     StoredBlobMissingError,
     blob_key,
+    safe_name,
     upload_prefix,
 )
 
@@ -88,12 +89,6 @@ _BOTO_ERRORS = (BotoCoreError, ClientError, Boto3Error, S3CopyFailedError)
 _COPY_CONFIG = TransferConfig(
     multipart_threshold=256 * 1024 * 1024, multipart_chunksize=128 * 1024 * 1024
 )
-
-
-def _safe_name(name: str) -> str:
-    if not name or "/" in name or name in (".", "..") or "\x00" in name:
-        raise ValueError(f"unsafe storage name {name!r}")
-    return name
 
 
 def _code(exc: BaseException) -> str:
@@ -217,7 +212,7 @@ class _S3Writer:
     def commit(self, blake3_hex: str) -> None:
         if not self._open:
             raise StorageUnavailableError("commit after commit or abort")
-        final = blob_key(_safe_name(blake3_hex)) if self._for_blob else None
+        final = blob_key(safe_name(blake3_hex)) if self._for_blob else None
         with self._aborting_on_error("publishing blob"):
             if self._upload_id is None:
                 self._put_whole(final)
@@ -343,7 +338,7 @@ class S3BlobStore:
     def presigned_get(self, blake3_hex: str, seconds: float) -> str:
         """A URL that GETs the stored blob (Range honoured) without credentials, for
         ``seconds``. Whoever follows it must verify the bytes: the URL proves nothing."""
-        key = self.key(blob_key(_safe_name(blake3_hex)))
+        key = self.key(blob_key(safe_name(blake3_hex)))
         try:  # local signing, unless the credentials must first be fetched or refreshed
             return self._presigner.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=int(seconds)
@@ -400,7 +395,7 @@ class S3BlobStore:
         return _S3Writer(self, self.key(f"_staging/{name}"), for_blob=True)
 
     def _part_key(self, upload_id: str, part_name: str) -> str:
-        return self.key(upload_prefix(_safe_name(upload_id)) + _safe_name(part_name))
+        return self.key(upload_prefix(safe_name(upload_id)) + safe_name(part_name))
 
     def open_part_writer(self, upload_id: str, part_name: str) -> _S3Writer:
         return _S3Writer(self, self._part_key(upload_id, part_name), for_blob=False)
@@ -412,7 +407,7 @@ class S3BlobStore:
         self._delete_key(self._part_key(upload_id, part_name))
 
     def delete_upload(self, upload_id: str) -> None:
-        prefix = self.key(upload_prefix(_safe_name(upload_id)))
+        prefix = self.key(upload_prefix(safe_name(upload_id)))
         try:
             pages = self.client.get_paginator("list_objects_v2")
             for page in pages.paginate(Bucket=self.bucket, Prefix=prefix):
@@ -510,7 +505,7 @@ class S3BlobStore:
 
     def _head(self, blake3_hex: str, what: str) -> Any | None:
         """The blob's HEAD answer, or None when it is absent. Raises StorageUnavailableError."""
-        key = self.key(blob_key(_safe_name(blake3_hex)))
+        key = self.key(blob_key(safe_name(blake3_hex)))
         try:
             return self.client.head_object(Bucket=self.bucket, Key=key)
         except _BOTO_ERRORS as exc:
@@ -523,7 +518,7 @@ class S3BlobStore:
         return None if head is None else int(head["ContentLength"])
 
     def read(self, blake3_hex: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
-        return self._read_key(self.key(blob_key(_safe_name(blake3_hex))), offset, length)
+        return self._read_key(self.key(blob_key(safe_name(blake3_hex))), offset, length)
 
     def _read_key(self, key: str, offset: int, length: int | None) -> Iterator[bytes]:
         """Fetch eagerly (so a missing key raises here), then stream the body."""
@@ -576,7 +571,7 @@ class S3BlobStore:
         return None if head is None else float(head["LastModified"].timestamp())
 
     def delete(self, blake3_hex: str) -> None:
-        self._delete_key(self.key(blob_key(_safe_name(blake3_hex))))
+        self._delete_key(self.key(blob_key(safe_name(blake3_hex))))
 
     def list_blobs(self) -> Iterator[str]:
         """Raises StorageUnavailableError while iterating."""

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from registry import fastpath
-from registry.domain.artifacts.schemas import MANIFEST_MEDIA_TYPE
+from registry.core.manifest import MANIFEST_MEDIA_TYPE
+from registry.core.problems import PROBLEM_BASE
 from registry.openapi.document import served_routes
 from registry.openapi.operations import OPERATIONS
-from registry.problems import _HTTP_SLUGS, OTHER_HTTP_SLUG, PROBLEM_BASE, PROBLEMS
+from registry.problems import _HTTP_SLUGS, OTHER_HTTP_SLUG, PROBLEMS
 from tests.api.test_auth import MATRIX
 from tests.conftest import Api
 

@@ -36,8 +36,8 @@ import schemathesis
 from schemathesis.core import NOT_SET
 from schemathesis.engine import Status, events, from_schema
 
-from registry.domain.artifacts.schemas import MANIFEST_MEDIA_TYPE
-from registry.problems import PROBLEM_BASE
+from registry.core.manifest import MANIFEST_MEDIA_TYPE
+from registry.core.problems import PROBLEM_BASE
 
 FUZZ_SEED = 20261130
 PROBLEM_MEDIA_TYPE = "application/problem+json"

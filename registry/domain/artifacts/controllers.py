@@ -1,4 +1,4 @@
-"""Artifact endpoints: push, fetch exact manifest bytes, list, resolve."""
+"""Artifact endpoints: push, fetch exact manifest bytes, list, revoke."""
 
 from __future__ import annotations
 
@@ -8,20 +8,18 @@ import anyio.to_thread
 from litestar import Controller, Request, Response, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from registry.bodies import read_body
 from registry.core.digest import Digest
+from registry.core.manifest import MANIFEST_MEDIA_TYPE
 from registry.core.roles import Role
+from registry.deps import SettingsDep
 from registry.domain.artifacts.deps import ArtifactServiceDep
 from registry.domain.artifacts.schemas import (
-    MANIFEST_MEDIA_TYPE,
     Artifact,
     ArtifactPage,
     ArtifactRevoke,
 )
 from registry.domain.auth.guards import principal_of, publishers, readers, requires
-from registry.domain.blobs.ingest import body_chunks
-from registry.domain.channels.deps import ChannelServiceDep
-from registry.domain.system.deps import SettingsDep
-from registry.errors import InvalidRequestError
 
 AnyRequest = Request[Any, Any, Any]
 revokers = requires(Role.GOVERNOR)
@@ -34,12 +32,9 @@ class ArtifactController(Controller):
     async def push(
         self, request: AnyRequest, artifact_service: ArtifactServiceDep, settings: SettingsDep
     ) -> Response[Artifact]:
-        limit = settings.limits.max_manifest_bytes
-        parts = [
-            c async for c in body_chunks(request.receive, request.content_length, limit, "manifest")
-        ]
+        raw = await read_body(request, settings.limits.max_manifest_bytes, "manifest")
         result = await anyio.to_thread.run_sync(
-            artifact_service.push, b"".join(parts), principal_of(request).token_id
+            artifact_service.push, raw, principal_of(request).token_id
         )
         return Response(
             result.artifact,
@@ -92,24 +87,3 @@ class RevokeController(Controller):
         return await anyio.to_thread.run_sync(
             artifact_service.revoke, ref, data.reason, principal_of(request).token_id
         )
-
-
-class ResolveController(Controller):
-    path = "/v1/resolve"
-
-    @get("", guards=[readers])
-    async def resolve(
-        self,
-        artifact_service: ArtifactServiceDep,
-        channel_service: ChannelServiceDep,
-        name: FromQuery[str],
-        version: FromQuery[str | None] = None,
-        channel: FromQuery[str | None] = None,
-    ) -> Artifact:
-        if (version is None) == (channel is None):
-            raise InvalidRequestError("resolve needs ?name=… and either &version=… or &channel=…")
-        if channel is not None:
-            digest = await anyio.to_thread.run_sync(channel_service.resolve, name, channel)
-            return await anyio.to_thread.run_sync(artifact_service.describe, digest)
-        assert version is not None
-        return await anyio.to_thread.run_sync(artifact_service.resolve, name, version)

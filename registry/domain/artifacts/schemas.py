@@ -10,8 +10,6 @@ import msgspec
 from registry.core.digest import Digest
 from registry.domain.blobs.schemas import IMMUTABLE
 
-MANIFEST_MEDIA_TYPE = "application/vnd.reliquary.manifest.v1+json"
-
 
 @dataclass(frozen=True, slots=True)
 class StoredManifest:

@@ -8,13 +8,13 @@ import anyio.to_thread
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 
+from registry.bodies import read_body
 from registry.core.digest import Digest
 from registry.core.roles import Role
+from registry.deps import SettingsDep
 from registry.domain.attestations.deps import AttestationServiceDep
 from registry.domain.attestations.schemas import Attestation, AttestationPage
 from registry.domain.auth.guards import principal_of, readers, requires
-from registry.domain.blobs.ingest import body_chunks
-from registry.domain.system.deps import SettingsDep
 
 AnyRequest = Request[Any, Any, Any]
 signers = requires(Role.PUBLISHER, Role.WORKER, Role.GOVERNOR)
@@ -32,15 +32,7 @@ class AttestationController(Controller):
         settings: SettingsDep,
     ) -> Response[Attestation]:
         ref = Digest.parse(digest)
-        limit = settings.limits.max_json_body_bytes
-        raw = b"".join(
-            [
-                c
-                async for c in body_chunks(
-                    request.receive, request.content_length, limit, "envelope"
-                )
-            ]
-        )
+        raw = await read_body(request, settings.limits.max_json_body_bytes, "envelope")
         attestation, created = await anyio.to_thread.run_sync(
             attestation_service.post, ref, raw, principal_of(request).token_id
         )

@@ -48,7 +48,6 @@ from registry.domain.artifacts.services import ArtifactService
 from registry.domain.attestations.repositories import AttestationRepository
 from registry.domain.attestations.schemas import Attestation
 from registry.domain.keys.services import KeyService
-from registry.domain.log.repositories import LogRepository
 from registry.domain.log.services import TransparencyLog
 from registry.errors import AttestationRejectedError, LogIntegrityError
 
@@ -183,7 +182,7 @@ class AttestationService:
                     return _dto(found), False
                 # hold the log head before reading keys: a revocation (logged, so it takes
                 # the head too) commits wholly before this check or after this acceptance
-                LogRepository(session).lock_head()
+                self._log.lock_head(session)
                 keyids = self._verify(session, envelope, statement.predicate_type)  # 4
                 statements = {
                     k: statement_sha256(envelope.payload_type, envelope.payload, k) for k in keyids

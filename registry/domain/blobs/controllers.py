@@ -10,19 +10,19 @@ from litestar import Controller, Request, Response, delete, get, head, patch, po
 from litestar.params import FromPath, FromQuery, PathParameter
 from litestar.response import Stream
 
+from registry.bodies import body_chunks
 from registry.core.digest import Digest
 from registry.core.numbers import parse_decimal
 from registry.core.roles import Role
+from registry.deps import MetricsDep, SettingsDep
 from registry.domain.auth.guards import principal_of, publishers, readers
 from registry.domain.blobs.deps import BlobServiceDep, UploadServiceDep
-from registry.domain.blobs.ingest import body_chunks
 from registry.domain.blobs.ranges import parse_range
 from registry.domain.blobs.schemas import Blob, BlobInfo, UploadSession
 from registry.domain.blobs.services import BlobService
-from registry.domain.system.deps import MetricsDep, SettingsDep
-from registry.domain.system.metrics import Metrics
 from registry.errors import InvalidRequestError
 from registry.http import HeadResponse
+from registry.metrics import Metrics
 from registry.storage.base import CachedReads
 
 AnyRequest = Request[Any, Any, Any]
@@ -125,8 +125,7 @@ class BlobController(Controller):
         settings: SettingsDep,
     ) -> Response[Blob]:
         claimed = Digest.parse(digest)
-        limit = settings.limits.max_blob_bytes
-        chunks = body_chunks(request.receive, request.content_length, limit, "blob")
+        chunks = body_chunks(request, settings.limits.max_blob_bytes, "blob")
         info, created = await blob_service.ingest(claimed, chunks)
         return _stored(info, created)
 
@@ -180,9 +179,7 @@ class UploadController(Controller):
         offset = parse_decimal(
             offset_header, "Upload-Offset", maximum=settings.limits.max_blob_bytes
         )
-        chunks = body_chunks(
-            request.receive, request.content_length, settings.limits.max_chunk_bytes, "chunk"
-        )
+        chunks = body_chunks(request, settings.limits.max_chunk_bytes, "chunk")
         upload = await upload_service.append(upload_id, _caller(request), offset, chunks)
         return Response(content=None, status_code=204, headers=_upload_headers(upload))
 

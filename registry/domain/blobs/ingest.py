@@ -1,69 +1,26 @@
-"""Receiving blob bytes: bounded body streaming and the receive/hash/write pipeline.
+"""Receiving blob bytes: the receive/hash/write pipeline behind every blob write
+(the request body itself is read by ``registry.bodies``).
 
 Invariants:
-- A body is refused (``BodyTooLargeError``) as soon as it passes its limit, and a
-  body shorter than its ``Content-Length`` or cut by a disconnect is refused
-  (``IncompleteBodyError``): nothing is published in either case.
 - The pipeline overlaps a hashing lane and a writing lane (one thread each,
   batches in order) with the event loop receiving the next batch.
+- An error from the incoming chunks (a body ``registry.bodies`` refused) propagates
+  once the queued work has drained; the caller then aborts its writer, so nothing
+  is published.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from registry.core.digest import BlobDigests, DualHasher
-from registry.core.quantity import format_size
-from registry.errors import BodyTooLargeError, IncompleteBodyError
 from registry.storage import BlobWriter
 
 BATCH_BYTES = 4 * 1024 * 1024
 WINDOW = 4  # batches in flight per upload
-
-Receive = Callable[[], Awaitable[Any]]
-
-
-async def body_chunks(
-    receive: Receive, declared_length: int | None, max_bytes: int, what: str = "body"
-) -> AsyncIterator[bytes]:
-    """Yield an ASGI request body, enforcing ``max_bytes`` and ``declared_length``.
-
-    Raises:
-        BodyTooLargeError: the body is (or announces to be) longer than ``max_bytes``.
-        IncompleteBodyError: it ended before ``declared_length`` or the client left.
-    """
-    if declared_length is not None and declared_length > max_bytes:
-        raise BodyTooLargeError(
-            f"{what} of {format_size(declared_length)} exceeds the limit of "
-            f"{format_size(max_bytes)}; use a resumable upload or ask an admin to raise it",
-            limit_bytes=max_bytes,
-        )
-    received = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise IncompleteBodyError(
-                f"client disconnected after {received} bytes of the {what}; nothing was stored"
-            )
-        chunk: bytes = message.get("body", b"")
-        if chunk:
-            received += len(chunk)
-            if received > max_bytes:
-                raise BodyTooLargeError(
-                    f"{what} exceeds the limit of {format_size(max_bytes)}",
-                    limit_bytes=max_bytes,
-                )
-            yield chunk
-        if not message.get("more_body", False):
-            break
-    if declared_length is not None and received != declared_length:
-        raise IncompleteBodyError(
-            f"{what} ended after {received} of {declared_length} declared bytes; nothing was stored"
-        )
 
 
 async def batched(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

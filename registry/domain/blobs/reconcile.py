@@ -52,7 +52,7 @@ from itertools import islice
 from registry.core.digest import BlobDigests, DualHasher
 from registry.domain.blobs.services import BlobService
 from registry.domain.blobs.uploads import UploadService
-from registry.domain.system.metrics import Metrics
+from registry.metrics import Metrics
 from registry.storage import StoredBlobMissingError
 
 log = logging.getLogger("reliquary.blobs")

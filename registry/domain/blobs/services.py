@@ -33,8 +33,8 @@ from registry.db.models import BlobRow
 from registry.domain.blobs.ingest import hash_and_write
 from registry.domain.blobs.repositories import BlobRepository
 from registry.domain.blobs.schemas import BlobInfo
-from registry.domain.system.metrics import Metrics
 from registry.errors import BlobNotFoundError, DigestMismatchError
+from registry.metrics import Metrics
 from registry.storage import BlobStore, BlobWriter, StoredBlobMissingError
 
 

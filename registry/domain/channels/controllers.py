@@ -1,4 +1,5 @@
-"""Channels: governors promote and roll back; everyone reads pointers, history and status."""
+"""Channels: governors promote and roll back; everyone reads pointers, history and status,
+and resolves a name to an artifact by version or by channel (``/v1/resolve``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from registry.core.digest import Digest
 from registry.core.roles import Role
+from registry.domain.artifacts.deps import ArtifactServiceDep
+from registry.domain.artifacts.schemas import Artifact
 from registry.domain.auth.guards import principal_of, readers, requires
 from registry.domain.channels.deps import ChannelServiceDep
 from registry.domain.channels.schemas import (
@@ -20,6 +23,7 @@ from registry.domain.channels.schemas import (
     Promote,
     Rollback,
 )
+from registry.errors import InvalidRequestError
 
 AnyRequest = Request[Any, Any, Any]
 governors = requires(Role.GOVERNOR)
@@ -79,3 +83,24 @@ class StatusController(Controller):
         self, digest: FromPath[str], channel_service: ChannelServiceDep, channel: FromQuery[str]
     ) -> ChannelStatus:
         return await anyio.to_thread.run_sync(channel_service.status, Digest.parse(digest), channel)
+
+
+class ResolveController(Controller):
+    path = "/v1/resolve"
+
+    @get("", guards=[readers])
+    async def resolve(
+        self,
+        artifact_service: ArtifactServiceDep,
+        channel_service: ChannelServiceDep,
+        name: FromQuery[str],
+        version: FromQuery[str | None] = None,
+        channel: FromQuery[str | None] = None,
+    ) -> Artifact:
+        if (version is None) == (channel is None):
+            raise InvalidRequestError("resolve needs ?name=… and either &version=… or &channel=…")
+        if channel is not None:
+            digest = await anyio.to_thread.run_sync(channel_service.resolve, name, channel)
+            return await anyio.to_thread.run_sync(artifact_service.describe, digest)
+        assert version is not None
+        return await anyio.to_thread.run_sync(artifact_service.resolve, name, version)

@@ -27,7 +27,7 @@ from registry.domain.attestations.services import Accepted
 from registry.domain.channels.schemas import ProfileState
 from registry.domain.jobs.schemas import Job
 from registry.domain.log.services import TransparencyLog
-from registry.domain.system.metrics import Metrics
+from registry.metrics import Metrics
 
 ALL_CHANNELS = "*"  # a finding blocks the artifact in every channel
 

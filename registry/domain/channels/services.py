@@ -39,7 +39,6 @@ from registry.domain.channels.schemas import (
     HistoryPage,
 )
 from registry.domain.jobs.services import JobService
-from registry.domain.log.repositories import LogRepository
 from registry.domain.log.services import LogEntry, TransparencyLog
 from registry.errors import (
     ChannelNotFoundError,
@@ -128,8 +127,8 @@ class ChannelService:
     def record_policy(self) -> int | None:
         """Log the policy in force if it differs from the last one logged; the index."""
         with self._writes.begin() as session:
-            LogRepository(session).lock_head()
-            last = LogRepository(session).last_of_kind("policy.changed")
+            self._log.lock_head(session)
+            last = self._log.last_of_kind(session, "policy.changed")
             if last is not None and json.loads(last.entry).get("version") == self.policy.version:
                 return None
             return self._log.append(session, "policy.changed", {"version": self.policy.version})
@@ -209,7 +208,7 @@ class ChannelService:
                 f"{stored.digest} is an artifact of {stored.name}, not of {name}"
             )
         with self._writes.begin() as session:
-            LogRepository(session).lock_head()
+            self._log.lock_head(session)
             current = self._current(session, name, channel)
             revoked = self._artifacts.revoked_reason(session, stored.digest)
             facts = self._evidence.facts(
@@ -251,7 +250,7 @@ class ChannelService:
         _check(name, channel, reason)
         target = None if ref is None else self._artifacts.manifest(ref).digest
         with self._writes.begin() as session:
-            LogRepository(session).lock_head()
+            self._log.lock_head(session)
             current = self._current(session, name, channel)
             if current is None:
                 raise ChannelNotFoundError(f"{name} has no channel {channel!r}")

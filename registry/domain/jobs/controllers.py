@@ -10,13 +10,13 @@ import anyio.to_thread
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, JSONBody
 
+from registry.bodies import read_body
 from registry.core.digest import Digest
 from registry.core.roles import Role
+from registry.deps import SettingsDep
 from registry.domain.auth.guards import principal_of, readers, requires
-from registry.domain.blobs.ingest import body_chunks
 from registry.domain.jobs.deps import JobServiceDep
 from registry.domain.jobs.schemas import Claim, Failure, Job, VerifyRequest
-from registry.domain.system.deps import SettingsDep
 
 AnyRequest = Request[Any, Any, Any]
 workers = requires(Role.WORKER)
@@ -75,15 +75,7 @@ class JobController(Controller):
         job_service: JobServiceDep,
         settings: SettingsDep,
     ) -> Job:
-        limit = settings.limits.max_json_body_bytes
-        raw = b"".join(
-            [
-                c
-                async for c in body_chunks(
-                    request.receive, request.content_length, limit, "envelope"
-                )
-            ]
-        )
+        raw = await read_body(request, settings.limits.max_json_body_bytes, "envelope")
         return await anyio.to_thread.run_sync(job_service.complete, job_id, _token(request), raw)
 
     @post("/{job_id:str}/fail", status_code=200)

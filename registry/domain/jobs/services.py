@@ -49,13 +49,13 @@ from registry.domain.attestations.services import Accepted, AttestationService
 from registry.domain.jobs.repositories import JobRepository
 from registry.domain.jobs.schemas import Job
 from registry.domain.jobs.signal import WorkSignal
-from registry.domain.system.metrics import Metrics
 from registry.errors import (
     AttestationRejectedError,
     InvalidRequestError,
     JobLeaseError,
     JobNotFoundError,
 )
+from registry.metrics import Metrics
 
 MAX_CLAIM_SCAN = 20
 CLAIM_POLL_SECONDS = 1.0  # how often a waiting claim reads the queue between wake-ups

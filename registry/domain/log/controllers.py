@@ -58,8 +58,8 @@ class LogController(Controller):
     async def consistency(
         self,
         transparency_log: TransparencyLogDep,
-        old_size: Annotated[int, QueryParameter(query="from")],
-        new_size: Annotated[int, QueryParameter(query="to")],
+        old_size: Annotated[int, QueryParameter(name="from")],
+        new_size: Annotated[int, QueryParameter(name="to")],
     ) -> dict[str, Any]:
         proof = await anyio.to_thread.run_sync(
             transparency_log.consistency_proof, old_size, new_size

@@ -72,6 +72,16 @@ class TransparencyLog:
         self._signed: tuple[int, bytes] | None = None
 
     # -- writing ----------------------------------------------------------------------
+    @staticmethod
+    def lock_head(session: Session) -> int:
+        """The log size, holding the log head until ``session``'s transaction ends.
+
+        A change that reads state a logged change may alter (keys, channel pointers,
+        the policy) takes the head before reading it, so no append commits between
+        its reads and its own append. ``append`` takes the head too.
+        """
+        return LogRepository(session).lock_head()
+
     def append(self, session: Session, kind: str, fields: dict[str, Any]) -> int:
         """Append an entry inside the caller's write transaction; its index."""
         reserved = {"index", "kind", "time"} & fields.keys()
@@ -109,6 +119,12 @@ class TransparencyLog:
             LogIntegrityError: an entry's bytes are not its leaf.
         """
         return self._bound(session, LogRepository(session).of_kinds_after(kinds, after))
+
+    @staticmethod
+    def last_of_kind(session: Session, kind: str) -> LogEntry | None:
+        """The newest entry of ``kind`` as stored (not proven against its leaf), if any."""
+        row = LogRepository(session).last_of_kind(kind)
+        return None if row is None else LogEntry(row.idx, row.kind, row.entry)
 
     @staticmethod
     def _bound(session: Session, rows: list[LogEntryRow]) -> list[LogEntry]:

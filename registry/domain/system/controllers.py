@@ -8,7 +8,8 @@ import anyio.to_thread
 from litestar import Controller, Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from registry.domain.system.deps import HealthServiceDep, MetricsDep
+from registry.deps import MetricsDep
+from registry.domain.system.deps import HealthServiceDep
 from registry.errors import ServiceUnavailableError
 
 # Litestar appends "; charset=utf-8" to every text/* media type: give it the type without
