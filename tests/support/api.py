@@ -71,7 +71,7 @@ def push_model(api: Api, version: str) -> bytes:
     return publish(api, NAME, version, files, metrics={"r2": 0.99})
 
 
-def push_inputs(api: Api) -> str:
+def _push_inputs(api: Api) -> str:
     """The reference-inputs artifact the reproducible models name (pushed again, it is the
     same artifact: 200); its digest."""
     files = {"features.npy": b"reference rows"}
@@ -86,7 +86,7 @@ def push_reproducible(
     runtime when None: nothing can verify it); its manifest. Pushed again it answers 200."""
     files = {"saved_model.pb": f"graph {version}".encode()}
     runtime: dict[str, Any] = {"runtime": {"engine": engine}} if engine else {}
-    reference = {"inputs": push_inputs(api)}
+    reference = {"inputs": _push_inputs(api)}
     return publish(api, NAME, version, files, expect=(200, 201), reference=reference, **runtime)
 
 
