@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from registry.core.canonical import canonical_bytes
 from registry.core.roles import Role
 from tests.conftest import Api, Deployment
+from tests.support.api import put_manifest, upload_blobs
 from tests.support.content import digests, manifest_bytes, manifest_dict
 
 MODEL = {
@@ -17,24 +17,10 @@ MODEL = {
 }
 
 
-def upload_files(api: Api, files: dict[str, bytes]) -> None:
-    for data in files.values():
-        r = api.client.put(f"/v1/blobs/{digests(data).blake3}", content=data, headers=api.auth())
-        assert r.status_code in (200, 201)
-
-
-def push(api: Api, raw: bytes, role: Role = Role.PUBLISHER) -> Any:
-    return api.client.put(
-        "/v1/artifacts",
-        content=raw,
-        headers={**api.auth(role), "content-type": "application/json"},
-    )
-
-
 def test_push_fetch_and_resolve(api: Api) -> None:
-    upload_files(api, MODEL)
+    upload_blobs(api, MODEL)
     raw = manifest_bytes("veid/trust-score", "v20261122_093000", MODEL, labels={"team": "veid"})
-    r = push(api, raw)
+    r = put_manifest(api, raw)
     assert r.status_code == 201
     body = r.json()
     d = digests(raw)
@@ -58,22 +44,22 @@ def test_push_fetch_and_resolve(api: Api) -> None:
 
 
 def test_same_manifest_again_is_idempotent(api: Api) -> None:
-    upload_files(api, MODEL)
+    upload_blobs(api, MODEL)
     raw = manifest_bytes("veid/trust-score", "v1", MODEL)
-    assert push(api, raw).status_code == 201
-    again = push(api, raw)
+    assert put_manifest(api, raw).status_code == 201
+    again = put_manifest(api, raw)
     assert again.status_code == 200
     assert again.json()["digest"] == str(digests(raw).blake3)
 
 
 def test_other_content_under_a_taken_version_is_refused_naming_both(api: Api) -> None:
-    upload_files(api, MODEL)
+    upload_blobs(api, MODEL)
     first = manifest_bytes("veid/trust-score", "v1", MODEL)
     changed = {**MODEL, "saved_model.pb": b"retrained"}
-    upload_files(api, changed)
+    upload_blobs(api, changed)
     second = manifest_bytes("veid/trust-score", "v1", changed)
-    assert push(api, first).status_code == 201
-    r = push(api, second)
+    assert put_manifest(api, first).status_code == 201
+    r = put_manifest(api, second)
     assert r.status_code == 409
     problem = r.json()
     assert problem["type"].endswith("/version-taken")
@@ -86,9 +72,9 @@ def test_other_content_under_a_taken_version_is_refused_naming_both(api: Api) ->
 
 
 def test_missing_blobs_are_listed_and_nothing_is_stored(api: Api) -> None:
-    upload_files(api, {"saved_model.pb": MODEL["saved_model.pb"]})
+    upload_blobs(api, {"saved_model.pb": MODEL["saved_model.pb"]})
     raw = manifest_bytes("veid/trust-score", "v2", MODEL)
-    r = push(api, raw)
+    r = put_manifest(api, raw)
     assert r.status_code == 422
     missing = {m["path"] for m in r.json()["missing"]}
     assert missing == {"variables/variables.data-00000-of-00001", "variables/variables.index"}
@@ -96,24 +82,24 @@ def test_missing_blobs_are_listed_and_nothing_is_stored(api: Api) -> None:
         api.client.get(f"/v1/artifacts/{digests(raw).blake3}", headers=api.auth()).status_code
         == 404
     )
-    upload_files(api, MODEL)
-    assert push(api, raw).status_code == 201
+    upload_blobs(api, MODEL)
+    assert put_manifest(api, raw).status_code == 201
 
 
 def test_file_entries_must_match_the_stored_blobs(api: Api) -> None:
-    upload_files(api, MODEL)
+    upload_blobs(api, MODEL)
     doc = manifest_dict("veid/trust-score", "v3", MODEL)
     doc["files"][0]["size"] += 1
-    r = push(api, canonical_bytes(doc))
+    r = put_manifest(api, canonical_bytes(doc))
     assert r.status_code == 422
     assert r.json()["type"].endswith("/manifest-file-mismatch")
     assert r.json()["mismatched"][0]["path"] == doc["files"][0]["path"]
 
 
 def test_non_canonical_manifest_shows_the_expected_bytes(api: Api) -> None:
-    upload_files(api, MODEL)
+    upload_blobs(api, MODEL)
     doc = manifest_dict("veid/trust-score", "v4", MODEL)
-    r = push(api, json.dumps(doc, indent=1).encode())
+    r = put_manifest(api, json.dumps(doc, indent=1).encode())
     assert r.status_code == 400
     problem = r.json()
     assert problem["type"].endswith("/non-canonical-json")
@@ -121,7 +107,7 @@ def test_non_canonical_manifest_shows_the_expected_bytes(api: Api) -> None:
 
 
 def test_invalid_manifests_are_refused_with_reasons(api: Api) -> None:
-    upload_files(api, MODEL)
+    upload_blobs(api, MODEL)
     base = manifest_dict("veid/trust-score", "v5", MODEL)
     evil = {**base, "files": [{**base["files"][0], "path": "../../etc/cron.d/x"}]}
     cases: dict[str, bytes] = {
@@ -132,7 +118,7 @@ def test_invalid_manifests_are_refused_with_reasons(api: Api) -> None:
         "duplicate keys": b'{"kind":"model","kind":"image"}',
     }
     for case, raw in cases.items():
-        r = push(api, raw)
+        r = put_manifest(api, raw)
         assert r.status_code == 400, case
         assert r.headers["content-type"] == "application/problem+json", case
         assert r.json()["detail"], case
@@ -142,18 +128,18 @@ def test_invalid_manifests_are_refused_with_reasons(api: Api) -> None:
 
 def test_reference_inputs_must_exist(api: Api) -> None:
     inputs = {"inputs/x.npy": b"NUMPY-ish"}
-    upload_files(api, {**MODEL, **inputs})
+    upload_blobs(api, {**MODEL, **inputs})
     ref_raw = canonical_bytes(
         {**manifest_dict("veid/trust-score-inputs", "v1", inputs), "kind": "reference-inputs"}
     )
     model = manifest_bytes(
         "veid/trust-score", "v6", MODEL, reference={"inputs": str(digests(ref_raw).blake3)}
     )
-    r = push(api, model)
+    r = put_manifest(api, model)
     assert r.status_code == 422
     assert r.json()["type"].endswith("/missing-reference")
-    assert push(api, ref_raw).status_code == 201
-    assert push(api, model).status_code == 201
+    assert put_manifest(api, ref_raw).status_code == 201
+    assert put_manifest(api, model).status_code == 201
 
 
 def test_oversized_manifest_is_refused(deployment: Deployment) -> None:
@@ -165,7 +151,7 @@ def test_oversized_manifest_is_refused(deployment: Deployment) -> None:
 
 
 def test_list_filters_and_paginates(api: Api) -> None:
-    upload_files(api, MODEL)
+    upload_blobs(api, MODEL)
     pushed = []
     for i in range(5):
         raw = manifest_bytes(
@@ -174,7 +160,7 @@ def test_list_filters_and_paginates(api: Api) -> None:
             MODEL,
             labels={"parity": "odd" if i % 2 else "even"},
         )
-        assert push(api, raw).status_code == 201
+        assert put_manifest(api, raw).status_code == 201
         pushed.append(str(digests(raw).blake3))
     seen: list[str] = []
     cursor = None

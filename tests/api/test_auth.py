@@ -10,73 +10,8 @@ from sqlalchemy import update
 from registry.core.roles import Role
 from registry.db.models import TokenRow
 from tests.conftest import Api, Deployment
+from tests.support.access import DIGEST, MATRIX
 from tests.support.clock import FakeClock
-
-D = "blake3:" + "0" * 64
-U = "/v1/uploads/" + "0" * 32
-EVERYONE = frozenset(Role)
-PUBLISH = frozenset({Role.PUBLISHER, Role.ADMIN})
-ADMIN = frozenset({Role.ADMIN})
-GOVERN = frozenset({Role.GOVERNOR, Role.ADMIN})
-WORKERS = frozenset({Role.WORKER, Role.ADMIN})
-REQUESTERS = frozenset({Role.PUBLISHER, Role.GOVERNOR, Role.ADMIN})
-J = "f" * 32
-SIGNERS = frozenset({Role.PUBLISHER, Role.WORKER, Role.GOVERNOR, Role.ADMIN})
-K = "0" * 64
-
-# (method, path template, concrete path, roles allowed); None = no token needed
-MATRIX: list[tuple[str, str, str, frozenset[Role] | None]] = [
-    ("GET", "/healthz", "/healthz", None),
-    ("GET", "/readyz", "/readyz", None),
-    ("GET", "/metrics", "/metrics", None),
-    ("GET", "/schema", "/schema", None),
-    ("GET", "/schema/docs", "/schema/docs", None),
-    ("GET", "/schema/openapi.json", "/schema/openapi.json", None),
-    ("GET", "/schema/{path:str}", "/schema/no-such-page", None),  # a 404 problem, no 401
-    ("HEAD", "/v1/blobs/{digest:str}", f"/v1/blobs/{D}", EVERYONE),
-    ("GET", "/v1/blobs/{digest:str}", f"/v1/blobs/{D}", EVERYONE),
-    ("PUT", "/v1/blobs/{digest:str}", f"/v1/blobs/{D}", PUBLISH),
-    ("POST", "/v1/uploads", "/v1/uploads", PUBLISH),
-    ("HEAD", "/v1/uploads/{upload_id:str}", U, PUBLISH),
-    ("PATCH", "/v1/uploads/{upload_id:str}", U, PUBLISH),
-    ("PUT", "/v1/uploads/{upload_id:str}", U, PUBLISH),
-    ("DELETE", "/v1/uploads/{upload_id:str}", U, PUBLISH),
-    ("PUT", "/v1/artifacts", "/v1/artifacts", PUBLISH),
-    ("GET", "/v1/artifacts", "/v1/artifacts", EVERYONE),
-    ("GET", "/v1/artifacts/{digest:str}", f"/v1/artifacts/{D}", EVERYONE),
-    ("GET", "/v1/resolve", "/v1/resolve?name=a&version=v1", EVERYONE),
-    ("POST", "/v1/tokens", "/v1/tokens", ADMIN),
-    ("GET", "/v1/tokens", "/v1/tokens", ADMIN),
-    ("DELETE", "/v1/tokens/{token_id:str}", "/v1/tokens/ffffffffffffffff", ADMIN),
-    ("POST", "/v1/keys", "/v1/keys", ADMIN),
-    ("GET", "/v1/keys", "/v1/keys", EVERYONE),
-    ("GET", "/v1/keys/{keyid:str}", f"/v1/keys/{K}", EVERYONE),
-    ("POST", "/v1/keys/{keyid:str}/revoke", f"/v1/keys/{K}/revoke", ADMIN),
-    ("POST", "/v1/artifacts/{digest:str}/attestations", f"/v1/artifacts/{D}/attestations", SIGNERS),
-    ("GET", "/v1/artifacts/{digest:str}/attestations", f"/v1/artifacts/{D}/attestations", EVERYONE),
-    ("GET", "/v1/log/checkpoint", "/v1/log/checkpoint", None),
-    ("GET", "/v1/log/key", "/v1/log/key", None),
-    ("GET", "/v1/log/entries", "/v1/log/entries?start=0&end=1", EVERYONE),
-    ("GET", "/v1/log/proof/inclusion", "/v1/log/proof/inclusion?index=0&size=1", None),
-    ("GET", "/v1/log/proof/consistency", "/v1/log/proof/consistency?from=1&to=1", None),
-    ("POST", "/v1/channels/promote", "/v1/channels/promote", GOVERN),
-    ("POST", "/v1/channels/rollback", "/v1/channels/rollback", GOVERN),
-    ("GET", "/v1/channels", "/v1/channels?name=a", EVERYONE),
-    ("POST", "/v1/artifacts/{digest:str}/revoke", f"/v1/artifacts/{D}/revoke", GOVERN),
-    ("POST", "/v1/artifacts/{digest:str}/verify", f"/v1/artifacts/{D}/verify", REQUESTERS),
-    ("GET", "/v1/artifacts/{digest:str}/jobs", f"/v1/artifacts/{D}/jobs", EVERYONE),
-    ("POST", "/v1/jobs/claim", "/v1/jobs/claim", WORKERS),
-    ("POST", "/v1/jobs/{job_id:str}/heartbeat", f"/v1/jobs/{J}/heartbeat", WORKERS),
-    ("POST", "/v1/jobs/{job_id:str}/complete", f"/v1/jobs/{J}/complete", WORKERS),
-    ("POST", "/v1/jobs/{job_id:str}/fail", f"/v1/jobs/{J}/fail", WORKERS),
-    ("GET", "/v1/channels/history", "/v1/channels/history?name=a", EVERYONE),
-    (
-        "GET",
-        "/v1/artifacts/{digest:str}/status",
-        f"/v1/artifacts/{D}/status?channel=prod",
-        EVERYONE,
-    ),
-]
 
 
 def call(api: Api, method: str, path: str, headers: dict[str, str]) -> int:
@@ -119,11 +54,11 @@ def test_role_matrix(
 
 
 def test_errors_say_what_to_do(api: Api) -> None:
-    r = api.client.put(f"/v1/blobs/{D}", content=b"x", headers=api.auth(Role.READER))
+    r = api.client.put(f"/v1/blobs/{DIGEST}", content=b"x", headers=api.auth(Role.READER))
     assert r.status_code == 403
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["allowed_roles"] == ["admin", "publisher"]
-    r = api.client.get(f"/v1/blobs/{D}")
+    r = api.client.get(f"/v1/blobs/{DIGEST}")
     assert r.status_code == 401
     assert r.headers["www-authenticate"].startswith("Bearer")
     assert "Authorization: Bearer" in r.json()["detail"]
@@ -185,9 +120,9 @@ def test_anonymous_reads_when_enabled(deployment: Deployment) -> None:
     publisher = {"authorization": f"Bearer {deployment.token(Role.PUBLISHER)}"}
     with deployment.client(RELIQUARY_ANONYMOUS_READS="true") as client:
         assert client.get("/v1/artifacts").status_code == 200
-        assert client.head(f"/v1/blobs/{D}").status_code == 404
-        assert client.put(f"/v1/blobs/{D}", content=b"x").status_code == 401
+        assert client.head(f"/v1/blobs/{DIGEST}").status_code == 404
+        assert client.put(f"/v1/blobs/{DIGEST}", content=b"x").status_code == 401
         assert client.post("/v1/uploads").status_code == 401
-        assert client.put(f"/v1/blobs/{D}", content=b"x", headers=publisher).status_code == 400
+        assert client.put(f"/v1/blobs/{DIGEST}", content=b"x", headers=publisher).status_code == 400
     with deployment.client() as client:  # off by default
         assert client.get("/v1/artifacts").status_code == 401

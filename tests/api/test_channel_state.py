@@ -22,9 +22,17 @@ from registry.core.keys import SigningKey
 from registry.core.predicates import APPROVAL, ApprovalPredicate, EvaluationPredicate
 from registry.core.roles import Role
 from registry.errors import LogIntegrityError
-from tests.api.test_channels import NAME, key, promote, push
 from tests.conftest import Api, Deployment, api_with_policy
-from tests.support.content import digests, manifest_bytes
+from tests.support.api import (
+    log_size,
+    new_key,
+    post_attestation,
+    promote,
+    publish,
+    push_model,
+    status,
+)
+from tests.support.content import NAME, digests
 from tests.support.trust import signed, statement_about
 
 
@@ -35,14 +43,6 @@ def _resolve(api: Api, name: str = NAME) -> dict[str, object]:
     body: dict[str, object] = r.json()
     body["status_code"] = r.status_code
     return body
-
-
-def _other_name(api: Api) -> bytes:
-    data = b"other weights"
-    api.client.put(f"/v1/blobs/{digests(data).blake3}", content=data, headers=api.auth())
-    raw = manifest_bytes("acme/other", "v1", {"w.bin": data})
-    assert api.client.put("/v1/artifacts", content=raw, headers=api.auth()).status_code == 201
-    return raw
 
 
 def _edit(deployment: Deployment, sql: str, **params: object) -> None:
@@ -62,13 +62,13 @@ def _fsck(deployment: Deployment) -> subprocess.CompletedProcess[str]:
 
 
 def _to_other_name(deployment: Deployment, api: Api) -> str:
-    other = digests(_other_name(api)).blake3
+    other = digests(publish(api, "acme/other", "v1", {"w.bin": b"other weights"})).blake3
     _edit(deployment, "UPDATE channels SET digest = :d", d=other.hex)
     return str(other)
 
 
 def _to_unpromoted(deployment: Deployment, api: Api) -> str:
-    never = digests(push(api, "v9")).blake3
+    never = digests(push_model(api, "v9")).blake3
     _edit(deployment, "UPDATE channels SET digest = :d", d=never.hex)
     return str(never)
 
@@ -95,7 +95,7 @@ EDITS: dict[str, Callable[[Deployment, Api], str]] = {
 def test_a_pointer_edited_in_the_database_is_refused_not_served(
     deployment: Deployment, api: Api, edit: str
 ) -> None:
-    v1, v2 = push(api, "v1"), push(api, "v2")
+    v1, v2 = push_model(api, "v1"), push_model(api, "v2")
     assert promote(api, v1).status_code == 200
     assert promote(api, v2).status_code == 200
     assert _resolve(api)["digest"] == str(digests(v2).blake3)
@@ -113,12 +113,12 @@ def test_a_pointer_edited_in_the_database_is_refused_not_served(
             assert "fsck" in str(answer["detail"])
             listed = fresh.client.get("/v1/channels", params={"name": NAME}, headers=fresh.auth())
             assert listed.status_code == 503
-            status = fresh.client.get(
+            shown = fresh.client.get(
                 f"/v1/artifacts/{digests(v1).blake3}/status",
                 params={"channel": "production"},
                 headers=fresh.auth(),
             )
-            assert status.status_code == 503
+            assert shown.status_code == 503
             moved = promote(fresh, v1)
             assert moved.status_code == 503  # the write path checks too: nothing moves
     report = _fsck(deployment)
@@ -129,9 +129,9 @@ def test_a_pointer_edited_in_the_database_is_refused_not_served(
 def test_rollback_targets_come_from_the_log_not_the_history_table(
     deployment: Deployment, api: Api
 ) -> None:
-    v1, v2 = push(api, "v1"), push(api, "v2")
+    v1, v2 = push_model(api, "v1"), push_model(api, "v2")
     assert promote(api, v1).status_code == 200
-    never = digests(push(api, "v9")).blake3
+    never = digests(push_model(api, "v9")).blake3
     # a forged history row claiming the channel once held v9
     _edit(
         deployment,
@@ -159,7 +159,7 @@ def test_rollback_targets_come_from_the_log_not_the_history_table(
 
 def test_history_names_the_actor_by_its_description(deployment: Deployment, api: Api) -> None:
     token = deployment.token(Role.GOVERNOR, description="board of veid, vote 42")
-    v1 = push(api, "v1")
+    v1 = push_model(api, "v1")
     moved = api.client.post(
         "/v1/channels/promote",
         json={
@@ -200,24 +200,15 @@ def test_evidence_edited_into_the_database_counts_for_nothing(
     open the gate (issue 11: state bound to the log)."""
     api = api_with_policy(deployment, tmp_path, APPROVAL_POLICY)
     try:
-        raw = push(api, "v1")
+        raw = push_model(api, "v1")
         digest = digests(raw).blake3
         approval = statement_about(raw, NAME, "v1", ApprovalPredicate("production"))
 
         def approvals_met() -> bool:
-            body = api.client.get(
-                f"/v1/artifacts/{digest}/status",
-                params={"channel": "production"},
-                headers=api.auth(Role.READER),
-            ).json()
-            return bool(body["promotable"])
+            return bool(status(api, raw)["promotable"])
 
-        governor = key(api, "governor")
-        posted = api.client.post(
-            f"/v1/artifacts/{digest}/attestations",
-            content=signed(approval, governor).to_json(),
-            headers=api.auth(Role.GOVERNOR),
-        )
+        governor = new_key(api, "governor")
+        posted = post_attestation(api, raw, signed(approval, governor).to_json(), Role.GOVERNOR)
         assert posted.status_code == 201
         assert approvals_met()
         api.client.post(
@@ -272,17 +263,12 @@ def test_a_correction_moved_before_what_it_corrects_is_refused(
         deployment, tmp_path, b'[channels.production]\nevaluation = { r2 = ">=0.85" }\n'
     )
     try:
-        raw = push(api, "v1")
-        digest = digests(raw).blake3
-        worker = key(api, "worker")
+        raw = push_model(api, "v1")
+        worker = new_key(api, "worker")
         indexes = []
         for r2 in (0.95, 0.50):
             statement = statement_about(raw, NAME, "v1", EvaluationPredicate({"r2": r2}))
-            posted = api.client.post(
-                f"/v1/artifacts/{digest}/attestations",
-                content=signed(statement, worker).to_json(),
-                headers=api.auth(Role.PUBLISHER),
-            )
+            posted = post_attestation(api, raw, signed(statement, worker).to_json())
             indexes.append(posted.json()["log_index"])
         assert promote(api, raw).status_code == 409  # the correction counts
         _edit(
@@ -300,14 +286,14 @@ def test_a_correction_moved_before_what_it_corrects_is_refused(
 
 def test_promoting_what_a_channel_holds_answers_the_first_move(api: Api) -> None:
     """A retried promote (a lost answer) changes and logs nothing."""
-    v1 = push(api, "v1")
+    v1 = push_model(api, "v1")
     first = promote(api, v1)
     assert first.status_code == 200
-    size = int(api.client.get("/v1/log/checkpoint").text.splitlines()[1])
+    size = log_size(api)
     again = promote(api, v1)
     assert again.status_code == 200
     assert again.json() == first.json()
-    assert int(api.client.get("/v1/log/checkpoint").text.splitlines()[1]) == size
+    assert log_size(api) == size
 
 
 def test_reads_racing_promotes_never_see_a_false_disagreement(
@@ -315,7 +301,7 @@ def test_reads_racing_promotes_never_see_a_false_disagreement(
 ) -> None:
     """One process's ledger is shared by its threads: a reader whose snapshot is older
     (or, on PostgreSQL, whose row read is newer) than the ledger must still agree."""
-    v1, v2 = push(api, "v1"), push(api, "v2")
+    v1, v2 = push_model(api, "v1"), push_model(api, "v2")
     refs = [digests(v1).blake3, digests(v2).blake3]
     services = deployment.services()
     services.channels.promote(NAME, "production", refs[0], "first", None)

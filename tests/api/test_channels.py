@@ -7,14 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from registry.core.keys import SigningKey
-from registry.core.predicates import ApprovalPredicate, EvaluationPredicate, Predicate
+from registry.core.predicates import ApprovalPredicate, EvaluationPredicate
 from registry.core.roles import Role
 from tests.conftest import Api, Deployment, api_with_policy
-from tests.support.content import digests, manifest_bytes
-from tests.support.trust import PUBLISH, signed, statement_about
+from tests.support.api import attest, new_key, promote, push_model, status, unmet
+from tests.support.content import NAME, digests
+from tests.support.trust import PUBLISH
 
-NAME = "veid/trust-score"
 POLICY = b"""
 [channels.production]
 require_publisher_signature = true
@@ -24,70 +23,12 @@ max_regression = { r2 = 0.02 }
 """
 
 
-def push(api: Api, version: str) -> bytes:
-    files = {"model.bin": f"weights {version}".encode()}
-    for data in files.values():
-        api.client.put(f"/v1/blobs/{digests(data).blake3}", content=data, headers=api.auth())
-    raw = manifest_bytes(NAME, version, files, metrics={"r2": 0.99})
-    assert api.client.put("/v1/artifacts", content=raw, headers=api.auth()).status_code == 201
-    return raw
-
-
-def key(api: Api, role: str) -> SigningKey:
-    k = SigningKey.generate()
-    r = api.client.post(
-        "/v1/keys",
-        json={"public_key": k.public.to_pem().decode(), "role": role},
-        headers=api.auth(Role.ADMIN),
-    )
-    assert r.status_code == 201
-    return k
-
-
-def attest(api: Api, raw: bytes, version: str, k: SigningKey, predicate: Predicate) -> None:
-    env = signed(statement_about(raw, NAME, version, predicate), k)
-    r = api.client.post(
-        f"/v1/artifacts/{digests(raw).blake3}/attestations",
-        content=env.to_json(),
-        headers=api.auth(),
-    )
-    assert r.status_code == 201, r.text
-
-
-def status(api: Api, raw: bytes) -> dict[str, Any]:
-    r = api.client.get(
-        f"/v1/artifacts/{digests(raw).blake3}/status",
-        params={"channel": "production"},
-        headers=api.auth(Role.READER),
-    )
-    assert r.status_code == 200
-    body: dict[str, Any] = r.json()
-    return body
-
-
-def unmet(body: dict[str, Any]) -> set[str]:
-    return {r["requirement"] for r in body["requirements"] if not r["met"]}
-
-
-def promote(api: Api, raw: bytes, channel: str = "production") -> Any:
-    return api.client.post(
-        "/v1/channels/promote",
-        json={
-            "name": NAME,
-            "channel": channel,
-            "digest": str(digests(raw).blake3),
-            "reason": "release",
-        },
-        headers=api.auth(Role.GOVERNOR),
-    )
-
-
 def test_promotion_waits_for_every_piece_of_evidence(
     deployment: Deployment, tmp_path: Path
 ) -> None:
     api = api_with_policy(deployment, tmp_path, POLICY)
     try:
-        raw = push(api, "v1")
+        raw = push_model(api, "v1")
         assert unmet(status(api, raw)) == {
             "publisher_signature",
             "evaluation.r2",
@@ -99,8 +40,8 @@ def test_promotion_waits_for_every_piece_of_evidence(
         assert refused.status_code == 409
         assert refused.json()["type"].endswith("/policy-unmet")
         assert len(unmet(refused.json())) == 5  # and max_regression, met: nothing to compare
-        publisher, worker = key(api, "publisher"), key(api, "worker")
-        alice, bob = key(api, "governor"), key(api, "governor")
+        publisher, worker = new_key(api, "publisher"), new_key(api, "worker")
+        alice, bob = new_key(api, "governor"), new_key(api, "governor")
         attest(api, raw, "v1", publisher, PUBLISH)
         attest(
             api,
@@ -129,7 +70,7 @@ def test_promotion_waits_for_every_piece_of_evidence(
             headers=api.auth(Role.ADMIN),
         )
         assert unmet(status(api, raw)) == {"publisher_signature"}
-        attest(api, raw, "v1", key(api, "publisher"), PUBLISH)
+        attest(api, raw, "v1", new_key(api, "publisher"), PUBLISH)
         done = promote(api, raw)
         assert done.status_code == 200, done.text
         assert done.json()["to_digest"] == str(digests(raw).blake3)
@@ -141,8 +82,8 @@ def test_promotion_waits_for_every_piece_of_evidence(
         assert resolved.json()["digest"] == str(digests(raw).blake3)
 
         # a regression beyond max_regression is refused
-        raw2 = push(api, "v2")
-        attest(api, raw2, "v2", key(api, "publisher"), PUBLISH)
+        raw2 = push_model(api, "v2")
+        attest(api, raw2, "v2", new_key(api, "publisher"), PUBLISH)
         attest(
             api,
             raw2,
@@ -159,7 +100,7 @@ def test_promotion_waits_for_every_piece_of_evidence(
 
 
 def test_rollback_history_and_the_log(api: Api) -> None:
-    raws = [push(api, f"v{i}") for i in (1, 2, 3)]
+    raws = [push_model(api, f"v{i}") for i in (1, 2, 3)]
     for raw in raws:  # no policy file: channels have no requirements
         assert promote(api, raw).status_code == 200
     back = api.client.post(
@@ -181,7 +122,7 @@ def test_rollback_history_and_the_log(api: Api) -> None:
         headers=api.auth(Role.GOVERNOR),
     )
     assert to_first.status_code == 200
-    never = push(api, "v9")
+    never = push_model(api, "v9")
     refused = api.client.post(
         "/v1/channels/rollback",
         json={
@@ -238,7 +179,7 @@ def test_rollback_history_and_the_log(api: Api) -> None:
 
 
 def test_promoting_an_artifact_under_another_name_is_refused(api: Api) -> None:
-    raw = push(api, "v1")
+    raw = push_model(api, "v1")
     r = api.client.post(
         "/v1/channels/promote",
         json={
@@ -278,7 +219,7 @@ def test_the_policy_in_force_is_logged_when_it_changes(
 
 
 def test_a_revoked_artifact_never_goes_to_a_channel_again(api: Api) -> None:
-    v1, v2, v3 = (push(api, f"v{i}") for i in (1, 2, 3))
+    v1, v2, v3 = (push_model(api, f"v{i}") for i in (1, 2, 3))
     for raw in (v1, v2):
         assert promote(api, raw).status_code == 200
     revoke = api.client.post(

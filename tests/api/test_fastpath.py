@@ -7,7 +7,8 @@ from typing import Any
 
 from registry.core.roles import Role
 from tests.conftest import Api, Deployment
-from tests.support.content import digests, manifest_bytes
+from tests.support.api import publish
+from tests.support.content import digests
 
 VOLATILE = {"date", "server"}
 
@@ -25,9 +26,7 @@ def test_head_blob_and_manifest_get_from_memory_match_the_app(
     fast = api.app
     data = os.urandom(70_000)
     d = digests(data)
-    api.client.put(f"/v1/blobs/{d.blake3}", content=data, headers=api.auth())
-    raw = manifest_bytes("acme/fast", "v1", {"w.bin": data})
-    api.client.put("/v1/artifacts", content=raw, headers=api.auth())
+    raw = publish(api, "acme/fast", "v1", {"w.bin": data})
     reader = api.auth(Role.READER)
 
     before = fast.answered

@@ -27,9 +27,10 @@ from registry.core.merkle import leaf_hash, root_from_leaves
 from registry.core.predicates import PublishPredicate
 from registry.core.roles import Role
 from registry.db.models import Base
-from tests.api.test_malformed_inputs import database_rows
 from tests.conftest import Api, Deployment
+from tests.support.api import new_key, post_attestation, publish, put_manifest
 from tests.support.content import digests, manifest_bytes
+from tests.support.database import database_rows
 from tests.support.trust import signed, statement_about
 
 BLOB = b"weights that fit before the disk filled\n"
@@ -117,17 +118,12 @@ def _writes(api: Api, artifact_raw: bytes, signer: SigningKey) -> dict[str, Call
         return api.client.post("/v1/keys", json=body, headers=api.auth(Role.ADMIN))
 
     def push(i: int) -> Any:
-        raw = manifest_bytes(NAME, f"v{i + 2}", {"model.bin": BLOB})
-        return api.client.put("/v1/artifacts", content=raw, headers=api.auth())
+        return put_manifest(api, manifest_bytes(NAME, f"v{i + 2}", {"model.bin": BLOB}))
 
     def attest(i: int) -> Any:
         predicate = PublishPredicate("ci@full", training_run=f"run {i}")
         statement = statement_about(artifact_raw, NAME, "v1", predicate)
-        return api.client.post(
-            f"/v1/artifacts/{artifact}/attestations",
-            content=signed(statement, signer).to_json(),
-            headers=api.auth(),
-        )
+        return post_attestation(api, artifact_raw, signed(statement, signer).to_json())
 
     def promote(i: int) -> Any:
         body = {"name": NAME, "channel": f"c{i}", "digest": str(artifact), "reason": "full"}
@@ -181,19 +177,8 @@ def _log_is_whole(api: Api) -> int:
 def test_writes_on_a_full_database_answer_507_keep_everything_and_resume(
     api: Api, deployment: Deployment
 ) -> None:
-    assert api.client.put(
-        f"/v1/blobs/{digests(BLOB).blake3}", content=BLOB, headers=api.auth()
-    ).status_code in (200, 201)
-    artifact_raw = manifest_bytes(NAME, "v1", {"model.bin": BLOB})
-    assert (
-        api.client.put("/v1/artifacts", content=artifact_raw, headers=api.auth()).status_code == 201
-    )
-    signer = SigningKey.generate()
-    pem = signer.public.to_pem().decode()
-    registered = api.client.post(
-        "/v1/keys", json={"public_key": pem, "role": "publisher"}, headers=api.auth(Role.ADMIN)
-    )
-    assert registered.status_code == 201
+    artifact_raw = publish(api, NAME, "v1", {"model.bin": BLOB})
+    signer = new_key(api, "publisher")
     writes = _writes(api, artifact_raw, signer)
 
     n = 0

@@ -13,37 +13,22 @@ from registry.core.keys import SigningKey
 from registry.core.predicates import REPRODUCIBILITY
 from registry.core.roles import Role
 from registry.db.models import JobRow
-from tests.api.test_channels import key
-from tests.api.test_reproducibility_gate import (
+from tests.conftest import Api, Deployment, api_with_policy
+from tests.support.api import (
+    TWO_WORKERS_POLICY,
     inputs_of,
+    log_size,
+    new_key,
+    new_worker,
     nondeterministic_total,
-    push_inputs,
-    put,
+    push_reproducible,
     status,
 )
-from tests.api.test_trust import log_size
-from tests.conftest import Api, Deployment, api_with_policy
 from tests.support.clock import FakeClock
-from tests.support.content import digests, manifest_bytes
+from tests.support.content import NAME, digests
 from tests.support.trust import reproducibility, signed, statement_about
 
-NAME = "veid/trust-score"
 OUT = "blake3:" + "0f" * 32
-POLICY = b"""
-[channels.production]
-reproducibility = [{ profile = "cpu-tensorflow", min_workers = 2 }]
-"""
-
-
-def push(api: Api, version: str, engine: str | None = "tensorflow-savedmodel") -> bytes:
-    files = {"saved_model.pb": f"graph {version}".encode()}
-    extra: dict[str, Any] = {"runtime": {"engine": engine}} if engine else {}
-    raw = manifest_bytes(NAME, version, files, reference={"inputs": push_inputs(api)}, **extra)
-    return put(api, raw, files)
-
-
-def worker(deployment: Deployment) -> dict[str, str]:
-    return {"authorization": f"Bearer {deployment.token(Role.WORKER)}"}
 
 
 def completion(raw: bytes, signer: SigningKey, job_id: str, output: str = OUT) -> bytes:
@@ -64,15 +49,15 @@ def claim(api: Api, headers: dict[str, str]) -> Any:
 def test_push_enqueues_what_the_policy_requires_for_distinct_workers(
     deployment: Deployment, tmp_path: Path
 ) -> None:
-    api = api_with_policy(deployment, tmp_path, POLICY)
+    api = api_with_policy(deployment, tmp_path, TWO_WORKERS_POLICY)
     try:
-        raw = push(api, "v1")
-        push(api, "v2", engine=None)  # nothing can run it: no jobs
+        raw = push_reproducible(api, "v1")
+        push_reproducible(api, "v2", engine=None)  # nothing can run it: no jobs
         jobs = api.client.get(
             f"/v1/artifacts/{digests(raw).blake3}/jobs", headers=api.auth()
         ).json()
         assert [(j["profile"], j["state"]) for j in jobs] == [("cpu-tensorflow", "queued")] * 2
-        a, b, c = worker(deployment), worker(deployment), worker(deployment)
+        a, b, c = new_worker(deployment), new_worker(deployment), new_worker(deployment)
         first = claim(api, a)
         assert first.status_code == 200
         assert first.json()["state"] == "running" and first.json()["attempts"] == 1
@@ -85,7 +70,7 @@ def test_push_enqueues_what_the_policy_requires_for_distinct_workers(
         beat = api.client.post(f"/v1/jobs/{job}/heartbeat", headers=a)
         assert beat.status_code == 200
 
-        signer = key(api, "worker")
+        signer = new_key(api, "worker")
         envelope = completion(raw, signer, job)
         stolen = api.client.post(f"/v1/jobs/{job}/complete", content=envelope, headers=b)
         assert stolen.status_code == 409  # only the lease holder completes
@@ -115,12 +100,12 @@ def test_a_job_claimed_through_one_server_process_completes_through_another(
     deployment: Deployment, tmp_path: Path
 ) -> None:
     """``serve --workers N``: the process that answers the claim need not answer the rest."""
-    api, other = (api_with_policy(deployment, tmp_path, POLICY) for _ in range(2))
+    api, other = (api_with_policy(deployment, tmp_path, TWO_WORKERS_POLICY) for _ in range(2))
     try:
-        raw = push(api, "v1")
-        a, b = worker(deployment), worker(deployment)
+        raw = push_reproducible(api, "v1")
+        a, b = new_worker(deployment), new_worker(deployment)
         job = claim(api, a).json()["id"]
-        signer = key(api, "worker")
+        signer = new_key(api, "worker")
         envelope = completion(raw, signer, job)
         stolen = other.client.post(f"/v1/jobs/{job}/complete", content=envelope, headers=b)
         assert stolen.status_code == 409 and "not yours" in stolen.json()["detail"]
@@ -143,17 +128,19 @@ def test_a_lost_lease_is_refused_before_the_statement_is_read(
     deployment: Deployment, tmp_path: Path
 ) -> None:
     clock = FakeClock()
-    api = api_with_policy(deployment, tmp_path, POLICY, clock.now, RELIQUARY_JOB_LEASE="1m")
+    api = api_with_policy(
+        deployment, tmp_path, TWO_WORKERS_POLICY, clock.now, RELIQUARY_JOB_LEASE="1m"
+    )
     try:
-        push(api, "v1")
-        a = worker(deployment)
+        push_reproducible(api, "v1")
+        a = new_worker(deployment)
         expired = claim(api, a).json()["id"]
-        claim(api, worker(deployment))  # a second job, its lease also expiring
+        claim(api, new_worker(deployment))  # a second job, its lease also expiring
         clock.advance(61)
         garbage = b"not even an envelope"
         late = api.client.post(f"/v1/jobs/{expired}/complete", content=garbage, headers=a)
         assert late.status_code == 409 and "not yours" in late.json()["detail"]
-        b = worker(deployment)
+        b = new_worker(deployment)
         again = claim(api, b).json()
         assert again["attempts"] == 2  # an expired lease, taken again
         given_up = api.client.post(
@@ -171,12 +158,12 @@ def test_a_refused_completion_records_and_counts_nothing(
 ) -> None:
     """The disagreeing output is a finding only if its statement is accepted: this one
     is refused (its key attested the artifact already), so the whole transaction goes."""
-    api = api_with_policy(deployment, tmp_path, POLICY)
+    api = api_with_policy(deployment, tmp_path, TWO_WORKERS_POLICY)
     try:
-        raw = push(api, "v1")
-        a, b = worker(deployment), worker(deployment)
+        raw = push_reproducible(api, "v1")
+        a, b = new_worker(deployment), new_worker(deployment)
         first, second = claim(api, a).json()["id"], claim(api, b).json()["id"]
-        signer = key(api, "worker")
+        signer = new_key(api, "worker")
 
         done = api.client.post(
             f"/v1/jobs/{first}/complete", content=completion(raw, signer, first), headers=a
@@ -200,16 +187,16 @@ def test_a_refused_completion_records_and_counts_nothing(
 def test_a_dead_workers_job_is_redone_and_attempts_are_bounded(
     deployment: Deployment, tmp_path: Path
 ) -> None:
-    api = api_with_policy(deployment, tmp_path, POLICY)
+    api = api_with_policy(deployment, tmp_path, TWO_WORKERS_POLICY)
     try:
-        raw = push(api, "v1")
+        raw = push_reproducible(api, "v1")
         extra = api.client.post(
             f"/v1/artifacts/{digests(raw).blake3}/verify",
             json={"profile": "cpu-tensorflow", "count": 1},
             headers=api.auth(Role.PUBLISHER),
         )
         assert extra.status_code == 201
-        dead, alive = worker(deployment), worker(deployment)
+        dead, alive = new_worker(deployment), new_worker(deployment)
         job = claim(api, dead).json()["id"]
 
         def expire() -> None:
@@ -226,7 +213,7 @@ def test_a_dead_workers_job_is_redone_and_attempts_are_bounded(
             again = api.client.post(
                 "/v1/jobs/claim",
                 json={"profiles": ["cpu-tensorflow"]},
-                headers=alive if attempt == 2 else worker(deployment),
+                headers=alive if attempt == 2 else new_worker(deployment),
             )
             taken = again.json()
             while taken["id"] != job:  # other queued jobs come first; let them go
@@ -242,7 +229,9 @@ def test_a_dead_workers_job_is_redone_and_attempts_are_bounded(
             expire()
         for _ in range(5):  # claiming sweeps the exhausted job into failed
             api.client.post(
-                "/v1/jobs/claim", json={"profiles": ["cpu-tensorflow"]}, headers=worker(deployment)
+                "/v1/jobs/claim",
+                json={"profiles": ["cpu-tensorflow"]},
+                headers=new_worker(deployment),
             )
         jobs = api.client.get(
             f"/v1/artifacts/{digests(raw).blake3}/jobs", headers=api.auth()
@@ -260,7 +249,7 @@ def test_a_long_error_still_fits_when_the_last_lease_expires(
     """A worker's error is kept at its full 2048 characters; the note that the last
     lease expired must still fit beside it (PostgreSQL refused the longer text)."""
     clock = FakeClock()
-    one = POLICY.replace(b"min_workers = 2", b"min_workers = 1")
+    one = TWO_WORKERS_POLICY.replace(b"min_workers = 2", b"min_workers = 1")
     api = api_with_policy(
         deployment,
         tmp_path,
@@ -270,8 +259,8 @@ def test_a_long_error_still_fits_when_the_last_lease_expires(
         RELIQUARY_JOB_MAX_ATTEMPTS="2",
     )
     try:
-        raw = push(api, "v1")
-        a, b = worker(deployment), worker(deployment)
+        raw = push_reproducible(api, "v1")
+        a, b = new_worker(deployment), new_worker(deployment)
         job = claim(api, a).json()["id"]
         failed = api.client.post(
             f"/v1/jobs/{job}/fail", json={"error": "x" * 3000, "retry": True}, headers=a
@@ -279,7 +268,7 @@ def test_a_long_error_still_fits_when_the_last_lease_expires(
         assert failed.status_code == 200 and len(failed.json()["last_error"]) == 2048
         assert claim(api, b).json()["attempts"] == 2
         clock.advance(61)  # the last lease runs out
-        assert claim(api, worker(deployment)).status_code == 204
+        assert claim(api, new_worker(deployment)).status_code == 204
         [final] = api.client.get(
             f"/v1/artifacts/{digests(raw).blake3}/jobs", headers=api.auth()
         ).json()
@@ -291,12 +280,12 @@ def test_a_long_error_still_fits_when_the_last_lease_expires(
 
 
 def test_failures_retry_until_the_attempts_run_out(deployment: Deployment, tmp_path: Path) -> None:
-    api = api_with_policy(deployment, tmp_path, POLICY)
+    api = api_with_policy(deployment, tmp_path, TWO_WORKERS_POLICY)
     try:
-        raw = push(api, "v1")
+        raw = push_reproducible(api, "v1")
         seen = []
         for attempt in (1, 2, 3):  # the oldest job comes back after each retryable failure
-            h = worker(deployment)
+            h = new_worker(deployment)
             job = claim(api, h).json()
             seen.append(job["id"])
             assert job["attempts"] == attempt
@@ -330,11 +319,11 @@ def test_eight_workers_claiming_at_once_never_share_a_job(
     deployment: Deployment, tmp_path: Path
 ) -> None:
     policy = tmp_path / "policy.toml"
-    policy.write_bytes(POLICY)
+    policy.write_bytes(TWO_WORKERS_POLICY)
     services = deployment.services(RELIQUARY_POLICY_FILE=str(policy))
-    api = api_with_policy(deployment, tmp_path, POLICY)
+    api = api_with_policy(deployment, tmp_path, TWO_WORKERS_POLICY)
     try:
-        raws = [push(api, f"v{i}") for i in range(3)]  # 6 jobs
+        raws = [push_reproducible(api, f"v{i}") for i in range(3)]  # 6 jobs
         for raw in raws:
             services.jobs.request(digests(raw).blake3, "cpu-tensorflow", 2)  # 12 jobs
         tokens = [services.tokens.issue(Role.WORKER).id for _ in range(8)]
@@ -365,11 +354,11 @@ def test_a_refusal_is_what_the_worker_flags_and_reads_as_before(
     """A failure is an engine's refusal (a finding) because the worker flagged it
     ``nondeterministic``, never because its words look like one; users read a refusal's
     error after ``nondeterministic: `` as they always have."""
-    api = api_with_policy(deployment, tmp_path, POLICY)
+    api = api_with_policy(deployment, tmp_path, TWO_WORKERS_POLICY)
     try:
-        raw = push(api, "v1")
+        raw = push_reproducible(api, "v1")
         words = "nondeterministic: the worker's own words, no refusal"
-        a, b = worker(deployment), worker(deployment)
+        a, b = new_worker(deployment), new_worker(deployment)
         lookalike = api.client.post(
             f"/v1/jobs/{claim(api, a).json()['id']}/fail",
             json={"error": words, "retry": False},

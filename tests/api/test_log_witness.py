@@ -22,13 +22,9 @@ from registry.app import create_log_key
 from registry.db.engine import make_session_factory
 from registry.domain.log.witness import Witnessed
 from registry.errors import LogIntegrityError
-from tests.api.test_channels import push
 from tests.conftest import Api, Deployment
+from tests.support.api import log_size, push_model
 from tests.support.server import SERVER, ServerProcess
-
-
-def _size(api: Api) -> int:
-    return int(api.client.get("/v1/log/checkpoint").text.splitlines()[1])
 
 
 def rewind(engine: Engine, size: int) -> None:
@@ -48,10 +44,10 @@ def rewind(engine: Engine, size: int) -> None:
 def test_a_rewound_database_is_refused_at_start_and_never_signs_a_fork(
     deployment: Deployment, api: Api
 ) -> None:
-    backup_size = _size(api)  # the backup is taken here
+    backup_size = log_size(api)  # the backup is taken here
     for version in ("v1", "v2", "v3"):
-        push(api, version)
-    signed = _size(api)
+        push_model(api, version)
+    signed = log_size(api)
     assert signed == backup_size + 3
 
     rewind(deployment.engine, backup_size)
@@ -66,7 +62,7 @@ def test_a_rewound_database_is_refused_at_start_and_never_signs_a_fork(
         deployment.services().log.checkpoint()
 
     for version in ("v4", "v5", "v6"):  # other pushes: the same size, another history
-        push(api, version)
+        push_model(api, version)
     with pytest.raises(LogIntegrityError) as forked:
         deployment.services().log.checkpoint()
     assert "another history" in forked.value.detail
@@ -77,8 +73,8 @@ def test_a_rewound_database_is_refused_at_start_and_never_signs_a_fork(
 
 
 def test_the_witness_only_grows_and_is_per_log(deployment: Deployment, api: Api) -> None:
-    push(api, "v1")
-    size = _size(api)
+    push_model(api, "v1")
+    size = log_size(api)
     witness = deployment.services().log.witness
     assert witness is not None
     recorded = witness.largest()
@@ -153,7 +149,7 @@ def test_a_read_overtaken_by_another_replica_reads_again(deployment: Deployment,
     rewound database (it reads again instead of refusing), and its next checkpoint is
     the larger tree."""
     one, two = deployment.services(), deployment.services()
-    push(api, "v1")
+    push_model(api, "v1")
     one.log.checkpoint()
     stale = make_session_factory(deployment.engine, read_only=True)()
     if deployment.engine.dialect.name == "postgresql":  # hold one snapshot, as SQLite does
@@ -161,7 +157,7 @@ def test_a_read_overtaken_by_another_replica_reads_again(deployment: Deployment,
     with stale:
         size = one.log.size_in(stale)
         root = one.log.root(size)
-        push(api, "v2")
+        push_model(api, "v2")
         two.log.checkpoint()  # the witness now names a larger tree than ``stale`` sees
         witness = one.log.witness
         assert witness is not None

@@ -7,25 +7,11 @@ database (every row of every table is compared before and after).
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from sqlalchemy import Engine, select
 
-from registry.db.models import Base
 from tests.conftest import Api, Deployment
+from tests.support.database import database_rows
 from tests.support.malformed import CASES, MalformedCase, prepare, send
-
-
-def database_rows(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, in a stable order: what "nothing changed" compares."""
-    with engine.connect() as conn:
-        return {
-            table.name: sorted(
-                (tuple(map(repr, row)) for row in conn.execute(select(table))), key=repr
-            )
-            for table in Base.metadata.sorted_tables
-        }
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in CASES])

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from registry.core.roles import Role
-from tests.api.test_artifacts import push, upload_files
 from tests.conftest import Api
+from tests.support.api import put_manifest, upload_blobs
 from tests.support.content import manifest_bytes
 
 FILES = {
@@ -19,8 +19,8 @@ FILES = {
 def test_a_manifest_other_filesystems_cannot_hold_is_refused_naming_each_rule_and_path(
     api: Api,
 ) -> None:
-    upload_files(api, FILES)
-    r = push(api, manifest_bytes("acme/portable", "v1", FILES))
+    upload_blobs(api, FILES)
+    r = put_manifest(api, manifest_bytes("acme/portable", "v1", FILES))
     assert r.status_code == 400
     problem = r.json()
     assert problem["type"].endswith("/invalid-manifest")

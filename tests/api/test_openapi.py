@@ -2,8 +2,8 @@
 
 A client author (or a fuzzer) reads /schema/openapi.json without a token and finds every
 endpoint with the role it needs, its bodies (raw ones included) and answers, and every
-problem type. The roles are checked against the role matrix that tests/api/test_auth.py
-proves by calling each endpoint with each role.
+problem type. The roles are checked against the role matrix (tests/support/access.py)
+that tests/api/test_auth.py proves by calling each endpoint with each role.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from registry.core.problems import PROBLEM_BASE
 from registry.openapi.document import served_routes
 from registry.openapi.operations import OPERATIONS
 from registry.problems import _HTTP_SLUGS, OTHER_HTTP_SLUG, PROBLEMS
-from tests.api.test_auth import MATRIX
 from tests.conftest import Api
+from tests.support.access import MATRIX
 
 METHODS = ("get", "head", "put", "post", "patch", "delete")
 

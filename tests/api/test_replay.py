@@ -18,9 +18,18 @@ import pytest
 from registry.core.keys import SigningKey
 from registry.core.predicates import ApprovalPredicate, EvaluationPredicate
 from registry.core.roles import Role
-from tests.api.test_channels import NAME, key, promote, push, unmet
 from tests.conftest import Api, Deployment, api_with_policy
-from tests.support.content import digests
+from tests.support.api import (
+    attest,
+    log_size,
+    new_key,
+    post_attestation,
+    promote,
+    push_model,
+    status,
+    unmet,
+)
+from tests.support.content import NAME, digests
 from tests.support.trust import signed, statement_about
 
 POLICY = b"""
@@ -73,12 +82,6 @@ REENCODINGS: dict[str, Callable[[dict[str, Any]], bytes]] = {
 }
 
 
-def _post(api: Api, raw: bytes, body: bytes, role: Role = Role.PUBLISHER) -> Any:
-    return api.client.post(
-        f"/v1/artifacts/{digests(raw).blake3}/attestations", content=body, headers=api.auth(role)
-    )
-
-
 def _evaluation(raw: bytes, k: SigningKey, r2: float) -> bytes:
     statement = statement_about(raw, NAME, "v1", EvaluationPredicate({"r2": r2}))
     return signed(statement, k).to_json()
@@ -90,34 +93,27 @@ def test_a_superseded_evaluation_cannot_be_replayed_past_the_policy(
 ) -> None:
     api = api_with_policy(deployment, tmp_path, POLICY)
     try:
-        raw = push(api, "v1")
-        worker = key(api, "worker")
-        for governor in (key(api, "governor"), key(api, "governor")):
-            approval = statement_about(raw, NAME, "v1", ApprovalPredicate("production"))
-            assert _post(api, raw, signed(approval, governor).to_json()).status_code == 201
-        first = _post(api, raw, _evaluation(raw, worker, 0.95))
+        raw = push_model(api, "v1")
+        worker = new_key(api, "worker")
+        for governor in (new_key(api, "governor"), new_key(api, "governor")):
+            attest(api, raw, "v1", governor, ApprovalPredicate("production"))
+        first = post_attestation(api, raw, _evaluation(raw, worker, 0.95))
         assert first.status_code == 201
-        correction = _post(api, raw, _evaluation(raw, worker, 0.50))
+        correction = post_attestation(api, raw, _evaluation(raw, worker, 0.50))
         assert correction.status_code == 201
-        assert "evaluation.r2" in unmet(
-            api.client.get(
-                f"/v1/artifacts/{digests(raw).blake3}/status",
-                params={"channel": "production"},
-                headers=api.auth(Role.READER),
-            ).json()
-        )
+        assert "evaluation.r2" in unmet(status(api, raw))
         listed = api.client.get(
             f"/v1/artifacts/{digests(raw).blake3}/attestations", headers=api.auth(Role.READER)
         ).json()["attestations"]
         old = next(a for a in listed if a["log_index"] == first.json()["log_index"])
-        size = _log_size(api)
+        size = log_size(api)
 
-        replay = _post(api, raw, REENCODINGS[encoding](old["envelope"]), Role.GOVERNOR)
+        replay = post_attestation(api, raw, REENCODINGS[encoding](old["envelope"]), Role.GOVERNOR)
 
         assert replay.status_code == 200, replay.text
         assert replay.json()["log_index"] == first.json()["log_index"]
         assert replay.json()["statement_sha256"] == first.json()["statement_sha256"]
-        assert _log_size(api) == size  # nothing logged
+        assert log_size(api) == size  # nothing logged
         refused = promote(api, raw)
         assert refused.status_code == 409
         assert "evaluation.r2" in unmet(refused.json())
@@ -133,19 +129,14 @@ def test_a_superseded_evaluation_cannot_be_replayed_past_the_policy(
 
 def test_two_keys_signing_the_same_statement_are_two_statements(api: Api) -> None:
     """Distinct keys still count apart (approvals need distinct governors)."""
-    raw = push(api, "v1")
-    alice, bob = key(api, "governor"), key(api, "governor")
+    raw = push_model(api, "v1")
+    alice, bob = new_key(api, "governor"), new_key(api, "governor")
     approval = statement_about(raw, NAME, "v1", ApprovalPredicate("production"))
-    a = _post(api, raw, signed(approval, alice).to_json())
-    b = _post(api, raw, signed(approval, bob).to_json())
+    a = post_attestation(api, raw, signed(approval, alice).to_json())
+    b = post_attestation(api, raw, signed(approval, bob).to_json())
     assert (a.status_code, b.status_code) == (201, 201)
     assert a.json()["log_index"] != b.json()["log_index"]
     assert a.json()["statement_sha256"] != b.json()["statement_sha256"]
-
-
-def _log_size(api: Api) -> int:
-    body = api.client.get("/v1/log/checkpoint").text
-    return int(body.splitlines()[1])
 
 
 def test_one_signer_per_statement_so_no_signature_can_be_stripped_and_replayed(
@@ -154,18 +145,18 @@ def test_one_signer_per_statement_so_no_signature_can_be_stripped_and_replayed(
     """An envelope with two valid worker signatures is refused (a stripped copy would
     be a statement never recorded); two signers post one envelope each, and the
     combined envelope replayed later answers the first acceptance."""
-    raw = push(api, "v1")
-    a, b = key(api, "worker"), key(api, "worker")
+    raw = push_model(api, "v1")
+    a, b = new_key(api, "worker"), new_key(api, "worker")
     statement = statement_about(raw, NAME, "v1", EvaluationPredicate({"r2": 0.95}))
     by_a, by_b = signed(statement, a), signed(statement, b)
     both = json.loads(by_a.to_json())
     both["signatures"] += json.loads(by_b.to_json())["signatures"]
-    refused = _post(api, raw, json.dumps(both).encode())
+    refused = post_attestation(api, raw, json.dumps(both).encode())
     assert refused.status_code == 422
     assert "one envelope per signer" in refused.json()["detail"]
-    first = _post(api, raw, by_a.to_json())
-    second = _post(api, raw, by_b.to_json())
+    first = post_attestation(api, raw, by_a.to_json())
+    second = post_attestation(api, raw, by_b.to_json())
     assert (first.status_code, second.status_code) == (201, 201)
-    again = _post(api, raw, json.dumps(both).encode())
+    again = post_attestation(api, raw, json.dumps(both).encode())
     assert again.status_code == 200
     assert again.json()["log_index"] in (first.json()["log_index"], second.json()["log_index"])

@@ -2,101 +2,41 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 from registry.core.keys import SigningKey
 from registry.core.roles import Role
-from tests.api.test_channels import key
 from tests.conftest import Api, Deployment, api_with_policy
-from tests.support.content import digests, manifest_bytes
+from tests.support.api import (
+    TWO_WORKERS_POLICY,
+    attest,
+    inputs_of,
+    new_key,
+    new_worker,
+    nondeterministic_total,
+    post_attestation,
+    promote,
+    push_reproducible,
+    status,
+)
+from tests.support.content import NAME, digests
 from tests.support.trust import reproducibility, signed, statement_about
 
-NAME = "veid/trust-score"
-POLICY = b"""
-[channels.production]
-reproducibility = [{ profile = "cpu-tensorflow", min_workers = 2 }]
-"""
 A, B = "blake3:" + "0a" * 32, "blake3:" + "0b" * 32
 
 
-def put(api: Api, raw: bytes, files: dict[str, bytes]) -> bytes:
-    for data in files.values():
-        api.client.put(f"/v1/blobs/{digests(data).blake3}", content=data, headers=api.auth())
-    r = api.client.put("/v1/artifacts", content=raw, headers=api.auth())
-    assert r.status_code in (200, 201), r.text
-    return raw
-
-
-def push_inputs(api: Api) -> str:
-    """The reference-inputs artifact the test models name; its digest."""
-    files = {"features.npy": b"reference rows"}
-    raw = manifest_bytes(NAME + "-inputs", "v1", files, kind="reference-inputs")
-    return str(digests(put(api, raw, files)).blake3)
-
-
-def push(api: Api, version: str, engine: str = "tensorflow-savedmodel") -> bytes:
-    files = {"saved_model.pb": f"graph {version}".encode()}
-    raw = manifest_bytes(
-        NAME, version, files, runtime={"engine": engine}, reference={"inputs": push_inputs(api)}
-    )
-    return put(api, raw, files)
-
-
-def attest(
-    api: Api, raw: bytes, version: str, k: SigningKey, outputs: list[str], expect: int = 201
-) -> Any:
+def attest_runs(api: Api, raw: bytes, version: str, k: SigningKey, outputs: list[str]) -> None:
+    """Worker ``k`` attests runs of ``raw``'s reference inputs that produced ``outputs``."""
     predicate = reproducibility(k.public.keyid, outputs, inputs=inputs_of(raw))
-    envelope = signed(statement_about(raw, NAME, version, predicate), k)
-    r = api.client.post(
-        f"/v1/artifacts/{digests(raw).blake3}/attestations",
-        content=envelope.to_json(),
-        headers=api.auth(Role.WORKER),
-    )
-    assert r.status_code == expect, r.text
-    return r.json()
-
-
-def inputs_of(raw: bytes) -> str:
-    return str(json.loads(raw)["reference"]["inputs"])
-
-
-def status(api: Api, raw: bytes) -> dict[str, Any]:
-    r = api.client.get(
-        f"/v1/artifacts/{digests(raw).blake3}/status",
-        params={"channel": "production"},
-        headers=api.auth(),
-    )
-    assert r.status_code == 200, r.text
-    return dict(r.json())
-
-
-def promote(api: Api, raw: bytes) -> int:
-    return api.client.post(
-        "/v1/channels/promote",
-        json={
-            "name": NAME,
-            "channel": "production",
-            "digest": str(digests(raw).blake3),
-            "reason": "verified",
-        },
-        headers=api.auth(Role.GOVERNOR),
-    ).status_code
-
-
-def nondeterministic_total(api: Api) -> float:
-    text = api.client.get("/metrics").text
-    lines = [x for x in text.splitlines() if x.startswith("reliquary_nondeterministic_total{")]
-    return sum(float(x.rsplit(" ", 1)[1]) for x in lines)
+    attest(api, raw, version, k, predicate, Role.WORKER)
 
 
 def test_two_agreeing_workers_make_it_promotable_and_the_status_says_so(
     deployment: Deployment, tmp_path: Path
 ) -> None:
-    api = api_with_policy(deployment, tmp_path, POLICY)
+    api = api_with_policy(deployment, tmp_path, TWO_WORKERS_POLICY)
     try:
-        raw = push(api, "v1")
+        raw = push_reproducible(api, "v1")
         first = status(api, raw)
         assert first["promotable"] is False
         [profile] = first["verification"]
@@ -105,34 +45,30 @@ def test_two_agreeing_workers_make_it_promotable_and_the_status_says_so(
             "queued",
             2,
         )
-        one, two = key(api, "worker"), key(api, "worker")
-        attest(api, raw, "v1", one, [A, A, A])
-        attest(api, raw, "v1", one, [A, A, A][:2])  # the same worker again counts once
+        one, two = new_key(api, "worker"), new_key(api, "worker")
+        attest_runs(api, raw, "v1", one, [A, A, A])
+        attest_runs(api, raw, "v1", one, [A, A, A][:2])  # the same worker again counts once
         assert status(api, raw)["promotable"] is False
-        attest(api, raw, "v1", two, [A, A, A])
+        attest_runs(api, raw, "v1", two, [A, A, A])
         done = status(api, raw)
         assert done["promotable"] is True
         [profile] = done["verification"]
         assert profile["state"] == "attested" and profile["output"] == A
         assert profile["agreeing_workers"] == 2
-        assert promote(api, raw) == 200
+        assert promote(api, raw).status_code == 200
         assert nondeterministic_total(api) == 0
     finally:
         api.client.__exit__(None, None, None)
 
 
 def test_a_worker_attests_only_its_own_runs(deployment: Deployment, tmp_path: Path) -> None:
-    api = api_with_policy(deployment, tmp_path, POLICY)
+    api = api_with_policy(deployment, tmp_path, TWO_WORKERS_POLICY)
     try:
-        raw = push(api, "v1")
-        one, two = key(api, "worker"), key(api, "worker")
+        raw = push_reproducible(api, "v1")
+        one, two = new_key(api, "worker"), new_key(api, "worker")
         predicate = reproducibility(two.public.keyid, [A, A], inputs=inputs_of(raw))  # not its key
         envelope = signed(statement_about(raw, NAME, "v1", predicate), one)
-        r = api.client.post(
-            f"/v1/artifacts/{digests(raw).blake3}/attestations",
-            content=envelope.to_json(),
-            headers=api.auth(Role.WORKER),
-        )
+        r = post_attestation(api, raw, envelope.to_json(), Role.WORKER)
         assert r.status_code == 422 and "only its own runs" in r.json()["detail"]
         assert r.headers["content-type"].startswith("application/problem+json")
         assert status(api, raw)["verification"][0]["workers"] == []
@@ -143,10 +79,10 @@ def test_a_worker_attests_only_its_own_runs(deployment: Deployment, tmp_path: Pa
 def test_statements_about_other_inputs_or_engines_are_refused(
     deployment: Deployment, tmp_path: Path
 ) -> None:
-    api = api_with_policy(deployment, tmp_path, POLICY)
+    api = api_with_policy(deployment, tmp_path, TWO_WORKERS_POLICY)
     try:
-        raw = push(api, "v1")
-        k = key(api, "worker")
+        raw = push_reproducible(api, "v1")
+        k = new_key(api, "worker")
         for predicate, why in (
             (reproducibility(k.public.keyid, [A, A]), "reference inputs"),
             (
@@ -155,11 +91,7 @@ def test_statements_about_other_inputs_or_engines_are_refused(
             ),
         ):
             statement = statement_about(raw, NAME, "v1", predicate)
-            r = api.client.post(
-                f"/v1/artifacts/{digests(raw).blake3}/attestations",
-                content=signed(statement, k).to_json(),
-                headers=api.auth(Role.WORKER),
-            )
+            r = post_attestation(api, raw, signed(statement, k).to_json(), Role.WORKER)
             assert r.status_code in (400, 422) and why in r.json()["detail"], r.text
         assert status(api, raw)["verification"][0]["workers"] == []
     finally:
@@ -169,10 +101,10 @@ def test_statements_about_other_inputs_or_engines_are_refused(
 def test_an_engines_refusal_is_a_lasting_finding(deployment: Deployment, tmp_path: Path) -> None:
     """A job failed as nondeterministic (TensorFlow refused an unseeded op) blocks the
     artifact for good: later agreeing attestations do not make it promotable."""
-    api = api_with_policy(deployment, tmp_path, POLICY)
+    api = api_with_policy(deployment, tmp_path, TWO_WORKERS_POLICY)
     try:
-        raw = push(api, "v1")
-        worker = {"authorization": f"Bearer {deployment.token(Role.WORKER)}"}
+        raw = push_reproducible(api, "v1")
+        worker = new_worker(deployment)
         job = api.client.post(
             "/v1/jobs/claim", json={"profiles": ["cpu-tensorflow"]}, headers=worker
         ).json()
@@ -186,12 +118,12 @@ def test_an_engines_refusal_is_a_lasting_finding(deployment: Deployment, tmp_pat
             headers=worker,
         )
         assert failed.status_code == 200 and failed.json()["state"] == "failed"
-        attest(api, raw, "v1", key(api, "worker"), [A, A])
-        attest(api, raw, "v1", key(api, "worker"), [A, A])
+        attest_runs(api, raw, "v1", new_key(api, "worker"), [A, A])
+        attest_runs(api, raw, "v1", new_key(api, "worker"), [A, A])
         state = status(api, raw)
         [profile] = state["verification"]
         assert profile["state"] == "disagree" and "RandomUniform" in profile["finding"]
-        assert state["promotable"] is False and promote(api, raw) == 409
+        assert state["promotable"] is False and promote(api, raw).status_code == 409
         assert nondeterministic_total(api) == 1
         events = api.client.get(
             "/v1/channels/history", params={"name": NAME}, headers=api.auth()
@@ -205,13 +137,13 @@ def test_an_engines_refusal_is_a_lasting_finding(deployment: Deployment, tmp_pat
 def test_any_disagreement_blocks_promotion_is_counted_and_shows_in_history(
     deployment: Deployment, tmp_path: Path
 ) -> None:
-    api = api_with_policy(deployment, tmp_path, POLICY)
+    api = api_with_policy(deployment, tmp_path, TWO_WORKERS_POLICY)
     try:
-        across, within = push(api, "v1"), push(api, "v2")
-        one, two, three = key(api, "worker"), key(api, "worker"), key(api, "worker")
-        attest(api, across, "v1", one, [A, A, A])
-        attest(api, across, "v1", two, [B, B, B])  # workers disagree
-        attest(api, across, "v1", three, [A, A, A])  # a majority does not outvote a finding
+        across, within = push_reproducible(api, "v1"), push_reproducible(api, "v2")
+        one, two, three = new_key(api, "worker"), new_key(api, "worker"), new_key(api, "worker")
+        attest_runs(api, across, "v1", one, [A, A, A])
+        attest_runs(api, across, "v1", two, [B, B, B])  # workers disagree
+        attest_runs(api, across, "v1", three, [A, A, A])  # a majority does not outvote a finding
         state = status(api, across)
         assert state["promotable"] is False
         [profile] = state["verification"]
@@ -220,11 +152,11 @@ def test_any_disagreement_blocks_promotion_is_counted_and_shows_in_history(
         )
         [requirement] = state["requirements"]
         assert "non-reproducible" in requirement["reason"] and B in requirement["reason"]
-        assert promote(api, across) == 409
+        assert promote(api, across).status_code == 409
 
-        attest(api, within, "v2", one, [A, B, A])  # one worker's runs disagree
+        attest_runs(api, within, "v2", one, [A, B, A])  # one worker's runs disagree
         assert status(api, within)["verification"][0]["state"] == "disagree"
-        assert promote(api, within) == 409
+        assert promote(api, within).status_code == 409
         assert nondeterministic_total(api) == 3  # every attestation that disagrees is counted
 
         events = api.client.get(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -18,49 +17,20 @@ from registry.core.predicates import ApprovalPredicate
 from registry.core.roles import Role
 from registry.db.engine import make_session_factory
 from tests.conftest import Api, Deployment
-from tests.support.content import digests, manifest_bytes
+from tests.support.api import log_size, post_attestation, publish, register_key
+from tests.support.content import NAME, digests
 from tests.support.trust import PUBLISH, signed, statement_about
 
 FILES = {"model.bin": b"weights" * 100}
 
 
-def push(api: Api, name: str = "veid/trust-score", version: str = "v1") -> bytes:
-    for data in FILES.values():
-        api.client.put(f"/v1/blobs/{digests(data).blake3}", content=data, headers=api.auth())
-    raw = manifest_bytes(name, version, FILES)
-    assert api.client.put("/v1/artifacts", content=raw, headers=api.auth()).status_code == 201
-    return raw
-
-
-def register(api: Api, key: SigningKey, role: str) -> Any:
-    return api.client.post(
-        "/v1/keys",
-        json={"public_key": key.public.to_pem().decode(), "role": role},
-        headers=api.auth(Role.ADMIN),
-    )
-
-
-def post(api: Api, raw: bytes, envelope: bytes, role: Role = Role.PUBLISHER) -> Any:
-    return api.client.post(
-        f"/v1/artifacts/{digests(raw).blake3}/attestations",
-        content=envelope,
-        headers={**api.auth(role), "content-type": "application/json"},
-    )
-
-
-def log_size(api: Api) -> int:
-    note = api.client.get("/v1/log/checkpoint").content
-    verifier = NoteVerifier.parse(api.client.get("/v1/log/key").text)
-    return open_checkpoint(note, verifier).size
-
-
 def test_keys_are_registered_listed_and_revoked_by_admins(api: Api) -> None:
     key = SigningKey.generate()
-    r = register(api, key, "publisher")
+    r = register_key(api, key, "publisher")
     assert r.status_code == 201
     assert r.json()["keyid"] == key.public.keyid
-    assert register(api, key, "publisher").status_code == 200  # idempotent
-    conflict = register(api, key, "governor")
+    assert register_key(api, key, "publisher").status_code == 200  # idempotent
+    conflict = register_key(api, key, "governor")
     assert conflict.status_code == 409
     assert conflict.json()["type"].endswith("/key-conflict")
     bad = api.client.post(
@@ -80,7 +50,7 @@ def test_keys_are_registered_listed_and_revoked_by_admins(api: Api) -> None:
     )
     assert revoked.status_code == 200
     assert revoked.json()["revoked_reason"] == "laptop stolen"
-    assert register(api, key, "publisher").status_code == 409  # revoked keys never come back
+    assert register_key(api, key, "publisher").status_code == 409  # revoked keys never come back
     kinds = [
         kind
         for kind in (
@@ -95,16 +65,16 @@ def test_keys_are_registered_listed_and_revoked_by_admins(api: Api) -> None:
 
 
 def test_a_signed_publish_statement_is_accepted_once_and_logged(api: Api) -> None:
-    raw = push(api)
+    raw = publish(api, NAME, "v1", FILES)
     key = SigningKey.generate()
-    register(api, key, "publisher")
-    envelope = signed(statement_about(raw, "veid/trust-score", "v1", PUBLISH), key)
-    first = post(api, raw, envelope.to_json())
+    register_key(api, key, "publisher")
+    envelope = signed(statement_about(raw, NAME, "v1", PUBLISH), key)
+    first = post_attestation(api, raw, envelope.to_json())
     assert first.status_code == 201
     body = first.json()
     assert body["keyid"] == key.public.keyid
     assert body["predicate_type"] == PUBLISH.TYPE
-    again = post(api, raw, envelope.to_json())
+    again = post_attestation(api, raw, envelope.to_json())
     assert again.status_code == 200
     assert again.json()["log_index"] == body["log_index"]
     listed = api.client.get(
@@ -119,18 +89,18 @@ def test_a_signed_publish_statement_is_accepted_once_and_logged(api: Api) -> Non
 def test_every_bad_attestation_is_refused_and_changes_nothing(
     api: Api, deployment: Deployment
 ) -> None:
-    raw = push(api)
-    other = push(api, version="v2")
+    raw = publish(api, NAME, "v1", FILES)
+    other = publish(api, NAME, "v2", FILES)
     publisher, worker, stranger, revoked = (SigningKey.generate() for _ in range(4))
-    register(api, publisher, "publisher")
-    register(api, worker, "worker")
-    register(api, revoked, "publisher")
+    register_key(api, publisher, "publisher")
+    register_key(api, worker, "worker")
+    register_key(api, revoked, "publisher")
     api.client.post(
         f"/v1/keys/{revoked.public.keyid}/revoke",
         json={"reason": "rotated"},
         headers=api.auth(Role.ADMIN),
     )
-    about_raw = statement_about(raw, "veid/trust-score", "v1", PUBLISH)
+    about_raw = statement_about(raw, NAME, "v1", PUBLISH)
     good = signed(about_raw, publisher)
     tampered = Envelope(
         good.payload_type, good.payload.replace(b"ci@veid", b"ci@evil"), good.signatures
@@ -140,10 +110,10 @@ def test_every_bad_attestation_is_refused_and_changes_nothing(
         good.payload,
         (Signature(publisher.public.keyid, bytes(64)),),
     )
-    approval = statement_about(raw, "veid/trust-score", "v1", ApprovalPredicate("production"))
+    approval = statement_about(raw, NAME, "v1", ApprovalPredicate("production"))
     cases: dict[str, tuple[bytes, int]] = {
         "statement about another artifact (replay)": (
-            signed(statement_about(other, "veid/trust-score", "v2", PUBLISH), publisher).to_json(),
+            signed(statement_about(other, NAME, "v2", PUBLISH), publisher).to_json(),
             422,
         ),
         "unknown key": (signed(about_raw, stranger).to_json(), 422),
@@ -156,7 +126,7 @@ def test_every_bad_attestation_is_refused_and_changes_nothing(
     }
     before = log_size(api)
     for case, (body, status) in cases.items():
-        r = post(api, raw, body)
+        r = post_attestation(api, raw, body)
         assert r.status_code == status, (case, r.text)
         assert r.headers["content-type"] == "application/problem+json", case
         assert r.json()["detail"], case
@@ -178,8 +148,8 @@ def test_the_log_proves_inclusion_and_consistency(api: Api) -> None:
     base = log_size(api)  # the startup policy entry
     sizes: list[tuple[int, bytes]] = []
     for version in ("v1", "v2", "v3", "v4", "v5"):
-        push(api, version=version)
-        register(api, SigningKey.generate(), "worker")
+        publish(api, NAME, version, FILES)
+        register_key(api, SigningKey.generate(), "worker")
         cp = open_checkpoint(api.client.get("/v1/log/checkpoint").content, verifier)
         sizes.append((cp.size, cp.root))
     size, root = sizes[-1]
@@ -257,7 +227,7 @@ def test_a_rolled_back_append_leaves_nothing_behind(deployment: Deployment) -> N
 
 def test_a_rewritten_entry_no_longer_proves_inclusion(api: Api, deployment: Deployment) -> None:
     for version in ("v1", "v2", "v3", "v4"):
-        push(api, version=version)
+        publish(api, NAME, version, FILES)
     verifier = NoteVerifier.parse(api.client.get("/v1/log/key").text)
     cp = open_checkpoint(api.client.get("/v1/log/checkpoint").content, verifier)
     with deployment.engine.begin() as conn:  # someone with database access rewrites history

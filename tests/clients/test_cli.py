@@ -12,12 +12,9 @@ import os
 import random
 import signal
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +23,11 @@ import pytest
 
 from registry.core.canonical import canonical_bytes
 from tests.conftest import Deployment
-from tests.support.content import digests, file_entry
+from tests.support.content import digests, file_entry, manifest_bytes
 from tests.support.s3 import S3Endpoint, s3_client
-from tests.support.server import ServerProcess, run_cli
+from tests.support.server import CLI, ServerProcess, run_cli
 
 pytestmark = pytest.mark.slow
-CLI = str(Path(sys.executable).parent / "reliquary")
 MiB = 1024 * 1024
 
 
@@ -232,54 +228,11 @@ def test_one_flipped_byte_on_the_server_fails_the_pull(registry: Registry, tmp_p
     assert not list(tmp_path.glob(".out.reliquary-*"))
 
 
-class LyingHandler(BaseHTTPRequestHandler):
-    """Serves whatever ``answers`` maps a path to (status, content type, body)."""
-
-    answers: dict[str, tuple[int, str, bytes]] = {}
-
-    def do_GET(self) -> None:
-        status, ctype, body = self.answers.get(self.path, (404, "application/json", b"{}"))
-        self.send_response(status)
-        self.send_header("content-type", ctype)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        return None
-
-
-@pytest.fixture
-def liar() -> Iterator[tuple[str, dict[str, tuple[int, str, bytes]]]]:
-    answers: dict[str, tuple[int, str, bytes]] = {}
-    handler = type("Handler", (LyingHandler,), {"answers": answers})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", answers
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def _manifest(name: str, version: str, files: list[dict[str, Any]]) -> bytes:
-    return canonical_bytes(
-        {
-            "schema": "reliquary.manifest.v1",
-            "kind": "model",
-            "name": name,
-            "version": version,
-            "files": files,
-        }
-    )
-
-
 def test_a_lying_server_is_detected(
     liar: tuple[str, dict[str, tuple[int, str, bytes]]], tmp_path: Path
 ) -> None:
     url, answers = liar
-    honest = _manifest("acme/m", "v1", [file_entry("a.bin", b"a")])
+    honest = manifest_bytes("acme/m", "v1", {"a.bin": b"a"})
     forged = honest.replace(b'"v1"', b'"v2"')
     real = digests(honest).blake3
     answers[f"/v1/artifacts/{real}"] = (200, "application/json", forged)
@@ -302,7 +255,7 @@ def test_a_lying_server_is_detected(
     assert not out.exists()
 
     # resolves name@version to another artifact's (valid) manifest
-    other = _manifest("acme/other", "v9", [file_entry("a.bin", b"a")])
+    other = manifest_bytes("acme/other", "v9", {"a.bin": b"a"})
     other_digest = digests(other).blake3
     answers["/v1/resolve?name=acme%2Fm&version=v1"] = (
         200,

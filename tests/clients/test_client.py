@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -35,6 +31,7 @@ from registry.core.digest import Digest
 from registry.core.roles import Role
 from tests.conftest import Deployment
 from tests.support.content import digests, manifest_bytes
+from tests.support.fake_registry import Answer, fake_registry
 from tests.support.server import ServerProcess, free_port
 
 pytestmark = pytest.mark.slow
@@ -300,62 +297,6 @@ def test_a_closed_port_is_a_transport_error() -> None:
 
 
 # -- a registry that lies, or fails ---------------------------------------------------------
-Answer = tuple[int, dict[str, str], bytes]
-
-
-@dataclass
-class FakeRegistry:
-    """A real HTTP server on loopback answering each ``METHOD path`` from a script."""
-
-    answers: dict[str, list[Answer]]
-    seen: list[str] = field(default_factory=list)
-    tokens: list[str | None] = field(default_factory=list)  # each request's authorization
-    url: str = ""
-
-
-@contextmanager
-def fake_registry(answers: dict[str, list[Answer]]) -> Iterator[FakeRegistry]:
-    """Serve ``answers`` (each key's list in order, its last answer repeating; else 404)."""
-    fake = FakeRegistry(answers)
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        timeout = 10
-
-        def _answer(self) -> None:
-            key = f"{self.command} {self.path.split('?')[0]}"
-            length = int(self.headers.get("content-length") or 0)
-            self.rfile.read(length)
-            with lock:
-                fake.seen.append(key)
-                fake.tokens.append(self.headers.get("authorization"))
-                script = fake.answers.get(key, [(404, {}, b"")])
-                status, headers, body = script.pop(0) if len(script) > 1 else script[0]
-            self.send_response(status)
-            for name, value in {"content-length": str(len(body)), **headers}.items():
-                self.send_header(name, value)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
-        do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = _answer
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    fake.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield fake
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
-
-
 def test_altered_manifest_bytes_are_detected() -> None:
     raw = manifest_bytes("acme/demo", "v1", FILES)
     d = digests(raw)

@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,11 +19,10 @@ import pytest
 
 from registry.core.digest import digest_bytes
 from tests.conftest import Deployment
-from tests.support.server import ServerProcess, run_cli
+from tests.support.content import NAME
+from tests.support.server import CLI, ServerProcess, run_cli
 
 pytestmark = pytest.mark.slow
-CLI = str(Path(sys.executable).parent / "reliquary")
-NAME = "veid/trust-score"
 POLICY = b"""
 [channels.production]
 require_publisher_signature = true

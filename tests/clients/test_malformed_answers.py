@@ -13,8 +13,8 @@ import pytest
 
 from clients.client import RegistryClient
 from clients.errors import ReliquaryError
-from tests.clients.test_client import Answer, fake_registry
 from tests.support.content import digests
+from tests.support.fake_registry import Answer, fake_registry
 
 SUPERSCRIPT_TWO = "\xb2"  # sent as the Latin-1 byte 0xb2
 

@@ -13,8 +13,8 @@ import subprocess
 from pathlib import Path
 
 from registry.core.manifest import path_set_problems
-from tests.clients.test_cli import CLI, _manifest, liar  # noqa: F401 -- liar is a fixture
-from tests.support.content import digests, file_entry
+from tests.support.content import digests, manifest_bytes
+from tests.support.server import CLI
 
 COLLIDING = {"A": b"upper", "a/b": b"lower dir", "CON": b"device", "notes.": b"dot"}
 
@@ -55,11 +55,11 @@ def test_push_refuses_a_directory_other_filesystems_cannot_hold_before_sending(
 
 
 def test_pull_refuses_a_manifest_other_filesystems_cannot_hold(
-    liar: tuple[str, dict[str, tuple[int, str, bytes]]],  # noqa: F811 -- the fixture
+    liar: tuple[str, dict[str, tuple[int, str, bytes]]],
     tmp_path: Path,
 ) -> None:
     url, answers = liar
-    raw = _manifest("acme/m", "v1", [file_entry(p, COLLIDING[p]) for p in sorted(COLLIDING)])
+    raw = manifest_bytes("acme/m", "v1", COLLIDING)
     digest = digests(raw).blake3
     answers[f"/v1/artifacts/{digest}"] = (200, "application/json", raw)
     out = tmp_path / "out"

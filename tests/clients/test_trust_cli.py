@@ -9,7 +9,6 @@ import base64
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +25,10 @@ from registry.core.manifest import parse_manifest
 from registry.core.roles import Role
 from tests.conftest import Deployment
 from tests.support.content import manifest_bytes
-from tests.support.server import ServerProcess
+from tests.support.server import CLI, ServerProcess
 from tests.support.trust import PUBLISH, signed, statement_about
 
 pytestmark = pytest.mark.slow
-CLI = str(Path(sys.executable).parent / "reliquary")
 
 
 @dataclass

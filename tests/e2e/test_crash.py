@@ -19,7 +19,6 @@ import json
 import os
 import random
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,13 +32,12 @@ from blake3 import blake3
 from tests.conftest import Deployment
 from tests.support.content import digests, manifest_bytes
 from tests.support.s3 import endpoint_of, s3_client
-from tests.support.server import SERVER, ServerProcess, run_cli
+from tests.support.server import CLI, SERVER, ServerProcess, run_cli
 
 pytestmark = pytest.mark.slow
 
 SEED = int(os.environ.get("RELIQUARY_CRASH_SEED", "20261130"))
 TRIALS = int(os.environ.get("RELIQUARY_CRASH_TRIALS", "5"))
-CLIENT = str(Path(sys.executable).parent / "reliquary")
 MiB = 1024 * 1024
 CHANNEL = "staging"
 
@@ -266,7 +264,7 @@ def check_after_restart(
     )
     assert fsck.returncode == 0, fsck.stdout + fsck.stderr
     audit = subprocess.run(
-        [CLIENT, "audit", "verify", "--all"],
+        [CLI, "audit", "verify", "--all"],
         env=client_env,
         capture_output=True,
         text=True,

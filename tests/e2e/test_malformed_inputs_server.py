@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.api.test_malformed_inputs import database_rows
 from tests.conftest import Deployment
+from tests.support.database import database_rows
 from tests.support.malformed import CASES, prepare, send
 from tests.support.server import ServerProcess, run_cli
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -30,11 +29,10 @@ from registry.core.keys import SigningKey
 from registry.core.roles import Role
 from tests.conftest import Deployment
 from tests.support.content import digests, manifest_bytes
-from tests.support.server import SERVER, ServerProcess
+from tests.support.server import CLI, SERVER, ServerProcess
 from tests.support.trust import PUBLISH, signed, statement_about
 
 pytestmark = pytest.mark.slow
-CLI = str(Path(sys.executable).parent / "reliquary")
 REPLICAS = 3
 WRITERS = 6
 ROUNDS = 4

@@ -7,6 +7,9 @@ from typing import Any
 from registry.core.canonical import canonical_bytes
 from registry.core.digest import BlobDigests, digest_bytes
 
+NAME = "veid/trust-score"
+"""The model the governance, reproducibility and worker tests publish (the README tour's)."""
+
 
 def digests(data: bytes) -> BlobDigests:
     return digest_bytes(data)

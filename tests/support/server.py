@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 SERVER = str(Path(sys.executable).parent / "reliquary-server")
+CLI = str(Path(sys.executable).parent / "reliquary")  # the client command users run against it
 
 
 def free_port() -> int:

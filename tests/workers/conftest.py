@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 import sys
@@ -14,11 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
+from registry.core.predicates import REPRODUCIBILITY
 from tests.conftest import Deployment
-from tests.support.server import ServerProcess, run_cli
+from tests.support.content import NAME
+from tests.support.server import CLI, ServerProcess, run_cli
 
-BIN = Path(sys.executable).parent
-CLI, WORKER = str(BIN / "reliquary"), str(BIN / "reliquary-worker")
+WORKER = str(Path(sys.executable).parent / "reliquary-worker")
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -57,6 +60,22 @@ class Registry:
         r.raise_for_status()
         return r.json() if "json" in r.headers.get("content-type", "") else r.text
 
+    def profile_state(self, digest: str) -> dict[str, Any]:
+        """The one reproducibility profile in ``digest``'s production status."""
+        status = self.api(f"/v1/artifacts/{digest}/status?channel=production")
+        [state] = status["verification"]
+        return dict(state)
+
+    def reproducibility_predicates(self, digest: str) -> list[dict[str, Any]]:
+        """The predicates of ``digest``'s reproducibility/v1 attestations, as listed."""
+        listed = self.api(f"/v1/artifacts/{digest}/attestations")["attestations"]
+        out = []
+        for a in listed:
+            if a["predicate_type"] == REPRODUCIBILITY:
+                statement = json.loads(base64.b64decode(a["envelope"]["payload"]))
+                out.append(statement["predicate"])
+        return out
+
     def push_model(self, source: Path, version: str, engine: str) -> str:
         """Push ``source/reference-inputs`` then ``source/model`` (signed); the model digest."""
         self.cli(
@@ -84,7 +103,7 @@ class Registry:
             str(self.publisher_key),
             "--json",
         )
-        digest: str = __import__("json").loads(out.splitlines()[0])["digest"]
+        digest: str = json.loads(out.splitlines()[0])["digest"]
         return digest
 
     def worker(self, *args: str, profile: str = "cpu-tensorflow") -> subprocess.Popen[str]:
@@ -127,9 +146,6 @@ class Registry:
                 logs = "\n".join(self.log_of(i)[-3000:] for i in range(len(self.workers)))
                 raise AssertionError(f"timed out; worker logs:\n{logs}")
             time.sleep(0.5)
-
-
-NAME = "veid/trust-score"
 
 
 def build_example(script: str, out: Path, *args: str) -> Path:

@@ -5,19 +5,17 @@ workers are caught, never attested.
 
 from __future__ import annotations
 
-import base64
 import json
 import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from registry.core.predicates import REPRODUCIBILITY
-from tests.workers.conftest import NAME, WORKER, Registry, build_example
+from tests.support.content import NAME
+from tests.workers.conftest import WORKER, Registry, build_example
 
 pytestmark = pytest.mark.slow
 TWO_WORKERS = b"""
@@ -32,22 +30,6 @@ def trust_score(reg: Registry, tmp_path: Path, *build_args: str) -> tuple[Path, 
     """Build the example model (with ``build_args``), push it signed; (source, digest)."""
     source = build_example("trust_score.py", tmp_path / "ts", *build_args)
     return source, reg.push_model(source, "v1", "tensorflow-savedmodel")
-
-
-def profile_state(reg: Registry, digest: str) -> dict[str, Any]:
-    status = reg.api(f"/v1/artifacts/{digest}/status?channel=production")
-    [state] = status["verification"]
-    return dict(state)
-
-
-def predicates(reg: Registry, digest: str) -> list[dict[str, Any]]:
-    listed = reg.api(f"/v1/artifacts/{digest}/attestations")["attestations"]
-    out = []
-    for a in listed:
-        if a["predicate_type"] == REPRODUCIBILITY:
-            statement = json.loads(base64.b64decode(a["envelope"]["payload"]))
-            out.append(statement["predicate"])
-    return out
 
 
 @pytest.mark.parametrize("deployment", ["embedded", "production"], indirect=True)
@@ -69,9 +51,9 @@ def test_two_workers_with_their_own_keys_agree_and_the_model_is_promoted(
     assert "reproducibility.cpu-tensorflow" in refused
     first, second = reg.worker("--once"), reg.worker("--once")
     assert first.wait(timeout=300) == 0 and second.wait(timeout=300) == 0, reg.log_of(0)
-    state = profile_state(reg, digest)
+    state = reg.profile_state(digest)
     assert state["state"] == "attested" and state["agreeing_workers"] == 2, state
-    found = predicates(reg, digest)
+    found = reg.reproducibility_predicates(digest)
     assert len(found) == 2 and len({p["worker"] for p in found}) == 2
     for p in found:
         assert p["agree"] is True and len(p["runs"]) == 3 and p["output"] == state["output"]
@@ -95,12 +77,12 @@ def test_unseeded_randomness_is_caught_as_nondeterministic_and_never_promoted(
     reg = start_registry(ONE_WORKER)
     _, digest = trust_score(reg, tmp_path, "--noise")
     assert reg.worker("--once").wait(timeout=300) == 0
-    state = profile_state(reg, digest)
+    state = reg.profile_state(digest)
     assert state["state"] == "disagree", state  # a finding, not a mere failure
     assert "refused to run it deterministically" in state["finding"]
     [error] = state["failed"]
     assert error.startswith("nondeterministic:") and "RandomUniform" in error
-    assert predicates(reg, digest) == []
+    assert reg.reproducibility_predicates(digest) == []
     history = reg.cli("history", NAME, "--jsonl")
     assert '"action": "nondeterministic"' in history and "RandomUniform" in history
     assert "run 1/3" not in reg.log_of(0)
@@ -131,10 +113,10 @@ def test_a_tampered_blob_is_refused_before_anything_runs(
     stored.chmod(0o644)
     stored.write_bytes(bytes(tampered))
     assert reg.worker("--once").wait(timeout=300) == 0
-    state = profile_state(reg, digest)
+    state = reg.profile_state(digest)
     assert state["state"] == "failed", state
     assert "refusing before running anything" in state["failed"][0]
-    assert "run 1/3" not in reg.log_of(0) and predicates(reg, digest) == []
+    assert "run 1/3" not in reg.log_of(0) and reg.reproducibility_predicates(digest) == []
 
 
 @pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
@@ -144,12 +126,12 @@ def test_a_killed_workers_job_is_redone_and_a_stopped_worker_finishes_its_job(
     reg = start_registry(ONE_WORKER, RELIQUARY_JOB_LEASE="4s")
     _, digest = trust_score(reg, tmp_path)
     doomed = reg.worker("--runs", "20")
-    reg.wait_for(lambda: profile_state(reg, digest)["state"] == "running")
+    reg.wait_for(lambda: reg.profile_state(digest)["state"] == "running")
     doomed.send_signal(signal.SIGKILL)
     doomed.wait(timeout=30)
     rescuer = reg.worker("--max-jobs", "1")
     assert rescuer.wait(timeout=300) == 0, reg.log_of(1)
-    state = profile_state(reg, digest)
+    state = reg.profile_state(digest)
     assert state["state"] == "attested" and state["agreeing_workers"] == 1, state
     [job] = reg.jobs(digest)
     assert job["attempts"] == 2 and job["state"] == "attested"
@@ -165,7 +147,7 @@ def test_a_killed_workers_job_is_redone_and_a_stopped_worker_finishes_its_job(
     polite.send_signal(signal.SIGTERM)
     assert polite.wait(timeout=300) == 0
     assert "attested in" in reg.log_of(2)
-    assert profile_state(reg, digest)["agreeing_workers"] == 2
+    assert reg.profile_state(digest)["agreeing_workers"] == 2
 
 
 @pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
@@ -190,7 +172,7 @@ def test_bad_setups_are_refused_with_what_to_do(
     )
     digest = json.loads(out.splitlines()[0])["digest"]
     assert reg.worker("--once").wait(timeout=120) == 0
-    [error] = profile_state(reg, digest)["failed"]
+    [error] = reg.profile_state(digest)["failed"]
     assert "names no reference inputs" in error and "--reference-inputs" in error
     # a worker whose key nobody registered does not start
     stranger = tmp_path / "stranger.pem"

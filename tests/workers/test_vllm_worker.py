@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from tests.workers.conftest import Registry, build_example
-from tests.workers.test_tensorflow_worker import predicates, profile_state
 
 pytestmark = pytest.mark.slow
 
@@ -38,9 +37,9 @@ def verify(
     shutil.copytree(tiny_llama, source)
     digest = reg.push_model(source, "v1", "vllm")
     assert reg.worker("--once", "--runs", "2", profile=profile).wait(timeout=600) == 0
-    state = profile_state(reg, digest)
+    state = reg.profile_state(digest)
     assert state["state"] == "attested", (state, reg.log_of(0)[-3000:])
-    [p] = predicates(reg, digest)
+    [p] = reg.reproducibility_predicates(digest)
     assert p["agree"] is True and len(p["runs"]) == 2 and p["engine"]["name"] == "vllm"
     assert p["determinism"]["temperature"] == 0.0 and p["determinism"]["enforce_eager"] is True
     tokens = [p["values"][f"tokens/{i:05d}"]["values"] for i in range(3)]
@@ -76,9 +75,9 @@ def test_sampling_without_a_seed_is_refused_before_the_model_loads(
     prompts.write_text(json.dumps(reference))
     digest = reg.push_model(source, "v1", "vllm")
     assert reg.worker("--once", profile="cpu-vllm").wait(timeout=300) == 0
-    state = profile_state(reg, digest)
+    state = reg.profile_state(digest)
     assert state["state"] == "failed" and "without a seed" in state["failed"][0], state
-    assert predicates(reg, digest) == []
+    assert reg.reproducibility_predicates(digest) == []
 
 
 @pytest.mark.gpu
