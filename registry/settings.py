@@ -141,6 +141,11 @@ class StorageSettings:
         )
 
 
+def _check_header_timeout(seconds: float) -> None:
+    if not 0.1 <= seconds <= 3600:
+        raise ValueError("RELIQUARY_HEADER_TIMEOUT must be between 100ms and 1h")
+
+
 @dataclass(frozen=True, slots=True)
 class LimitSettings:
     """Request limits. Invariant: request headers get between 100 ms and 1 h."""
@@ -153,8 +158,7 @@ class LimitSettings:
     header_timeout_seconds: float = 10.0  # a connection's request headers must arrive within this
 
     def __post_init__(self) -> None:
-        if not 0.1 <= self.header_timeout_seconds <= 3600:
-            raise ValueError("RELIQUARY_HEADER_TIMEOUT must be between 100ms and 1h")
+        _check_header_timeout(self.header_timeout_seconds)
 
     @classmethod
     def from_env(cls, source: SettingSource) -> LimitSettings:
@@ -164,11 +168,12 @@ class LimitSettings:
             ValueError: a size or duration cannot be read, or the header timeout is out of range.
         """
         defaults = cls()
+        upload_ttl = source.duration("upload_ttl", defaults.upload_ttl_seconds)
+        header_timeout = source.duration("header_timeout", defaults.header_timeout_seconds)
+        _check_header_timeout(header_timeout)  # refused before any size is read, as always
         return cls(
-            upload_ttl_seconds=source.duration("upload_ttl", defaults.upload_ttl_seconds),
-            header_timeout_seconds=source.duration(
-                "header_timeout", defaults.header_timeout_seconds
-            ),
+            upload_ttl_seconds=upload_ttl,
+            header_timeout_seconds=header_timeout,
             max_blob_bytes=source.size("max_blob_size", defaults.max_blob_bytes),
             max_manifest_bytes=source.size("max_manifest_size", defaults.max_manifest_bytes),
             max_chunk_bytes=source.size("max_chunk_size", defaults.max_chunk_bytes),
@@ -249,7 +254,7 @@ class JobSettings:
         defaults = cls()
         lease = source.duration("job_lease", defaults.lease_seconds)
         attempts = source.text("job_max_attempts") or str(defaults.max_attempts)
-        if not attempts.isdigit():
+        if not attempts.isdigit() or not 1 <= int(attempts) <= 100:  # named as written
             raise ValueError(f"RELIQUARY_JOB_MAX_ATTEMPTS must be 1..100, not {attempts!r}")
         return cls(lease_seconds=lease, max_attempts=int(attempts))
 

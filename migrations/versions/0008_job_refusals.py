@@ -7,6 +7,9 @@
   their ``last_error`` keeps the worker's words only: the API adds the prefix back when
   it shows the error, so what users see does not change. The downgrade writes the
   prefix back.
+- Upgrade with the old replicas stopped: a server older than this revision still writes
+  the prefix and leaves the column false, and such a refusal would no longer block its
+  artifact (the gate reads the column only).
 
 Revision ID: 0008
 Revises: 0007

@@ -31,6 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from registry.core.jobs import MAX_ERROR_CHARS, JobState
+from registry.core.roles import KEY_ROLES, Role
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -198,7 +199,10 @@ class SigningKeyRow(Base):
     __tablename__ = "signing_keys"
     __table_args__ = (
         *hex64_checks("keyid"),
-        CheckConstraint("role IN ('publisher', 'worker', 'governor')", name="role_known"),
+        CheckConstraint(
+            "role IN (" + ", ".join(f"'{r.value}'" for r in Role if r in KEY_ROLES) + ")",
+            name="role_known",
+        ),
     )
 
     keyid: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -390,8 +390,8 @@ class S3BlobStore:
     def open_writer(self) -> _S3Writer:
         # the creation time leads the name (for people reading a listing, and to date a
         # multipart upload that has no part yet: see purge_staging)
-        started = time.time() if self._now is None else self._now()
-        name = f"{int(started * 1000):013d}-{secrets.token_hex(8)}"
+        millis = time.time_ns() // 1_000_000 if self._now is None else int(self._now() * 1000)
+        name = f"{millis:013d}-{secrets.token_hex(8)}"
         return _S3Writer(self, self.key(f"_staging/{name}"), for_blob=True)
 
     def _part_key(self, upload_id: str, part_name: str) -> str:

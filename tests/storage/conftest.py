@@ -6,13 +6,13 @@ import functools
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
 
 import pytest
 
-from registry.storage.base import BlobStore, StoreClock
+from registry.storage.base import BlobStore
 from registry.storage.filesystem import FilesystemBlobStore
 from tests.support.s3 import S3Endpoint, create_bucket, delete_bucket, s3_blob_store
+from tests.support.stores import StoreRecipe
 
 
 @pytest.fixture
@@ -23,12 +23,6 @@ def s3_bucket(s3: S3Endpoint) -> Iterator[str]:
     create_bucket(s3, name)
     yield name
     delete_bucket(s3, name)
-
-
-class StoreRecipe(Protocol):
-    """Opens one backend's store; ``now`` replaces its own clock (see ``StoreClock``)."""
-
-    def __call__(self, *, now: StoreClock | None = None) -> BlobStore: ...
 
 
 @pytest.fixture(params=["filesystem", "s3"])

@@ -21,9 +21,9 @@ from registry.storage.base import (
     StorageUnavailableError,
     StoredBlobMissingError,
 )
-from tests.storage.conftest import StoreRecipe
 from tests.support.clock import FakeClock
 from tests.support.crash import die_mid_write
+from tests.support.stores import StoreRecipe
 
 MiB = 1024 * 1024
 

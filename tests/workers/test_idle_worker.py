@@ -11,7 +11,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.workers.conftest import Registry
+from tests.support.workers import Registry
 
 pytestmark = pytest.mark.slow
 POLICY = b"""

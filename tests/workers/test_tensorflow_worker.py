@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.support.content import NAME
-from tests.workers.conftest import WORKER, Registry, build_example
+from tests.support.workers import WORKER, Registry, build_example
 
 pytestmark = pytest.mark.slow
 TWO_WORKERS = b"""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.workers.conftest import Registry, build_example
+from tests.support.workers import Registry, build_example
 
 pytestmark = pytest.mark.slow
 

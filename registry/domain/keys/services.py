@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from registry.core.errors import InvalidKeyError
 from registry.core.keys import PublicKey
-from registry.core.roles import Role, key_role_name
+from registry.core.roles import KEY_ROLES, Role, key_role_name
 from registry.db.models import SigningKeyRow
 from registry.domain.keys.ledger import KeyLedger, LoggedKey
 from registry.domain.keys.repositories import KeyRepository
@@ -56,9 +56,13 @@ class KeyService:
         """Register a public key; (key, True) when new, (key, False) if already so registered.
 
         Raises:
-            InvalidRequestError: not an Ed25519 public key PEM.
+            InvalidRequestError: not an Ed25519 public key PEM, or a role no key may hold.
             KeyConflictError: registered with another role, or revoked.
         """
+        if role not in KEY_ROLES:
+            raise InvalidRequestError(
+                f"role must be one of {', '.join(sorted(KEY_ROLES))}, not {role.value!r}"
+            )
         try:
             public = PublicKey.from_pem(pem.encode())
         except InvalidKeyError as exc:
