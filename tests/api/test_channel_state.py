@@ -33,6 +33,7 @@ from tests.support.api import (
     status,
 )
 from tests.support.content import NAME, digests
+from tests.support.server import SERVER
 from tests.support.trust import signed, statement_about
 
 
@@ -52,7 +53,7 @@ def _edit(deployment: Deployment, sql: str, **params: object) -> None:
 
 def _fsck(deployment: Deployment) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [".venv/bin/reliquary-server", "fsck"],
+        [SERVER, "fsck"],
         env={"PATH": "/usr/bin:/bin", **deployment.env},
         capture_output=True,
         text=True,
