@@ -4,6 +4,8 @@ Invariants:
 - A predicate object is valid: its constructor checks every field and raises
   ``InvalidStatementError`` naming the first one out of shape (``<type>/v1 predicate:
   ...``), and its JSON form has a canonical encoding. Nothing downstream re-checks.
+  ``from_json`` checks and encodes the JSON it reads (the same checks) and builds the
+  object without checking it again (``settled``): a statement is checked once.
 - ``predicate_from_json`` parses a statement's ``predicate`` once; ``to_json()`` gives
   back the same JSON object. Unknown fields are kept (``extra``, also inside nested
   objects) and emitted again, so the canonical statement bytes, hence digests and
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any, ClassVar
 
 from registry.core.canonical import canonical_bytes
@@ -118,12 +120,15 @@ class PublishPredicate:
     source: Source | None = None
     training_run: str | None = None
     extra: Extra = field(default_factory=dict, hash=False)
+    settled: InitVar[bool] = False  # only from_json: it settled the JSON it read already
 
     TYPE: ClassVar[str] = PUBLISH
     SIGNERS: ClassVar[frozenset[Role]] = frozenset({Role.PUBLISHER})
     KNOWN: ClassVar[frozenset[str]] = frozenset({"publisher", "source", "training_run"})
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, settled: bool) -> None:
+        if settled:
+            return
         extras: tuple[tuple[Extra, frozenset[str]], ...] = ((self.extra, self.KNOWN),)
         if self.source is not None:
             extras += ((self.source.extra, Source.KNOWN),)
@@ -132,13 +137,14 @@ class PublishPredicate:
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> PublishPredicate:
         """Raises InvalidStatementError: a field missing or of the wrong type."""
-        _check_publish(doc)
+        _settle(PUBLISH, doc, _check_publish, ())  # the JSON as read: checked and encoded once
         source = doc.get("source")
         return cls(
             publisher=doc["publisher"],
             source=None if source is None else Source.from_json(source),
             training_run=doc.get("training_run"),
             extra=_rest(doc, cls.KNOWN),
+            settled=True,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -172,23 +178,29 @@ class EvaluationPredicate:
     dataset: Digest | None = None  # a blake3 digest: the dataset artifact's identity
     thresholds: Mapping[str, str] | None = field(default=None, hash=False)
     extra: Extra = field(default_factory=dict, hash=False)
+    settled: InitVar[bool] = False  # only from_json: it settled the JSON it read already
 
     TYPE: ClassVar[str] = EVALUATION
     SIGNERS: ClassVar[frozenset[Role]] = frozenset({Role.PUBLISHER, Role.WORKER})
     KNOWN: ClassVar[frozenset[str]] = frozenset({"metrics", "dataset", "thresholds"})
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, settled: bool) -> None:
+        if settled:
+            return
         _settle(EVALUATION, self.to_json(), _check_evaluation, ((self.extra, self.KNOWN),))
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> EvaluationPredicate:
         """Raises InvalidStatementError: a field missing or of the wrong type."""
-        _check_evaluation(doc)
+        _settle(
+            EVALUATION, doc, _check_evaluation, ()
+        )  # the JSON as read: checked and encoded once
         return cls(
             metrics=dict(doc["metrics"]),
             dataset=Digest.parse(doc["dataset"]) if "dataset" in doc else None,
             thresholds=dict(doc["thresholds"]) if "thresholds" in doc else None,
             extra=_rest(doc, cls.KNOWN),
+            settled=True,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -235,18 +247,21 @@ class ApprovalPredicate:
 
     channel: str
     comment: str | None = None
+    settled: InitVar[bool] = False  # only from_json: it settled the JSON it read already
 
     TYPE: ClassVar[str] = APPROVAL
     SIGNERS: ClassVar[frozenset[Role]] = frozenset({Role.GOVERNOR})
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, settled: bool) -> None:
+        if settled:
+            return
         _settle(APPROVAL, self.to_json(), _check_approval, ())
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> ApprovalPredicate:
         """Raises InvalidStatementError: an unknown field, or one of the wrong type."""
-        _check_approval(doc)
-        return cls(channel=doc["channel"], comment=doc.get("comment"))
+        _settle(APPROVAL, doc, _check_approval, ())  # the JSON as read: checked and encoded once
+        return cls(channel=doc["channel"], comment=doc.get("comment"), settled=True)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"channel": self.channel}
@@ -388,6 +403,7 @@ class ReproducibilityPredicate:
     values: Mapping[str, TensorValues] | None = field(default=None, hash=False)
     job: str | None = None  # the job this statement completes, if any
     extra: Extra = field(default_factory=dict, hash=False)
+    settled: InitVar[bool] = False  # only from_json: it settled the JSON it read already
 
     TYPE: ClassVar[str] = REPRODUCIBILITY
     SIGNERS: ClassVar[frozenset[Role]] = frozenset({Role.WORKER})
@@ -409,7 +425,9 @@ class ReproducibilityPredicate:
         }
     )
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, settled: bool) -> None:
+        if settled:
+            return
         extras = (
             (self.extra, self.KNOWN),
             (self.engine.extra, Engine.KNOWN),
@@ -422,7 +440,9 @@ class ReproducibilityPredicate:
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> ReproducibilityPredicate:
         """Raises InvalidStatementError naming the first field out of shape."""
-        _check_reproducibility(doc)
+        _settle(
+            REPRODUCIBILITY, doc, _check_reproducibility, ()
+        )  # the JSON as read: checked and encoded once
         timings = doc.get("timings")
         return cls(
             profile=doc["profile"],
@@ -439,6 +459,7 @@ class ReproducibilityPredicate:
             values=values_from_json(doc["values"]) if "values" in doc else None,
             job=doc.get("job"),
             extra=_rest(doc, cls.KNOWN),
+            settled=True,
         )
 
     def to_json(self) -> dict[str, Any]:
