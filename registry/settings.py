@@ -12,14 +12,15 @@ message names the variable.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from registry.core.quantity import parse_duration, parse_size
 
 StorageBackend = Literal["filesystem", "s3"]
+_Q = TypeVar("_Q", int, float)
 
 _S3_MAX_PRESIGN_SECONDS = 7 * 24 * 3600.0  # S3 signs URLs for at most 7 days
 _TRUE = ("true", "1", "yes")
@@ -48,11 +49,7 @@ class SettingSource:
         Raises:
             ValueError: the text is not a size (the message names the variable).
         """
-        text = self.text(name)
-        try:
-            return default if text is None else parse_size(text)
-        except ValueError as exc:
-            raise ValueError(f"{env_variable(name)}: {exc}") from exc
+        return self._quantity(name, parse_size, default)
 
     def duration(self, name: str, default: float) -> float:
         """A duration in seconds (``24h``); ``default`` when unset.
@@ -60,9 +57,12 @@ class SettingSource:
         Raises:
             ValueError: the text is not a duration (the message names the variable).
         """
+        return self._quantity(name, parse_duration, default)
+
+    def _quantity(self, name: str, parse: Callable[[str], _Q], default: _Q) -> _Q:
         text = self.text(name)
         try:
-            return default if text is None else parse_duration(text)
+            return default if text is None else parse(text)
         except ValueError as exc:
             raise ValueError(f"{env_variable(name)}: {exc}") from exc
 
