@@ -11,7 +11,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, insert, text
+from sqlalchemy import Connection, Engine, insert, text
 from sqlalchemy.exc import DataError, IntegrityError
 
 from registry.core.dsse import sign_envelope, statement_sha256
@@ -57,6 +57,18 @@ def test_database_refuses_unknown_roles(migrated_databases: dict[str, Engine], n
         conn.execute(insert(TokenRow).values(row))
 
 
+def _insert_artifact(conn: Connection, now: datetime) -> None:
+    """Artifact ``a/b@v1`` (blake3 ``aa…``), as raw SQL: the models may be newer than
+    the revision a migration test stopped at."""
+    conn.execute(
+        text(
+            "INSERT INTO artifacts (digest, sha256, name, version, kind, manifest, "
+            "size_bytes, created_at) VALUES (:d, :s, 'a/b', 'v1', 'model', :m, 0, :t)"
+        ),
+        {"d": "a" * 64, "s": "b" * 64, "m": b"{}", "t": now},
+    )
+
+
 @pytest.mark.parametrize("name", ENGINES)
 def test_0007_gives_a_replay_stored_before_it_no_statement_id(
     name: str, tmp_path: Path, postgres_server: str
@@ -76,13 +88,7 @@ def test_0007_gives_a_replay_stored_before_it_no_statement_id(
         replay = json.dumps(json.loads(first), indent=2).encode()  # the same statement
         now = datetime.now(UTC)
         with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO artifacts (digest, sha256, name, version, kind, manifest, "
-                    "size_bytes, created_at) VALUES (:d, :s, 'a/b', 'v1', 'model', :m, 0, :t)"
-                ),
-                {"d": "a" * 64, "s": "b" * 64, "m": b"{}", "t": now},
-            )
+            _insert_artifact(conn, now)
             conn.execute(
                 text(
                     "INSERT INTO signing_keys (keyid, public_key, role, description, "
@@ -140,13 +146,7 @@ def test_0008_makes_a_refused_jobs_prefix_a_column_and_back(
         upgrade(engine, "0007")
         now = datetime.now(UTC)
         with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO artifacts (digest, sha256, name, version, kind, manifest, "
-                    "size_bytes, created_at) VALUES (:d, :s, 'a/b', 'v1', 'model', :m, 0, :t)"
-                ),
-                {"d": "a" * 64, "s": "b" * 64, "m": b"{}", "t": now},
-            )
+            _insert_artifact(conn, now)
             for job_id, (state, error) in jobs.items():
                 conn.execute(
                     text(
