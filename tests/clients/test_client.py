@@ -44,12 +44,8 @@ def server(deployment: Deployment) -> Iterator[tuple[ServerProcess, str]]:
     """tests/e2e's fixture, less two CLI runs: the database is already migrated, and
     the admin token is issued in-process on the same database (saves ~2 s a test)."""
     admin = deployment.token(Role.ADMIN)
-    proc = ServerProcess(deployment.env)
-    proc.start()
-    try:
+    with ServerProcess(deployment.env) as proc:
         yield proc, admin
-    finally:
-        proc.stop()
 
 
 @pytest.fixture

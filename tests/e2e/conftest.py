@@ -14,9 +14,5 @@ from tests.support.server import ServerProcess, run_cli
 def server(deployment: Deployment) -> Iterator[tuple[ServerProcess, str]]:
     run_cli(deployment.env, "db", "upgrade")
     admin = run_cli(deployment.env, "token", "create", "--role", "admin").strip()
-    proc = ServerProcess(deployment.env)
-    proc.start()
-    try:
+    with ServerProcess(deployment.env) as proc:
         yield proc, admin
-    finally:
-        proc.stop()

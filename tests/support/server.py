@@ -83,6 +83,13 @@ class ServerProcess:
             self.process.wait(timeout=15)
         self.process = None
 
+    def __enter__(self) -> ServerProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
 
 def send_truncated(
     port: int, method: str, path: str, token: str, declared: int, body: bytes
