@@ -123,7 +123,8 @@ class BlobStore(Protocol):
         """Remove a blob (fsck and garbage collection only); missing is fine."""
 
     def list_blobs(self) -> Iterator[str]:
-        """Every stored blob's blake3 hex, in no particular order."""
+        """Every stored blob's blake3 hex, in no particular order. Anything else found
+        where blobs live (a stray file, a hand-put object) is not listed."""
 
     def purge_staging(self, idle_seconds: float, *, lifetime_seconds: float) -> int:
         """Remove staged writes that no live writer owns; how many went.

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from registry.core.digest import is_hex64
 from registry.storage.base import (
     READ_CHUNK_BYTES,
     StorageFullError,
@@ -322,7 +323,8 @@ class FilesystemBlobStore:
         for shard in sorted(base.iterdir()):
             if shard.is_dir():
                 for blob in sorted(shard.iterdir()):
-                    yield blob.name
+                    if is_hex64(blob.name):  # not a stray file (``.nfs…``, an editor's)
+                        yield blob.name
 
     def purge_staging(self, idle_seconds: float, *, lifetime_seconds: float) -> int:
         # a staging file's mtime is its last byte: lifetime_seconds adds nothing here

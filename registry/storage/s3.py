@@ -63,6 +63,7 @@ from botocore.exceptions import (
 )
 from s3transfer.exceptions import S3CopyFailedError
 
+from registry.core.digest import is_hex64
 from registry.storage.base import (
     READ_CHUNK_BYTES,
     StorageError,
@@ -579,7 +580,9 @@ class S3BlobStore:
             pages = self.client.get_paginator("list_objects_v2")
             for page in pages.paginate(Bucket=self.bucket, Prefix=self.key("blobs/blake3/")):
                 for item in page.get("Contents", []):
-                    yield item["Key"].rsplit("/", 1)[-1]
+                    name = item["Key"].rsplit("/", 1)[-1]
+                    if is_hex64(name):  # not an object someone put there by hand
+                        yield name
         except _BOTO_ERRORS as exc:
             raise _unavailable(exc, "listing blobs", self.description) from exc
 

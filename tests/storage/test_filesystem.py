@@ -86,3 +86,16 @@ def test_a_file_purged_before_its_writer_locks_it_is_replaced(tmp_path: Path) ->
     writer.commit(blake3(b"kept").hexdigest())
     assert list(staging.iterdir()) == []
     assert b"".join(store.read(blake3(b"kept").hexdigest())) == b"kept"
+
+
+def test_a_stray_file_among_the_blobs_is_not_listed(tmp_path: Path) -> None:
+    """An NFS leftover or an editor's file is no blob: reconciliation, which removes
+    unrecorded blobs it cannot verify, must never be handed its name."""
+    store = FilesystemBlobStore(tmp_path / "store")
+    data = b"a blob beside a stray file"
+    writer = store.open_writer()
+    writer.write(data)
+    writer.commit(blake3(data).hexdigest())
+    shard = tmp_path / "store" / "blobs" / "blake3" / blake3(data).hexdigest()[:2]
+    (shard / ".nfs0000000000001234").write_bytes(b"not a blob")
+    assert list(store.list_blobs()) == [blake3(data).hexdigest()]

@@ -223,3 +223,15 @@ def test_a_blob_writer_without_parts_is_dated_by_its_key_not_initiated(
         client.create_multipart_upload(Bucket=s3_bucket, Key=key)
     assert store.purge_staging(60, lifetime_seconds=60) == 1
     assert open_multipart_uploads(s3, s3_bucket) == [live]
+
+
+def test_an_object_put_by_hand_among_the_blobs_is_not_listed(
+    s3: S3Endpoint, s3_bucket: str
+) -> None:
+    store = s3_blob_store(s3, s3_bucket, prefix=PREFIX)
+    data = b"a blob beside a hand-put object"
+    writer = store.open_writer()
+    writer.write(data)
+    writer.commit(blake3(data).hexdigest())
+    s3_client(s3).put_object(Bucket=s3_bucket, Key=PREFIX + "blobs/blake3/README", Body=b"hi")
+    assert list(store.list_blobs()) == [blake3(data).hexdigest()]
