@@ -302,7 +302,7 @@ class AttestationService:
         out = []
         for row in rows:
             entry = logged.get(row.log_index)
-            doc = json.loads(entry.entry) if entry is not None else {}
+            doc = entry.document() if entry is not None else {}
             envelope_sha256 = hashlib.sha256(row.envelope).hexdigest()
             expected = {
                 "kind": "attestation.accepted",

@@ -17,7 +17,6 @@ Invariants:
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -69,7 +68,7 @@ def _event(row: ChannelEventRow) -> ChannelEvent:
 
 def _as_logged(row: ChannelEventRow, entry: LogEntry | None) -> None:
     """A history row says what its log entry says. Raises LogIntegrityError."""
-    doc = {} if entry is None else json.loads(entry.entry)
+    doc = {} if entry is None else entry.document()
     to = f"blake3:{row.to_digest}"
     expected: dict[str, str | None]
     if row.action == "nondeterministic":
@@ -129,7 +128,7 @@ class ChannelService:
         with self._writes.begin() as session:
             self._log.lock_head(session)
             last = self._log.last_of_kind(session, "policy.changed")
-            if last is not None and json.loads(last.entry).get("version") == self.policy.version:
+            if last is not None and last.document().get("version") == self.policy.version:
                 return None
             return self._log.append(session, "policy.changed", {"version": self.policy.version})
 

@@ -10,7 +10,6 @@ so a rolled-back entry never reaches ``apply``.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +17,6 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from registry.domain.log.services import TransparencyLog
-from registry.errors import LogIntegrityError
 
 Apply = Callable[[int, dict[str, Any]], None]
 """Called with (index, entry as JSON) under the follower's lock; raises LogIntegrityError."""
@@ -42,13 +40,7 @@ class LogFollower:
             after = self._seen
         found = []
         for entry in self._log.bound_entries(session, self._kinds, after):
-            try:
-                doc = json.loads(entry.entry)
-            except ValueError as exc:
-                raise LogIntegrityError(f"log entry {entry.index} is not JSON: {exc}") from exc
-            if not isinstance(doc, dict):
-                raise LogIntegrityError(f"log entry {entry.index} is not a JSON object")
-            found.append((entry.index, doc))
+            found.append((entry.index, entry.document()))
         with self.lock:
             for index, doc in found:
                 if index > self._seen:  # another thread may have applied it meanwhile

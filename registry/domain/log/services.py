@@ -30,8 +30,9 @@ from cachetools import LRUCache
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.core import merkle
-from registry.core.canonical import canonical_bytes
+from registry.core.canonical import canonical_bytes, loads_strict
 from registry.core.checkpoint import Checkpoint, NoteSigner
+from registry.core.errors import CoreError
 from registry.db.models import LogEntryRow
 from registry.domain.log.repositories import LogRepository
 from registry.domain.log.witness import Witness, Witnessed
@@ -53,6 +54,21 @@ class LogEntry:
     index: int
     kind: str
     entry: bytes  # the exact leaf bytes
+
+    def document(self) -> dict[str, Any]:
+        """The entry as the JSON object the registry logged.
+
+        Raises:
+            LogIntegrityError: not strict JSON, or not an object (the registry never
+                logs one: an entry appended by another writer).
+        """
+        try:
+            doc = loads_strict(self.entry)
+        except CoreError as exc:
+            raise LogIntegrityError(f"log entry {self.index} is not JSON: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise LogIntegrityError(f"log entry {self.index} is not a JSON object")
+        return doc
 
 
 class TransparencyLog:
