@@ -477,8 +477,9 @@ class S3BlobStore:
         return _server_time(answer) if self._now is None else self._now()
 
     def _last_part(self, key: str, upload_id: str) -> float | None:
-        """When a multipart upload last received a part (S3's clock); None: no part yet,
-        or it completed or was aborted meanwhile. Raises botocore errors."""
+        """When a multipart upload last received a part (S3's clock); None: no part yet;
+        infinity: it completed or was aborted meanwhile (never purge it). Raises botocore
+        errors."""
         last: float | None = None
         pages = self.client.get_paginator("list_parts")
         try:

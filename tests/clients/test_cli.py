@@ -24,7 +24,7 @@ import pytest
 from registry.core.canonical import canonical_bytes
 from tests.conftest import Deployment
 from tests.support.content import digests, file_entry, manifest_bytes
-from tests.support.s3 import S3Endpoint, s3_client
+from tests.support.s3 import endpoint_of, s3_client
 from tests.support.server import CLI, ServerProcess, run_cli
 
 pytestmark = pytest.mark.slow
@@ -203,13 +203,7 @@ def _tamper(registry: Registry, blake3_hex: str) -> None:
         data[len(data) // 2] ^= 0x01
         path.write_bytes(bytes(data))
         return
-    endpoint = S3Endpoint(
-        env["RELIQUARY_S3_ENDPOINT_URL"],
-        env["RELIQUARY_S3_ACCESS_KEY_ID"],
-        env["RELIQUARY_S3_SECRET_ACCESS_KEY"],
-        env["RELIQUARY_S3_REGION"],
-    )
-    client = s3_client(endpoint)
+    client = s3_client(endpoint_of(env))
     body = bytearray(client.get_object(Bucket=env["RELIQUARY_S3_BUCKET"], Key=key)["Body"].read())
     body[len(body) // 2] ^= 0x01
     client.put_object(Bucket=env["RELIQUARY_S3_BUCKET"], Key=key, Body=bytes(body))
