@@ -61,6 +61,8 @@ from registry.domain.log.witness import (
     Witnesses,
     log_id,
 )
+from registry.domain.oci.controllers import OciController
+from registry.domain.oci.services import OciService
 from registry.domain.system.controllers import SystemController
 from registry.domain.system.services import HealthService
 from registry.fastpath import FastPath
@@ -172,6 +174,7 @@ class Services:
     attestations: AttestationService
     channels: ChannelService
     jobs: JobService
+    oci: OciService
 
     @classmethod
     def build(
@@ -226,6 +229,7 @@ class Services:
             attestations=attestations,
             channels=ChannelService(artifacts, evidence, jobs, writes, reads, log, policy),
             jobs=jobs,
+            oci=OciService(blobs, writes, reads),
         )
 
     def close(self) -> None:
@@ -299,6 +303,7 @@ def create_app(
             StatusController,
             JobController,
             VerifyController,
+            OciController,
         ],
         dependencies={
             "settings": _provide(settings),
@@ -313,6 +318,7 @@ def create_app(
             "attestation_service": _provide(svc.attestations),
             "channel_service": _provide(svc.channels),
             "job_service": _provide(svc.jobs),
+            "oci_service": _provide(svc.oci),
         },
         state=State(
             {TOKEN_SERVICE_KEY: svc.tokens, ANONYMOUS_READS_KEY: settings.auth.anonymous_reads}

@@ -131,3 +131,36 @@ class JobNotFoundError(NotFoundError):
 
 class JobLeaseError(RegistryError):
     """The caller does not hold this job's lease (never did, or it expired and moved on)."""
+
+
+# -- OCI distribution (``/v2``; ``registry.ocierrors`` maps these to the OCI codes) ---
+class RepositoryNotFoundError(NotFoundError):
+    """No such OCI repository (nothing was ever pushed under the name)."""
+
+
+class OciManifestNotFoundError(NotFoundError):
+    """No manifest with this tag or digest in the repository."""
+
+
+class InvalidRepositoryNameError(InvalidRequestError):
+    """A repository name outside the OCI grammar."""
+
+
+class InvalidOciManifestError(InvalidRequestError):
+    """An OCI or Docker manifest that is not one this registry accepts."""
+
+
+class InvalidUploadError(InvalidRequestError):
+    """An upload request that is malformed (a bad ``Content-Range``, a missing digest)."""
+
+
+class UnsupportedOperationError(RegistryError):
+    """An operation the registry refuses by design (DELETE: nothing is ever deleted)."""
+
+
+class TagTakenError(ImmutableVersionError):
+    """An OCI tag already names another manifest (tags are immutable versions)."""
+
+
+class OciManifestBlobsMissingError(MissingBlobsError):
+    """An OCI manifest names blobs or child manifests the repository does not hold."""

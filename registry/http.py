@@ -17,6 +17,14 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from registry.core.canonical import loads_strict
 from registry.errors import AuthenticationRequiredError, InvalidRequestError, RegistryError
 from registry.metrics import Metrics
+from registry.ocierrors import (
+    UNKNOWN,
+    bearer_challenge,
+    is_oci_path,
+    oci_code_for_status,
+    oci_code_of,
+    oci_error_body,
+)
 from registry.problems import MEDIA_TYPE, extra_of, kind_of, problem_body, slug_for_status
 
 log = logging.getLogger("reliquary.http")
@@ -37,8 +45,42 @@ def _problem(
     )
 
 
+def oci_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Translate any exception into the OCI distribution error body (``registry.ocierrors``);
+    a 401 names the token endpoint and the scope the request needed."""
+    code = oci_code_of(exc)
+    headers: dict[str, str] = {"docker-distribution-api-version": "registry/2.0"}
+    detail: Any = {}
+    if code is not None:
+        message = exc.detail if isinstance(exc, RegistryError) else str(exc)
+        detail = extra_of(exc)
+    elif isinstance(exc, HTTPException):
+        code = oci_code_for_status(exc.status_code)
+        message = str(exc.detail)
+        headers |= {k.lower(): v for k, v in (exc.headers or {}).items()}
+    else:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        code = UNKNOWN
+        message = (
+            "the registry failed unexpectedly; nothing was changed by a failed write. "
+            "Retry, and report it with the time of the request if it persists"
+        )
+    if code.status == 401:
+        scope = detail.pop("scope", None) if isinstance(detail, dict) else None
+        error = detail.pop("challenge_error", None) if isinstance(detail, dict) else None
+        headers["www-authenticate"] = bearer_challenge(str(request.base_url), scope, error)
+    if code.status == 416 and isinstance(detail, dict) and "upload_offset" in detail:
+        offset = int(detail["upload_offset"])
+        headers["range"] = f"0-{max(offset - 1, 0)}"
+    body = msgspec.json.encode(oci_error_body(code.code, message, detail))
+    return Response(body, status_code=code.status, media_type="application/json", headers=headers)
+
+
 def problem_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """Translate any exception into an RFC 9457 problem+json response."""
+    """Translate any exception into an RFC 9457 problem+json response (under ``/v2``, the
+    OCI error body instead: ``oci_error_response``)."""
+    if is_oci_path(request.url.path):
+        return oci_error_response(request, exc)
     kind = kind_of(exc)
     if kind is not None:
         extra = extra_of(exc)

@@ -120,6 +120,7 @@ class UploadRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     token_id: Mapped[str | None] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(255))  # an OCI session's repository
 
 
 class UploadPartRow(Base):
@@ -337,3 +338,53 @@ class JobRow(Base):
     attestation_sha256: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# -- OCI distribution (``registry/domain/oci``) --------------------------------------
+class OciManifestRow(Base):
+    """An OCI or Docker manifest, kept as the exact bytes pushed (also a blob, so an image
+    layout can name it); ``sha256`` of those bytes is its OCI digest."""
+
+    __tablename__ = "oci_manifests"
+    __table_args__ = (*hex64_checks("sha256", "blake3"),)
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    blake3: Mapped[str] = mapped_column(ForeignKey("blobs.blake3"))
+    media_type: Mapped[str] = mapped_column(String(255))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    artifact_type: Mapped[str | None] = mapped_column(String(255))
+    subject_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OciRepositoryManifestRow(Base):
+    """A repository holds a manifest (pushed there by tag or by digest); never removed."""
+
+    __tablename__ = "oci_repository_manifests"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    sha256: Mapped[str] = mapped_column(ForeignKey("oci_manifests.sha256"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OciRepositoryBlobRow(Base):
+    """A repository holds a blob (uploaded, mounted into it, or named by its manifests);
+    never removed. A blob is served and mountable only from repositories that hold it."""
+
+    __tablename__ = "oci_repository_blobs"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    blake3: Mapped[str] = mapped_column(ForeignKey("blobs.blake3"), primary_key=True)
+
+
+class OciTagRow(Base):
+    """A tag names one manifest of its repository forever (tags are versions)."""
+
+    __tablename__ = "oci_tags"
+    __table_args__ = (*hex64_checks("sha256"),)
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(128), primary_key=True)
+    sha256: Mapped[str] = mapped_column(ForeignKey("oci_manifests.sha256"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -184,6 +184,17 @@ class Doc:
 
 
 OPERATIONS: dict[str, Doc] = {
+    # -- OCI distribution (the other /v2 operations: registry.domain.oci.routes) ---------
+    "GET /v2": Doc(
+        "OCI distribution base check: 200 with a token; without one, 401 and a Bearer "
+        "challenge naming the token endpoint (even when anonymous reads are on)",
+        "oci",
+        description="Errors under `/v2` use the OCI error body "
+        '`{"errors": [{"code", "message", "detail"}]}`, not problem+json.',
+        responses={
+            "200": answer("this is an OCI distribution v1.1 registry", JSON, {"type": "object"})
+        },
+    ),
     # -- system ------------------------------------------------------------------------
     "GET /healthz": Doc("Liveness: the process answers", "system"),
     "GET /readyz": Doc(

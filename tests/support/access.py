@@ -8,6 +8,7 @@ calling the route with each role's token (and checks that no route is missing), 
 from __future__ import annotations
 
 from registry.core.roles import Role
+from registry.domain.oci.routes import OCI_ROUTES
 
 DIGEST = "blake3:" + "0" * 64  # no blob or artifact has it
 UPLOAD = "/v1/uploads/" + "0" * 32
@@ -31,6 +32,7 @@ MATRIX: list[tuple[str, str, str, frozenset[Role] | None]] = [
     ("GET", "/schema/docs", "/schema/docs", None),
     ("GET", "/schema/openapi.json", "/schema/openapi.json", None),
     ("GET", "/schema/{path:str}", "/schema/no-such-page", None),  # a 404 problem, no 401
+    ("GET", "/v2", "/v2/", EVERYONE),
     ("HEAD", "/v1/blobs/{digest:str}", f"/v1/blobs/{DIGEST}", EVERYONE),
     ("GET", "/v1/blobs/{digest:str}", f"/v1/blobs/{DIGEST}", EVERYONE),
     ("PUT", "/v1/blobs/{digest:str}", f"/v1/blobs/{DIGEST}", PUBLISH),
@@ -84,4 +86,22 @@ MATRIX: list[tuple[str, str, str, frozenset[Role] | None]] = [
         f"/v1/artifacts/{DIGEST}/status?channel=prod",
         EVERYONE,
     ),
+]
+
+# the /v2 operations behind the one catch-all route, from the table that routes them
+OCI_PARAMS = {
+    "name": "library/app",
+    "digest": "sha256:" + "0" * 64,
+    "reference": "v1",
+    "upload_id": "0" * 32,
+}
+OCI_CATCH_ALL = "/v2/{path:path}"
+MATRIX += [
+    (
+        route.method,
+        route.template,
+        route.template.format(**OCI_PARAMS),
+        PUBLISH if route.access == "push" else EVERYONE,
+    )
+    for route in OCI_ROUTES
 ]

@@ -46,10 +46,11 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Princi
     return await anyio.to_thread.run_sync(service.authenticate, token)
 
 
-def requires(*roles: Role) -> Guard:
-    """A guard admitting ``roles`` (and admin)."""
+def requires(*roles: Role, anonymous: bool = True) -> Guard:
+    """A guard admitting ``roles`` (and admin); an endpoint every role may call admits
+    anonymous callers too when anonymous reads are on, unless ``anonymous`` is False."""
     allowed = frozenset(roles) | {Role.ADMIN}
-    read_endpoint = allowed >= READ_ROLES
+    read_endpoint = anonymous and allowed >= READ_ROLES
     names = ", ".join(sorted(r.value for r in allowed))
 
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -82,6 +83,41 @@ def roles_of(guard: object) -> frozenset[Role] | None:
     return _GUARD_ROLES.get(guard)
 
 
+async def repository_access(
+    connection: ASGIConnection[Any, Any, Any, Any], access: str, scope: str
+) -> Principal:
+    """Who may do ``access`` (``pull``, ``push`` or ``catalog``) under ``/v2``; ``scope``
+    is the token scope the request needs, named in the 401 challenge so that registry
+    clients fetch a token for it (``registry.ocierrors.bearer_challenge``).
+
+    Pull and catalog admit every role (and anonymous callers when
+    ``RELIQUARY_ANONYMOUS_READS`` is on); push admits publishers and admins.
+
+    Raises:
+        AuthenticationRequiredError: no or an invalid token (with ``scope``).
+        PermissionDeniedError: the token's role may not ``access``.
+    """
+    try:
+        principal = await authenticate(connection)
+    except AuthenticationRequiredError as exc:
+        raise AuthenticationRequiredError(exc.detail, scope=scope) from None
+    if principal is None:
+        if access != "push" and connection.app.state[ANONYMOUS_READS_KEY]:
+            return Principal(token_id=None, role=Role.READER)
+        raise AuthenticationRequiredError(
+            f"{access} needs a token: log in with a Reliquary token as the password "
+            "(skopeo --creds any:<token>, oras login -p <token>)",
+            scope=scope,
+        )
+    if access == "push" and principal.role not in (Role.PUBLISHER, Role.ADMIN):
+        raise PermissionDeniedError(
+            f"role {principal.role.value!r} may not push; allowed roles: admin, publisher",
+            allowed_roles=["admin", "publisher"],
+        )
+    connection.state.principal = principal
+    return principal
+
+
 def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     """The principal a guard stored on this request."""
     principal = connection.state.principal
@@ -90,5 +126,6 @@ def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
 
 
 readers = requires(*READ_ROLES)
+logged_in = requires(*READ_ROLES, anonymous=False)  # any token; anonymous reads do not count
 publishers = requires(Role.PUBLISHER)
 admins = requires(Role.ADMIN)

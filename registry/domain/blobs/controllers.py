@@ -33,7 +33,7 @@ def _not_modified(request: AnyRequest, info: BlobInfo) -> bool:
     return tags is not None and (tags.strip() == "*" or info.etag in tags.split(", "))
 
 
-async def _stream(chunks: Iterator[bytes], metrics: Metrics) -> AsyncIterator[bytes]:
+async def stream_chunks(chunks: Iterator[bytes], metrics: Metrics) -> AsyncIterator[bytes]:
     """Send a blob; chunks the page cache holds are read right here, the rest in a thread."""
     cached = chunks if isinstance(chunks, CachedReads) else None
     while True:
@@ -110,7 +110,7 @@ class BlobController(Controller):
         headers["content-length"] = str(length)
         chunks = await anyio.to_thread.run_sync(blob_service.read, info, start, length)
         return Stream(
-            _stream(chunks, metrics),
+            stream_chunks(chunks, metrics),
             status_code=status,
             headers=headers,
             media_type="application/octet-stream",

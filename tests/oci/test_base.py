@@ -1,0 +1,96 @@
+"""``/v2`` as a registry client first meets it: the base check, the login challenge, and
+errors in the OCI error body (never problem+json) that clients act on by code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from registry.core.roles import Role
+from tests.conftest import Api, Deployment
+
+
+def oci_error(answer: httpx.Response) -> dict[str, Any]:
+    """The first error of an OCI error body, checking the body's shape."""
+    assert answer.headers["content-type"].startswith("application/json"), answer.text
+    errors = answer.json()["errors"]
+    assert isinstance(errors, list) and errors
+    first: dict[str, Any] = errors[0]
+    assert set(first) == {"code", "message", "detail"}
+    return first
+
+
+def test_base_check_answers_200_with_a_token(api: Api) -> None:
+    r = api.client.get("/v2/", headers=api.auth(Role.READER))
+    assert r.status_code == 200
+    assert r.headers["docker-distribution-api-version"] == "registry/2.0"
+
+
+def test_base_check_challenges_an_anonymous_client_even_with_anonymous_reads(
+    deployment: Deployment,
+) -> None:
+    with deployment.client(RELIQUARY_ANONYMOUS_READS="true") as client:
+        r = client.get("/v2/")
+    assert r.status_code == 401
+    challenge = r.headers["www-authenticate"]
+    assert challenge.startswith('Bearer realm="http://testserver.local/v2/token"')
+    assert 'service="reliquary"' in challenge
+    assert oci_error(r)["code"] == "UNAUTHORIZED"
+
+
+def test_a_pull_without_a_token_is_challenged_with_the_scope_it_needs(api: Api) -> None:
+    r = api.client.get("/v2/library/app/tags/list")
+    assert r.status_code == 401
+    assert 'scope="repository:library/app:pull"' in r.headers["www-authenticate"]
+    assert oci_error(r)["code"] == "UNAUTHORIZED"
+    r = api.client.post("/v2/library/app/blobs/uploads/")
+    assert 'scope="repository:library/app:pull,push"' in r.headers["www-authenticate"]
+
+
+def test_a_reader_may_not_push(api: Api) -> None:
+    r = api.client.post("/v2/library/app/blobs/uploads/", headers=api.auth(Role.READER))
+    assert r.status_code == 403
+    assert oci_error(r)["code"] == "DENIED"
+
+
+def test_unknown_blob_is_blob_unknown_and_a_bad_digest_is_digest_invalid(api: Api) -> None:
+    missing = "sha256:" + "0" * 64
+    r = api.client.get(f"/v2/library/app/blobs/{missing}", headers=api.auth(Role.READER))
+    assert r.status_code == 404
+    assert oci_error(r)["code"] == "BLOB_UNKNOWN"
+    r = api.client.head(f"/v2/library/app/blobs/{missing}", headers=api.auth(Role.READER))
+    assert r.status_code == 404
+    assert r.content == b""
+    r = api.client.get("/v2/library/app/blobs/sha256:nothex", headers=api.auth(Role.READER))
+    assert r.status_code == 400
+    assert oci_error(r)["code"] == "DIGEST_INVALID"
+
+
+def test_a_name_outside_the_grammar_is_name_invalid(api: Api) -> None:
+    r = api.client.get("/v2/Library/App/tags/list", headers=api.auth(Role.READER))
+    assert r.status_code == 400
+    assert oci_error(r)["code"] == "NAME_INVALID"
+
+
+def test_unknown_paths_and_methods_answer_in_the_oci_body(api: Api) -> None:
+    r = api.client.get("/v2/library/app/nothing-here", headers=api.auth(Role.READER))
+    assert r.status_code == 404
+    assert oci_error(r)["code"] == "UNSUPPORTED"
+    r = api.client.patch("/v2/library/app/manifests/v1", headers=api.auth())
+    assert r.status_code == 405
+    assert oci_error(r)["code"] == "UNSUPPORTED"
+    assert set(r.headers["allow"].split(", ")) == {"GET", "HEAD", "PUT", "DELETE"}
+
+
+def test_delete_is_refused_as_unsupported(api: Api) -> None:
+    digest = "sha256:" + "0" * 64
+    for path in (f"/v2/library/app/manifests/{digest}", f"/v2/library/app/blobs/{digest}"):
+        r = api.client.delete(path, headers=api.auth())
+        assert r.status_code == 405
+        assert oci_error(r)["code"] == "UNSUPPORTED"
+
+
+def test_v1_errors_stay_problem_json(api: Api) -> None:
+    r = api.client.get("/v1/blobs/sha256:nothex", headers=api.auth(Role.READER))
+    assert r.headers["content-type"] == "application/problem+json"
