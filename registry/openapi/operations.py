@@ -10,6 +10,11 @@ from the guards and the problem table (``registry.openapi.document``).
 
 Each entry is OpenAPI 3.1 text, merged over what Litestar generated. Tests check that
 every route has an entry and every entry a route, so the two cannot drift apart.
+
+The ``/v2`` operations behind the one catch-all route are not Litestar's: their entries
+are made from ``registry.domain.oci.routes.OCI_ROUTES`` (method, template, summary) and
+``OCI_DETAILS`` (parameters, bodies, answers per endpoint), and the whole operation is
+written from them (``registry.openapi.document``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from typing import Any
 
 from registry.core.digest import digest_bytes
 from registry.core.manifest import MANIFEST_MEDIA_TYPE
+from registry.domain.oci.routes import MAX_NAME, NAME, OCI_ROUTES, OciRoute
+from registry.ocierrors import OCI_ERRORS, UNKNOWN, oci_code_for_status
 
 JSON = "application/json"
 OCTETS = "application/octet-stream"
@@ -495,3 +502,397 @@ OPERATIONS: dict[str, Doc] = {
     ),
     "GET /v1/artifacts/{digest}/jobs": Doc("An artifact's verification jobs", "jobs"),
 }
+
+
+# -- OCI distribution (/v2) ---------------------------------------------------------------
+OCI_ERROR_MEDIA_TYPE = JSON
+OCI_MANIFEST_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_DIGEST_PATTERN = "^sha256:[0-9a-f]{64}$"
+OCI_TAG_PATTERN = "^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$"
+OCI_EXAMPLE_NAME = "library/app"
+OCI_EXAMPLE_DIGEST = str(EXAMPLE_BLOB_DIGESTS.sha256)
+
+
+def oci_error_codes() -> list[dict[str, Any]]:
+    """Every OCI error code the server answers, with its status, read from
+    ``registry.ocierrors`` (the classes' codes, the framework's, and ``UNKNOWN``)."""
+    seen: dict[tuple[str, int], None] = {}
+    for code in OCI_ERRORS.values():
+        seen[(code.code, code.status)] = None
+    for status in range(400, 600):
+        framework = oci_code_for_status(status)
+        if framework.code != UNKNOWN.code:
+            seen[(framework.code, status)] = None
+    seen[(UNKNOWN.code, UNKNOWN.status)] = None
+    return [{"code": c, "status": s} for c, s in sorted(seen, key=lambda cs: (cs[1], cs[0]))]
+
+
+def oci_errors_schema() -> dict[str, Any]:
+    """The OCI distribution error body (distribution-spec v1.1, "Error Codes")."""
+    catalogue = oci_error_codes()
+    return {
+        "type": "object",
+        "title": "OciErrors",
+        "description": "The error body of every answer under `/v2` (distribution-spec "
+        "v1.1): registry clients act on `code`. A HEAD answer has no body.",
+        "required": ["errors"],
+        "properties": {
+            "errors": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": {
+                            "type": "string",
+                            "enum": sorted({c["code"] for c in catalogue}),
+                        },
+                        "message": {
+                            "type": "string",
+                            "description": "what went wrong and what to do",
+                        },
+                        "detail": {
+                            "description": "machine-readable context (an object, often "
+                            "empty; `missing` digests, `allowed_roles`, ...)"
+                        },
+                    },
+                },
+            }
+        },
+        "x-reliquary-oci-codes": catalogue,
+    }
+
+
+def oci_path(name: str, description: str, pattern: str, example: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string", "pattern": pattern},
+        "example": example,
+    }
+
+
+def oci_query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+OCI_PATH_PARAMETERS = {
+    "name": {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "description": "the repository name: lowercase path components joined by `/` "
+        "(`library/app`), sent as they are, slashes included (distribution-spec grammar)",
+        "schema": {"type": "string", "pattern": f"^{NAME}$", "maxLength": MAX_NAME},
+        "example": OCI_EXAMPLE_NAME,
+    },
+    "digest": oci_path("digest", "sha256:<64 hex>", OCI_DIGEST_PATTERN, OCI_EXAMPLE_DIGEST),
+    "reference": oci_path(
+        "reference",
+        "a tag or a manifest digest (sha256:<64 hex>)",
+        f"({OCI_TAG_PATTERN})|({OCI_DIGEST_PATTERN})",
+        "v1",
+    ),
+    "upload_id": oci_path(
+        "upload_id", "the session id from the upload's Location", "^[0-9a-f]{32}$", "0" * 32
+    ),
+}
+OCI_PAGE = (
+    oci_query("n", "at most this many entries (0: none)", {"type": "integer", "minimum": 0}),
+    oci_query(
+        "last", "the entry to start after (from the previous page's Link)", {"type": "string"}
+    ),
+)
+OCI_BLOB_HEADERS = {
+    "Docker-Content-Digest": header("sha256:<hex> of the bytes"),
+    "Content-Length": header("size in bytes", {"type": "integer", "minimum": 0}),
+}
+OCI_SESSION_HEADERS = {
+    "Location": header("/v2/<name>/blobs/uploads/<id>: where to send the next chunk"),
+    "Range": header("0-<last byte held> (0-0 when none)"),
+    "Docker-Upload-UUID": header("the session id"),
+}
+OCI_STORED_HEADERS = {
+    "Location": header("/v2/<name>/blobs/<digest>"),
+    "Docker-Content-Digest": header("sha256:<hex> of the blob"),
+}
+OCI_MANIFEST_HEADERS = {
+    "Docker-Content-Digest": header("sha256:<hex> of the exact manifest bytes"),
+    "Content-Length": header("size in bytes", {"type": "integer", "minimum": 0}),
+    "Content-Type": header("the media type the manifest was pushed with"),
+}
+OCI_LINK = {"Link": header('</v2/...?n=N&last=X>; rel="next" when more entries follow')}
+OCTET_BODY = {OCTETS: {"schema": BINARY}}
+OCI_BLOB_RANGE = {
+    "name": "Range",
+    "in": "header",
+    "required": False,
+    "description": "one byte range, `bytes=<first>-[<last>]` or `bytes=-<suffix>`",
+    "schema": {"type": "string", "examples": ["bytes=0-1023"]},
+}
+OCI_CONTENT_RANGE = {
+    "name": "Content-Range",
+    "in": "header",
+    "required": False,
+    "description": "`<first>-<last>` (inclusive, no `bytes ` prefix): the chunk's place; "
+    "it must start where the session ends (416 otherwise). Without it the body is "
+    "appended where the session ends (one streamed PATCH).",
+    "schema": {"type": "string", "pattern": "^[0-9]+-[0-9]+$"},
+}
+OCI_REFUSED = "Nothing is ever deleted: blobs, manifests and tags are immutable."
+
+
+def _manifest_content() -> dict[str, Any]:
+    return {media: {"schema": {"type": "object"}} for media in OCI_MANIFEST_TYPES}
+
+
+# per endpoint (``OciRoute.endpoint``): what the table does not say
+OCI_DETAILS: dict[str, Doc] = {
+    "catalog": Doc(
+        "",
+        "oci",
+        "Repositories in ASCII order, paged by `n` and `last`.",
+        parameters=OCI_PAGE,
+        responses={
+            "200": answer(
+                "a page of repository names",
+                JSON,
+                {
+                    "type": "object",
+                    "required": ["repositories"],
+                    "properties": {"repositories": {"type": "array", "items": {"type": "string"}}},
+                },
+                OCI_LINK,
+            )
+        },
+    ),
+    "start_upload": Doc(
+        "",
+        "oci",
+        "Without parameters: a session (202) to PATCH chunks to and PUT to finish. With "
+        "`digest` and the whole blob as body: stored in one request (201). With `mount` "
+        "and `from`: the blob is linked from that repository when it holds it (201), "
+        "else a session is opened (202).",
+        parameters=(
+            oci_query(
+                "digest",
+                "the blob's digest, when the body is the whole blob",
+                {"type": "string", "pattern": OCI_DIGEST_PATTERN},
+            ),
+            oci_query(
+                "mount",
+                "a blob to link from `from`",
+                {"type": "string", "pattern": OCI_DIGEST_PATTERN},
+            ),
+            oci_query("from", "the repository to mount from", {"type": "string"}),
+        ),
+        request_body={
+            "required": False,
+            "description": "the whole blob (with `digest`), up to RELIQUARY_MAX_BLOB_SIZE",
+            "content": OCTET_BODY,
+        },
+        responses={
+            "201": answer("stored or mounted", headers=OCI_STORED_HEADERS),
+            "202": answer("an upload session", headers=OCI_SESSION_HEADERS),
+        },
+        problems=(413,),
+    ),
+    "upload_status": Doc(
+        "",
+        "oci",
+        responses={"204": answer("the session", headers=OCI_SESSION_HEADERS)},
+    ),
+    "append_upload": Doc(
+        "",
+        "oci",
+        parameters=(OCI_CONTENT_RANGE,),
+        request_body={
+            "required": False,
+            "description": "the chunk's bytes",
+            "content": OCTET_BODY,
+        },
+        responses={"202": answer("appended", headers=OCI_SESSION_HEADERS)},
+        problems=(413, 416),
+    ),
+    "finish_upload": Doc(
+        "",
+        "oci",
+        "400 DIGEST_INVALID (nothing stored) when the bytes do not hash to `digest`.",
+        parameters=(
+            {
+                "name": "digest",
+                "in": "query",
+                "required": True,
+                "description": "sha256:<64 hex> of the whole blob",
+                "schema": {"type": "string", "pattern": OCI_DIGEST_PATTERN},
+            },
+        ),
+        request_body={
+            "required": False,
+            "description": "the last chunk (or the whole blob on an empty session)",
+            "content": OCTET_BODY,
+        },
+        responses={"201": answer("stored", headers=OCI_STORED_HEADERS)},
+        problems=(413, 416),
+    ),
+    "cancel_upload": Doc("", "oci", responses={"204": answer("abandoned")}),
+    "head_blob": Doc(
+        "",
+        "oci",
+        "404 when this repository does not hold the blob.",
+        responses={"200": answer("the blob exists", headers=OCI_BLOB_HEADERS)},
+    ),
+    "get_blob": Doc(
+        "",
+        "oci",
+        "Clients verify the bytes against the digest.",
+        parameters=(OCI_BLOB_RANGE,),
+        responses={
+            "200": answer("the whole blob", OCTETS, BINARY, OCI_BLOB_HEADERS),
+            "206": answer(
+                "the requested range",
+                OCTETS,
+                BINARY,
+                {**OCI_BLOB_HEADERS, "Content-Range": header("bytes <first>-<last>/<size>")},
+            ),
+            "307": answer(
+                "fetch the bytes from the object store (RELIQUARY_S3_REDIRECT)",
+                headers={"Location": header("a presigned URL")},
+            ),
+        },
+        problems=(416,),
+    ),
+    "delete_blob": Doc("", "oci", OCI_REFUSED, problems=(405,)),
+    "head_manifest": Doc(
+        "",
+        "oci",
+        responses={"200": answer("the manifest exists", headers=OCI_MANIFEST_HEADERS)},
+    ),
+    "get_manifest": Doc(
+        "",
+        "oci",
+        "The stored bytes, whatever `Accept` says: nothing is converted.",
+        parameters=(
+            {
+                "name": "Accept",
+                "in": "header",
+                "required": False,
+                "description": "the manifest media types the client reads",
+                "schema": {"type": "string"},
+            },
+        ),
+        responses={
+            "200": {
+                **answer("the manifest", headers=OCI_MANIFEST_HEADERS),
+                "content": _manifest_content(),
+            }
+        },
+    ),
+    "put_manifest": Doc(
+        "",
+        "oci",
+        "The exact bytes are kept; every blob and child manifest they name must be in the "
+        "repository (400 MANIFEST_BLOB_UNKNOWN), a `subject` need not be. A tag is "
+        "immutable: the same manifest again answers 201, another one 409 DENIED.",
+        request_body={
+            "required": True,
+            "description": "the manifest, with its media type as Content-Type, at most "
+            "RELIQUARY_MAX_MANIFEST_SIZE",
+            "content": _manifest_content(),
+        },
+        responses={
+            "201": answer(
+                "pushed",
+                headers={
+                    "Location": header("/v2/<name>/manifests/<digest>"),
+                    "Docker-Content-Digest": header("sha256:<hex> of the manifest bytes"),
+                    "OCI-Subject": header("the `subject` digest, when the manifest has one"),
+                },
+            )
+        },
+        problems=(409, 413),
+    ),
+    "delete_manifest": Doc("", "oci", OCI_REFUSED, problems=(405,)),
+    "list_tags": Doc(
+        "",
+        "oci",
+        "Tags in ASCII order, paged by `n` and `last`.",
+        parameters=OCI_PAGE,
+        responses={
+            "200": answer(
+                "a page of tags",
+                JSON,
+                {
+                    "type": "object",
+                    "required": ["name", "tags"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "tags": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+                OCI_LINK,
+            )
+        },
+    ),
+    "list_referrers": Doc(
+        "",
+        "oci",
+        "An image index of the manifests in this repository whose `subject` is `digest` "
+        "(empty when none).",
+        parameters=(
+            oci_query("artifactType", "only referrers of this artifact type", {"type": "string"}),
+        ),
+        responses={
+            "200": answer(
+                "the referrers",
+                OCI_INDEX,
+                {
+                    "type": "object",
+                    "required": ["schemaVersion", "mediaType", "manifests"],
+                    "properties": {
+                        "schemaVersion": {"const": 2},
+                        "mediaType": {"const": OCI_INDEX},
+                        "manifests": {"type": "array", "items": {"type": "object"}},
+                    },
+                },
+                {"OCI-Filters-Applied": header("artifactType, when the filter was applied")},
+            )
+        },
+    ),
+}
+
+
+def oci_key(route: OciRoute) -> str:
+    """The operation's key: "METHOD /v2/{name}/..." (the table's template)."""
+    return f"{route.method} {route.template}"
+
+
+def _oci_doc(route: OciRoute) -> Doc:
+    details = OCI_DETAILS[route.endpoint]
+    return Doc(
+        route.summary,
+        "oci",
+        details.description,
+        request_body=details.request_body,
+        parameters=details.parameters,
+        responses=details.responses,
+        problems=details.problems,
+    )
+
+
+OPERATIONS.update({oci_key(route): _oci_doc(route) for route in OCI_ROUTES})

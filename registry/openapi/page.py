@@ -2,7 +2,8 @@
 
 Nothing on it is fetched from elsewhere: no JavaScript, no fonts, no CDN; its own
 Content-Security-Policy forbids loading anything. Every operation shows its method and
-path, role, parameters, request body and responses; then every problem type.
+path, role, parameters, request body and responses; then every problem type and every
+OCI error code (the error body under `/v2`).
 """
 
 from __future__ import annotations
@@ -130,6 +131,11 @@ def render(document: dict[str, Any], openapi_json_url: str) -> str:
     )
     schemas = document.get("components", {}).get("schemas", {})
     problems = schemas.get("Problem", {}).get("x-reliquary-problem-types", [])
+    oci_codes = schemas.get("OciErrors", {}).get("x-reliquary-oci-codes", [])
+    oci_rows = "".join(
+        f"<tr><td><code>{html.escape(c['code'])}</code></td><td>{c['status']}</td></tr>"
+        for c in oci_codes
+    )
     problem_rows = "".join(
         f"<tr><td><code>{html.escape(p['type'])}</code></td><td>{p['status']}</td>"
         f"<td>{html.escape(p['title'])}</td></tr>"
@@ -153,10 +159,15 @@ def render(document: dict[str, Any], openapi_json_url: str) -> str:
         f'{html.escape(document.get("openapi", ""))} document: <a href="{url}">{url}</a></p>'
         f"{_paragraphs(info.get('description', ''))}"
         f"<nav><h2>Operations</h2><ul>{toc}"
-        '<li><a href="#problems">problem types</a>, <a href="#schemas">schemas</a></li>'
+        '<li><a href="#problems">problem types</a>, <a href="#oci-errors">OCI error codes</a>, '
+        '<a href="#schemas">schemas</a></li>'
         f"</ul></nav>{sections}"
-        '<h2 id="problems">Problem types</h2><p>Every error answer is '
+        '<h2 id="problems">Problem types</h2><p>Every error answer outside <code>/v2</code> is '
         "<code>application/problem+json</code> with one of these <code>type</code>s.</p>"
         f"<table><tr><th>type</th><th>status</th><th>title</th></tr>{problem_rows}</table>"
+        '<h2 id="oci-errors">OCI error codes</h2><p>Every error answer under <code>/v2</code> '
+        'is the OCI error body <code>{"errors": [{"code", "message", "detail"}]}</code> '
+        "with one of these <code>code</code>s.</p>"
+        f"<table><tr><th>code</th><th>status</th></tr>{oci_rows}</table>"
         f'<h2 id="schemas">Schemas</h2>{schema_blocks}</body></html>'
     )

@@ -3,7 +3,9 @@
 A client author (or a fuzzer) reads /schema/openapi.json without a token and finds every
 endpoint with the role it needs, its bodies (raw ones included) and answers, and every
 problem type. The roles are checked against the role matrix (tests/support/access.py)
-that tests/api/test_auth.py proves by calling each endpoint with each role.
+that tests/api/test_auth.py proves by calling each endpoint with each role. The /v2
+operations that one catch-all route dispatches (registry/domain/oci/routes.py) are
+documented one by one, their errors in the OCI error body rather than problem+json.
 """
 
 from __future__ import annotations
@@ -17,13 +19,18 @@ import pytest
 from registry import fastpath
 from registry.core.manifest import MANIFEST_MEDIA_TYPE
 from registry.core.problems import PROBLEM_BASE
+from registry.core.roles import Role
+from registry.domain.oci.routes import OCI_ROUTES
+from registry.ocierrors import OCI_ERRORS, oci_code_for_status
 from registry.openapi.document import served_routes
 from registry.openapi.operations import OPERATIONS
 from registry.problems import _HTTP_SLUGS, OTHER_HTTP_SLUG, PROBLEMS
-from tests.conftest import Api
+from tests.conftest import Api, Deployment
 from tests.support.access import MATRIX
 
 METHODS = ("get", "head", "put", "post", "patch", "delete")
+OCI_ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/OciErrors"}}}
+PROBLEM_CONTENT = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
 
 @pytest.fixture
@@ -56,12 +63,51 @@ def test_document_is_openapi_3_1_and_names_every_route(api: Api, document: dict[
         assert op["tags"] == [OPERATIONS[key].tag]
 
 
+def test_every_oci_operation_is_documented_at_its_template(document: dict[str, Any]) -> None:
+    ops = operations(document)
+    oci = {key: op for key, op in ops.items() if key.split(" ", 1)[1].startswith("/v2")}
+    assert set(oci) == {"GET /v2"} | {f"{r.method} {r.template}" for r in OCI_ROUTES}
+    assert "/v2/{name}/blobs/{digest}" in document["paths"]
+    assert all(op["tags"] == ["oci"] for op in oci.values())
+    assert len({op["operationId"] for op in ops.values()}) == len(ops)
+    for route in OCI_ROUTES:
+        op = ops[f"{route.method} {route.template}"]
+        assert op["summary"] == route.summary
+        in_path = {p["name"]: p for p in op["parameters"] if p["in"] == "path"}
+        assert set(in_path) == set(re.findall(r"\{(\w+)\}", route.template)), route
+        name = in_path.get("name")
+        if name is not None:  # every route but the catalog
+            assert name["required"] is True
+            assert "`/`" in name["description"]
+            assert re.fullmatch(name["schema"]["pattern"].strip("^$"), "library/app")
+            assert not re.fullmatch(name["schema"]["pattern"].strip("^$"), "Library/App")
+        success = {code for code in op["responses"] if code[0] in "23"}
+        if route.method == "DELETE" and "uploads" not in route.template:
+            assert success == set(), route  # refused: nothing is ever deleted
+            assert "405" in op["responses"]
+        else:
+            assert success, route
+    uploads = ops["POST /v2/{name}/blobs/uploads/"]
+    assert {"201", "202"} <= set(uploads["responses"])
+    assert "Location" in uploads["responses"]["202"]["headers"]
+    digest = next(p for p in uploads["parameters"] if p["name"] == "digest")
+    assert digest["required"] is False  # a session needs no digest; a one-request upload does
+    assert digest["schema"]["pattern"] == "^sha256:[0-9a-f]{64}$"
+    finish = ops["PUT /v2/{name}/blobs/uploads/{upload_id}"]
+    assert next(p for p in finish["parameters"] if p["name"] == "digest")["required"] is True
+    referrers = ops["GET /v2/{name}/referrers/{digest}"]["responses"]["200"]
+    assert set(referrers["content"]) == {"application/vnd.oci.image.index.v1+json"}
+    manifest = ops["PUT /v2/{name}/manifests/{reference}"]
+    assert "application/vnd.oci.image.manifest.v1+json" in manifest["requestBody"]["content"]
+    assert {"201", "409"} <= set(manifest["responses"])
+
+
 def test_every_operation_names_the_role_the_server_enforces(document: dict[str, Any]) -> None:
     ops = operations(document)
     for method, template, _, allowed in MATRIX:
         key = f"{method} {re.sub(r':[a-z]+}', '}', template)}"
-        if key not in ops:  # the document's own pages; the /v2 table (documented next)
-            assert template.startswith(("/schema", "/v2/"))
+        if key not in ops:  # the document's own pages
+            assert template.startswith("/schema")
             continue
         op = ops[key]
         assert op["x-reliquary-roles"] == sorted(r.value for r in allowed or ()), key
@@ -72,6 +118,16 @@ def test_every_operation_names_the_role_the_server_enforces(document: dict[str, 
         else:
             assert {"bearerAuth": []} in op["security"], key
             assert {"401", "403"} <= set(op["responses"]), key
+    # registry clients learn where to log in from an unauthenticated GET /v2 (a 401)
+    assert ops["GET /v2"]["security"] == [{"bearerAuth": []}]
+    assert "even when" in ops["GET /v2"]["description"]
+    push = ops["PUT /v2/{name}/manifests/{reference}"]
+    assert push["x-reliquary-roles"] == ["admin", "publisher"]
+    assert push["x-reliquary-role"] == "publisher"
+    assert push["security"] == [{"bearerAuth": []}]
+    pull = ops["GET /v2/{name}/blobs/{digest}"]
+    assert pull["x-reliquary-role"] == "reader"
+    assert pull["security"] == [{"bearerAuth": []}, {}]
     scheme = document["components"]["securitySchemes"]["bearerAuth"]
     assert scheme == {**scheme, "type": "http", "scheme": "bearer"}
     roles = {op["x-reliquary-role"] for op in ops.values()}
@@ -90,10 +146,58 @@ def test_every_error_is_a_problem_of_a_listed_type(document: dict[str, Any]) -> 
     for key, op in operations(document).items():
         errors = {code: answer for code, answer in op["responses"].items() if code[0] in "45"}
         assert {"4XX", "5XX"} <= set(errors), key
+        oci = key.split(" ", 1)[1].startswith("/v2")
         for code, answer in errors.items():
-            assert answer["content"] == {
-                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
-            }, (key, code)
+            assert answer["content"] == (OCI_ERROR_CONTENT if oci else PROBLEM_CONTENT), (key, code)
+        if oci and "401" in errors:
+            assert "WWW-Authenticate" in errors["401"]["headers"], key
+
+
+def test_the_oci_error_body_lists_every_code_the_server_answers(
+    api: Api, document: dict[str, Any]
+) -> None:
+    schema = document["components"]["schemas"]["OciErrors"]
+    item = schema["properties"]["errors"]["items"]
+    codes = set(item["properties"]["code"]["enum"])
+    answered = {c.code for c in OCI_ERRORS.values()}
+    answered |= {oci_code_for_status(s).code for s in range(400, 600)}
+    assert codes == answered
+    assert {"BLOB_UNKNOWN", "MANIFEST_UNKNOWN", "UNAUTHORIZED", "DENIED", "UNSUPPORTED"} <= codes
+    catalogue = {(c["code"], c["status"]) for c in schema["x-reliquary-oci-codes"]}
+    assert {(c.code, c.status) for c in OCI_ERRORS.values()} <= catalogue
+    # what the server answers has the documented shape: no token, a bad name, a refusal
+    no_token = api.client.get("/v2/library/app/blobs/sha256:" + "0" * 64)
+    bad_name = api.client.get("/v2/Library/tags/list", headers=api.auth(Role.READER))
+    refused = api.client.delete("/v2/library/app/manifests/v1", headers=api.auth(Role.ADMIN))
+    for answer, status, code in (
+        (no_token, 401, "UNAUTHORIZED"),
+        (bad_name, 400, "NAME_INVALID"),
+        (refused, 405, "UNSUPPORTED"),
+    ):
+        assert answer.status_code == status
+        assert answer.headers["content-type"].split(";")[0] == "application/json"
+        body = answer.json()
+        assert set(body) == {"errors"} and len(body["errors"]) == 1
+        error = body["errors"][0]
+        assert set(item["required"]) <= set(error) <= set(item["properties"])
+        assert error["code"] == code and code in codes
+    assert no_token.headers["www-authenticate"].startswith('Bearer realm="')
+
+
+def test_security_says_which_operations_anonymous_callers_reach(
+    deployment: Deployment, document: dict[str, Any]
+) -> None:
+    """``security`` lists ``{}`` exactly where an anonymous caller passes the guard when
+    RELIQUARY_ANONYMOUS_READS is on."""
+    ops = operations(document)
+    with deployment.client(RELIQUARY_ANONYMOUS_READS="true") as client:
+        for method, template, path, allowed in MATRIX:
+            key = f"{method} {re.sub(r':[a-z]+}', '}', template)}"
+            if key not in ops or allowed is None:
+                continue
+            body = b"" if method in ("GET", "HEAD", "DELETE") else b"x"
+            status = client.request(method, path, content=body).status_code
+            assert (status != 401) == ({} in ops[key]["security"]), (key, status)
 
 
 def test_raw_bodies_are_documented(api: Api, document: dict[str, Any]) -> None:
@@ -169,6 +273,8 @@ def test_the_page_lists_every_operation_and_loads_nothing_from_elsewhere(
         assert f"<code>{path}</code>" in html
     for kind in PROBLEMS.values():
         assert f"<code>{PROBLEM_BASE}{kind.slug}</code>" in html
+    for code in {c.code for c in OCI_ERRORS.values()}:
+        assert f"<tr><td><code>{code}</code></td>" in html
     assert '<a href="/schema/openapi.json">' in html
 
 

@@ -10,6 +10,7 @@ GET it and its attestations, POST token -> DELETE it ...). Every response is che
 - no 5xx (``not_a_server_error``);
 - every 4xx/5xx is ``application/problem+json`` with a ``type`` under the problem
   base, ``title``, ``detail`` and the response's own ``status`` (``problem_details``);
+  under ``/v2`` it is the OCI error body ``{"errors": [{"code", "message", ...}]}``;
 - status codes, content types, headers and bodies are the documented ones, requests
   the document calls invalid are refused, auth is never ignored, a deleted resource
   is gone.
@@ -38,15 +39,37 @@ from schemathesis.engine import Status, events, from_schema
 
 from registry.core.manifest import MANIFEST_MEDIA_TYPE
 from registry.core.problems import PROBLEM_BASE
+from registry.ocierrors import OCI_PREFIX
 
 FUZZ_SEED = 20261130
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
+def _oci_error(response: schemathesis.Response, case: schemathesis.Case) -> None:
+    media = response.headers.get("content-type", [""])[0].split(";")[0].strip()
+    if media != "application/json":
+        raise AssertionError(f"{response.status_code} under /v2 answered {media!r}, not JSON")
+    if case.method.upper() == "HEAD":
+        return
+    body = response.json()
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, list) or not errors:
+        raise AssertionError(f"not an OCI error body: {response.text[:200]!r}")
+    for error in errors:
+        if not isinstance(error, dict) or not all(
+            isinstance(error.get(m), str) and error.get(m) for m in ("code", "message")
+        ):
+            raise AssertionError(f"an OCI error without code and message: {error!r}")
+
+
 @schemathesis.check
 def problem_details(ctx: Any, response: schemathesis.Response, case: schemathesis.Case) -> None:
-    """Every error answer is an RFC 9457 problem naming its own status."""
+    """Every error answer is an RFC 9457 problem naming its own status (under ``/v2``, the
+    OCI error body)."""
     if response.status_code < 400:
+        return
+    if case.path == OCI_PREFIX or case.path.startswith(OCI_PREFIX + "/"):
+        _oci_error(response, case)
         return
     media = response.headers.get("content-type", [""])[0].split(";")[0].strip()
     if media != PROBLEM_MEDIA_TYPE:
