@@ -33,7 +33,7 @@ from registry.domain.artifacts.controllers import ArtifactController, RevokeCont
 from registry.domain.artifacts.services import ArtifactService
 from registry.domain.attestations.controllers import AttestationController
 from registry.domain.attestations.services import AttestationService
-from registry.domain.auth.controllers import TokenController
+from registry.domain.auth.controllers import RegistryTokenController, TokenController
 from registry.domain.auth.guards import ANONYMOUS_READS_KEY, TOKEN_SERVICE_KEY
 from registry.domain.auth.services import TokenService
 from registry.domain.blobs.controllers import BlobController, UploadController
@@ -108,6 +108,13 @@ def load_log_signer(settings: Settings) -> NoteSigner:
         create_log_key(path)
     key = SigningKey.from_pem(path.read_bytes())
     return NoteSigner(settings.log.origin, key.private_raw())
+
+
+def log_key_seed(settings: Settings) -> bytes:
+    """The log signing key's private seed, which scoped ``/v2`` tokens are sealed under
+    (through HKDF): every replica shares the key, so each verifies what another issued.
+    Call after ``load_log_signer``, which makes sure the key exists."""
+    return SigningKey.from_pem(settings.log.key_file.read_bytes()).private_raw()
 
 
 def log_witness(settings: Settings, store: BlobStore, signer: NoteSigner) -> Witnesses:
@@ -218,7 +225,13 @@ class Services:
             engine=engine,
             store=store,
             metrics=metrics,
-            tokens=TokenService(writes, reads, settings.auth.token_cache_seconds, now=clock),
+            tokens=TokenService(
+                writes,
+                reads,
+                settings.auth.token_cache_seconds,
+                now=clock,
+                log_key_seed=log_key_seed(settings),
+            ),
             blobs=blobs,
             uploads=uploads,
             reconciler=StoreReconciler(blobs, uploads, metrics, staged_idle_seconds=staged_idle),
@@ -296,6 +309,7 @@ def create_app(
             ResolveController,
             RevokeController,
             TokenController,
+            RegistryTokenController,
             KeyController,
             AttestationController,
             LogController,

@@ -202,6 +202,36 @@ OPERATIONS: dict[str, Doc] = {
             "200": answer("this is an OCI distribution v1.1 registry", JSON, {"type": "object"})
         },
     ),
+    "GET /v2/token": Doc(
+        "Log a registry client in: a scoped bearer token for /v2, valid 300 s "
+        "(distribution token auth)",
+        "oci",
+        description="Send a Reliquary token as the password of HTTP Basic auth (any user "
+        "name), or as `Authorization: Bearer`; with no credentials and anonymous reads on, "
+        "the token is pull-only. The grant is what `scope` asks for within the role "
+        "(`pull` for every role, `push` for publisher and admin); asking for more is not an "
+        "error: the repository refuses later (403 `DENIED`, or 401 `insufficient_scope` "
+        "when the role may but the token was not granted it). Unknown scope types are "
+        "dropped. The token works only under `/v2`. Errors use the OCI error body.",
+        examples={"scope": ["repository:library/app:pull,push"], "service": "reliquary"},
+        responses={
+            "200": answer(
+                "the token (`token` and `access_token` are the same)",
+                JSON,
+                {
+                    "type": "object",
+                    "required": ["token", "access_token", "expires_in", "issued_at"],
+                    "properties": {
+                        "token": {"type": "string", "pattern": "^rlqo_"},
+                        "access_token": {"type": "string", "pattern": "^rlqo_"},
+                        "expires_in": {"type": "integer", "const": 300},
+                        "issued_at": {"type": "string", "format": "date-time"},
+                    },
+                },
+                headers={"Cache-Control": header("no-store")},
+            )
+        },
+    ),
     # -- system ------------------------------------------------------------------------
     "GET /healthz": Doc("Liveness: the process answers", "system"),
     "GET /readyz": Doc(

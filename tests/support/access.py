@@ -33,6 +33,7 @@ MATRIX: list[tuple[str, str, str, frozenset[Role] | None]] = [
     ("GET", "/schema/openapi.json", "/schema/openapi.json", None),
     ("GET", "/schema/{path:str}", "/schema/no-such-page", None),  # a 404 problem, no 401
     ("GET", "/v2", "/v2/", EVERYONE),
+    ("GET", "/v2/token", "/v2/token?service=reliquary&scope=repository:library/app:pull", EVERYONE),
     ("HEAD", "/v1/blobs/{digest:str}", f"/v1/blobs/{DIGEST}", EVERYONE),
     ("GET", "/v1/blobs/{digest:str}", f"/v1/blobs/{DIGEST}", EVERYONE),
     ("PUT", "/v1/blobs/{digest:str}", f"/v1/blobs/{DIGEST}", PUBLISH),

@@ -8,7 +8,8 @@ Invariants:
 - Manifest bytes are stored and served exactly as received; they are cached
   by digest since they never change.
 - Every stored artifact has an ``artifact.pushed`` log entry, written in the
-  same transaction.
+  same transaction, as is whatever the pusher's ``also`` writes (an OCI tag row):
+  all of it commits, or none of it.
 """
 
 from __future__ import annotations
@@ -100,8 +101,18 @@ class ArtifactService:
         """Run ``hook`` inside every new artifact's push transaction (jobs enqueue here)."""
         self._push_hooks.append(hook)
 
-    def push(self, raw: bytes, token_id: str | None) -> PushResult:
+    def push(
+        self,
+        raw: bytes,
+        token_id: str | None,
+        also: Callable[[Session], None] | None = None,
+    ) -> PushResult:
         """Validate and store a manifest.
+
+        ``also`` writes the caller's own rows in the new artifact's transaction, after its
+        row and log entry, so they commit together or not at all (an error it raises
+        rolls everything back and propagates). It runs only when the artifact is new: a
+        push of bytes already stored (``created`` False) writes nothing, ``also`` included.
 
         Raises:
             InvalidJSONError, NonCanonicalJSONError, InvalidManifestError: bad bytes.
@@ -143,6 +154,8 @@ class ArtifactService:
                 )
                 for hook in self._push_hooks:
                     hook(session, parsed)
+                if also is not None:
+                    also(session)
         except IntegrityError:  # a concurrent push of the same name@version won
             with self._reads() as session:
                 existing = ArtifactRepository(session).by_name_version(m.name, m.version)

@@ -2,10 +2,17 @@
 
 ``admin`` passes every guard. Read endpoints accept every role, and anonymous
 callers too when ``RELIQUARY_ANONYMOUS_READS`` is on.
+
+Under ``/v2`` (and only there) a caller may also authenticate the way registry
+clients do: HTTP Basic with a Reliquary token as the password (any user name), or a
+scoped token from ``GET /v2/token`` (``registry.domain.auth.scoped``), which also
+limits the repositories and actions (``repository_access``).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,8 +22,10 @@ from litestar.handlers.base import BaseRouteHandler
 
 from registry.core.roles import READ_ROLES, Role
 from registry.domain.auth.schemas import Principal
-from registry.domain.auth.services import TokenService
+from registry.domain.auth.scoped import PUSH_ROLES, SCOPED_PREFIX, grants, parse_scope
+from registry.domain.auth.services import TOKEN_PREFIX, TokenService
 from registry.errors import AuthenticationRequiredError, PermissionDeniedError
+from registry.ocierrors import is_oci_path
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 
@@ -29,21 +38,94 @@ ANONYMOUS_READS_KEY = "anonymous_reads"
 async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
     """The caller's principal, or None when no Authorization header was sent.
 
+    Everywhere: ``Bearer <Reliquary token>``. Under ``/v2`` also ``Basic`` with a
+    Reliquary token as the password, and scoped tokens (whose principal has a grant).
+
     Raises:
-        AuthenticationRequiredError: a header was sent but is not a valid bearer token.
+        AuthenticationRequiredError: a header was sent but holds no valid token, or a
+            scoped token outside ``/v2``.
     """
     header = connection.headers.get("authorization")
     if header is None:
         return None
+    oci = is_oci_path(connection.url.path)
     scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
+    if oci and scheme.lower() == "basic":
+        token = _basic_password(secret)
+    elif scheme.lower() == "bearer" and secret.strip():
+        token = secret.strip()
+    elif oci:
+        raise AuthenticationRequiredError(
+            "send a token as 'Authorization: Bearer <token>', or a Reliquary token as the "
+            "password of Basic auth (any user name)"
+        )
+    else:
         raise AuthenticationRequiredError("send the token as 'Authorization: Bearer <token>'")
     service: TokenService = connection.app.state[TOKEN_SERVICE_KEY]
-    token = secret.strip()
+    if token.startswith(SCOPED_PREFIX):
+        if not oci:
+            raise AuthenticationRequiredError(
+                "a scoped token from /v2/token is good only under /v2: "
+                "send your Reliquary token (rlq_...) here"
+            )
+        anonymous = bool(connection.app.state[ANONYMOUS_READS_KEY])
+        principal = service.cached_scoped(token, anonymous)  # no thread hop if parent known
+        if principal is not None:
+            return principal
+        return await anyio.to_thread.run_sync(service.authenticate_scoped, token, anonymous)
     principal = service.cached(token)  # no thread hop for a recently seen token
     if principal is not None:
         return principal
     return await anyio.to_thread.run_sync(service.authenticate, token)
+
+
+def _basic_password(credentials: str) -> str:
+    """The password of ``Basic`` credentials: what ``/v2`` takes as the token.
+
+    Raises:
+        AuthenticationRequiredError: not base64 of ``user:password``, or a password that
+            is no Reliquary token.
+    """
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        decoded = ""
+    _, colon, password = decoded.partition(":")
+    if not colon:
+        raise AuthenticationRequiredError(
+            "the Basic credentials are not base64 of 'user:password'; "
+            "send any user name and a Reliquary token as the password"
+        )
+    if not password.startswith((TOKEN_PREFIX, SCOPED_PREFIX)):
+        raise AuthenticationRequiredError(
+            "the Basic password must be a Reliquary token (rlq_...); the user name is "
+            "ignored. Create a token with `reliquary-server token create --role ...`"
+        )
+    return password
+
+
+async def token_requests(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """Guard of ``GET /v2/token``: a Reliquary token (Basic password or Bearer), or nobody
+    when anonymous reads are on (the token issued is then pull-only).
+
+    Raises:
+        AuthenticationRequiredError: no credentials (anonymous reads off), or bad ones.
+    """
+    principal = await authenticate(connection)
+    if principal is None:
+        if not connection.app.state[ANONYMOUS_READS_KEY]:
+            raise AuthenticationRequiredError(
+                "log in: send a Reliquary token as the password of Basic auth, any user "
+                "name (skopeo --creds any:<token>, oras login -u any -p <token>, "
+                "curl -u any:<token>)"
+            )
+        principal = Principal(token_id=None, role=Role.READER)
+    connection.state.principal = principal
+
+
+_GUARD_ROLES[token_requests] = READ_ROLES
 
 
 def requires(*roles: Role, anonymous: bool = True) -> Guard:
@@ -91,10 +173,13 @@ async def repository_access(
     clients fetch a token for it (``registry.ocierrors.bearer_challenge``).
 
     Pull and catalog admit every role (and anonymous callers when
-    ``RELIQUARY_ANONYMOUS_READS`` is on); push admits publishers and admins.
+    ``RELIQUARY_ANONYMOUS_READS`` is on); push admits publishers and admins. A scoped
+    token must also have been granted every action of ``scope`` on its repository.
 
     Raises:
-        AuthenticationRequiredError: no or an invalid token (with ``scope``).
+        AuthenticationRequiredError: no or an invalid token (with ``scope``); a scoped
+            token not granted ``scope`` though its role may have it (challenge error
+            ``insufficient_scope``: clients fetch a token for ``scope`` and retry).
         PermissionDeniedError: the token's role may not ``access``.
     """
     try:
@@ -109,10 +194,17 @@ async def repository_access(
             "(skopeo --creds any:<token>, oras login -p <token>)",
             scope=scope,
         )
-    if access == "push" and principal.role not in (Role.PUBLISHER, Role.ADMIN):
+    if access == "push" and principal.role not in PUSH_ROLES:
         raise PermissionDeniedError(
             f"role {principal.role.value!r} may not push; allowed roles: admin, publisher",
             allowed_roles=["admin", "publisher"],
+        )
+    if principal.grant is not None and not grants(principal.grant, parse_scope(scope)):
+        raise AuthenticationRequiredError(
+            f"this token was not granted {scope}: fetch one for that scope from /v2/token "
+            "(registry clients do so on this challenge)",
+            scope=scope,
+            challenge_error="insufficient_scope",
         )
     connection.state.principal = principal
     return principal

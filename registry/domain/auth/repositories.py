@@ -17,6 +17,9 @@ class TokenRepository:
     def by_secret_hash(self, secret_sha256: str) -> TokenRow | None:
         return self.session.scalar(select(TokenRow).where(TokenRow.secret_sha256 == secret_sha256))
 
+    def by_id(self, token_id: str) -> TokenRow | None:
+        return self.session.get(TokenRow, token_id)
+
     def add(self, row: TokenRow) -> None:
         self.session.add(row)
         self.session.flush()

@@ -7,6 +7,10 @@ Valid tokens are cached in memory for ``cache_seconds`` (setting
 ``RELIQUARY_TOKEN_CACHE_TTL``, default 2s). A revocation through this process
 takes effect at once; through another replica or the CLI, within that TTL.
 Expiry is always checked against the clock, cached or not.
+
+Scoped ``/v2`` tokens (``registry.domain.auth.scoped``) are issued from a valid
+token and checked here too: their seal and expiry, then their parent by id, through
+the same cache, so revoking the parent ends them within the same TTL.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,7 +29,14 @@ from registry.core.clock import Clock, utc_now
 from registry.core.roles import Role
 from registry.db.models import TokenRow
 from registry.domain.auth.repositories import TokenRepository
-from registry.domain.auth.schemas import IssuedToken, Principal, Token
+from registry.domain.auth.schemas import IssuedToken, Principal, RegistryToken, Token
+from registry.domain.auth.scoped import (
+    SCOPED_TOKEN_SECONDS,
+    ScopedClaims,
+    ScopedTokenCodec,
+    grant_for,
+    parse_scopes,
+)
 from registry.errors import AuthenticationRequiredError, InvalidRequestError, TokenNotFoundError
 
 TOKEN_PREFIX = "rlq_"  # noqa: S105 (a public prefix)
@@ -59,13 +71,21 @@ class TokenService:
         reads: sessionmaker[Session],
         cache_seconds: float = 0.0,
         now: Clock = utc_now,
+        log_key_seed: bytes | None = None,
     ) -> None:
+        """``log_key_seed``: the checkpoint log key's private seed, which scoped ``/v2``
+        tokens are sealed under (None: this service neither issues nor accepts them)."""
         self._writes = writes
         self._reads = reads
         self._now = now  # tokens are dated, and judged expired, by this clock
         self._cache: TTLCache[str, _CachedToken] | None = (
             TTLCache(maxsize=10_000, ttl=cache_seconds) if cache_seconds > 0 else None
         )
+        # valid tokens by id: the parents of scoped tokens
+        self._by_id: TTLCache[str, _CachedToken] | None = (
+            TTLCache(maxsize=10_000, ttl=cache_seconds) if cache_seconds > 0 else None
+        )
+        self._scoped = None if log_key_seed is None else ScopedTokenCodec(log_key_seed)
         self._lock = threading.Lock()
 
     def issue(
@@ -106,22 +126,29 @@ class TokenService:
         key = _secret_hash(secret)
         with self._reads() as session:
             row = TokenRepository(session).by_secret_hash(key)
-        now = self._now()
         if row is None:
             raise AuthenticationRequiredError("the bearer token is not known to this registry")
-        if row.revoked_at is not None:
-            raise AuthenticationRequiredError(
-                f"token {row.id} was revoked at {row.revoked_at.isoformat()}; ask an admin for a new one"
-            )
-        if row.expires_at is not None and row.expires_at <= now:
-            raise AuthenticationRequiredError(
-                f"token {row.id} expired at {row.expires_at.isoformat()}; ask an admin for a new one"
-            )
-        principal = Principal(token_id=row.id, role=Role(row.role), description=row.description)
+        principal = self._judge(row)
         if self._cache is not None:
             with self._lock:
                 self._cache[key] = _CachedToken(principal, row.expires_at)
         return principal
+
+    def _judge(self, row: TokenRow) -> Principal:
+        """The principal of a token row that is neither revoked nor expired.
+
+        Raises:
+            AuthenticationRequiredError: revoked or expired.
+        """
+        if row.revoked_at is not None:
+            raise AuthenticationRequiredError(
+                f"token {row.id} was revoked at {row.revoked_at.isoformat()}; ask an admin for a new one"
+            )
+        if row.expires_at is not None and row.expires_at <= self._now():
+            raise AuthenticationRequiredError(
+                f"token {row.id} expired at {row.expires_at.isoformat()}; ask an admin for a new one"
+            )
+        return Principal(token_id=row.id, role=Role(row.role), description=row.description)
 
     def cached(self, secret: str) -> Principal | None:
         """The principal for a recently seen valid token, without touching the database.
@@ -159,11 +186,130 @@ class TokenService:
         with self._writes.begin() as session:
             if not TokenRepository(session).revoke(token_id, self._now()):
                 raise TokenNotFoundError(f"no token with id {token_id!r}")
-        if self._cache is not None:
-            with self._lock:
+        with self._lock:
+            if self._cache is not None:
                 for key in [k for k, v in self._cache.items() if v.principal.token_id == token_id]:
                     self._cache.pop(key, None)
+            if self._by_id is not None:
+                self._by_id.pop(token_id, None)
 
     def list(self) -> list[Token]:
         with self._reads() as session:
             return [_to_dto(r) for r in TokenRepository(session).list()]
+
+    # -- scoped /v2 tokens ---------------------------------------------------------------
+    def issue_scoped(self, principal: Principal, scopes: Sequence[str]) -> RegistryToken:
+        """A scoped token for ``principal`` (a Reliquary token's, or anonymous) granting
+        what ``scopes`` ask for within its role (``scoped.grant_for``), valid
+        ``SCOPED_TOKEN_SECONDS``.
+
+        Raises:
+            AuthenticationRequiredError: ``principal`` is itself a scoped token's.
+            InvalidRequestError: a malformed scope, or too many.
+        """
+        if principal.grant is not None:
+            raise AuthenticationRequiredError(
+                "a scoped token cannot be exchanged for another: log in with your Reliquary "
+                "token (the password of Basic auth, or Authorization: Bearer rlq_...)"
+            )
+        grant = grant_for(principal.role, parse_scopes(scopes))
+        issued = self._now().replace(microsecond=0)
+        expires = issued + timedelta(seconds=SCOPED_TOKEN_SECONDS)
+        token = self._codec().encode(
+            ScopedClaims(principal.token_id, principal.role, grant, expires)
+        )
+        return RegistryToken(
+            token=token,
+            access_token=token,
+            expires_in=SCOPED_TOKEN_SECONDS,
+            issued_at=issued.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+
+    def cached_scoped(self, secret: str, anonymous_reads: bool) -> Principal | None:
+        """The principal of a scoped token whose parent this process saw recently (None:
+        the parent must be read from the database, ``authenticate_scoped``).
+
+        Raises:
+            AuthenticationRequiredError: not a valid scoped token, expired, or anonymous
+                while anonymous reads are off.
+        """
+        claims = self._open(secret, anonymous_reads)
+        if claims.parent is None:
+            return Principal(token_id=None, role=Role.READER, grant=claims.grant)
+        parent = self._cached_by_id(claims.parent)
+        return None if parent is None else _scoped_principal(parent, claims)
+
+    def authenticate_scoped(self, secret: str, anonymous_reads: bool) -> Principal:
+        """The principal of a scoped token: its parent's id, role and description, and
+        what it was granted.
+
+        Raises:
+            AuthenticationRequiredError: not a valid scoped token, expired, anonymous
+                while anonymous reads are off, or its parent is unknown, expired or revoked.
+        """
+        principal = self.cached_scoped(secret, anonymous_reads)
+        if principal is not None:
+            return principal
+        claims = self._open(secret, anonymous_reads)
+        assert claims.parent is not None  # an anonymous one was answered above
+        return _scoped_principal(self._principal_by_id(claims.parent), claims)
+
+    def _codec(self) -> ScopedTokenCodec:
+        if self._scoped is None:
+            raise RuntimeError("this TokenService was built without the log key seed")
+        return self._scoped
+
+    def _open(self, secret: str, anonymous_reads: bool) -> ScopedClaims:
+        if self._scoped is None:
+            raise AuthenticationRequiredError("scoped tokens are not accepted by this service")
+        claims = self._scoped.decode(secret)
+        if claims.expires_at <= self._now():
+            raise AuthenticationRequiredError(
+                f"the scoped token expired at {claims.expires_at.isoformat()}; fetch a new one "
+                "from /v2/token (registry clients do so on their own)"
+            )
+        if claims.parent is None and not anonymous_reads:
+            raise AuthenticationRequiredError(
+                "this anonymous token is void now that anonymous reads are off: "
+                "log in with a Reliquary token as the password"
+            )
+        return claims
+
+    def _cached_by_id(self, token_id: str) -> Principal | None:
+        if self._by_id is None:
+            return None
+        with self._lock:
+            hit = self._by_id.get(token_id)
+        if hit is None:
+            return None
+        if hit.expires_at is not None and hit.expires_at <= self._now():
+            with self._lock:
+                self._by_id.pop(token_id, None)
+            raise AuthenticationRequiredError(
+                f"token {token_id} expired at {hit.expires_at.isoformat()}; "
+                "ask an admin for a new one"
+            )
+        return hit.principal
+
+    def _principal_by_id(self, token_id: str) -> Principal:
+        with self._reads() as session:
+            row = TokenRepository(session).by_id(token_id)
+        if row is None:
+            raise AuthenticationRequiredError(
+                f"token {token_id}, which this scoped token was issued from, is not known "
+                "to this registry"
+            )
+        principal = self._judge(row)
+        if self._by_id is not None:
+            with self._lock:
+                self._by_id[token_id] = _CachedToken(principal, row.expires_at)
+        return principal
+
+
+def _scoped_principal(parent: Principal, claims: ScopedClaims) -> Principal:
+    return Principal(
+        token_id=parent.token_id,
+        role=parent.role,
+        description=parent.description,
+        grant=claims.grant,
+    )
