@@ -46,6 +46,7 @@ from registry.openapi.operations import (
 from registry.problems import MEDIA_TYPE, OTHER_HTTP_SLUG, problem_catalogue
 
 BEARER = "bearerAuth"
+BASIC = "basicAuth"  # under /v2 only: what registry clients send
 METHODS = ("get", "head", "put", "post", "patch", "delete")
 DIGEST_PATTERN = f"^({'|'.join(a.value for a in Algorithm)}):[0-9a-f]{{64}}$"
 DESCRIPTION = """\
@@ -217,12 +218,13 @@ def _complete_operation(
     op["description"] = "\n\n".join(x for x in (doc.description, sentence) if x)
     op["x-reliquary-role"] = role_name(route.roles)
     op["x-reliquary-roles"] = sorted(r.value for r in route.roles or ())
+    logins: list[dict[str, list[str]]] = [{BEARER: []}, *([{BASIC: []}] if oci else [])]
     if route.roles is None:
         op["security"] = []
     elif route.roles >= READ_ROLES and route.anonymous:
-        op["security"] = [{BEARER: []}, {}]
+        op["security"] = [*logins, {}]
     else:
-        op["security"] = [{BEARER: []}]
+        op["security"] = logins
     if doc.fast_path:
         op["x-reliquary-fast-path"] = True
     params: list[dict[str, Any]] = [*op.get("parameters", []), *copy.deepcopy(doc.parameters)]
@@ -315,8 +317,15 @@ def complete(schema: dict[str, Any], app: Litestar) -> dict[str, Any]:
             "type": "http",
             "scheme": "bearer",
             "description": "a Reliquary token (`reliquary-server token create`, "
-            "or POST /v1/tokens as admin)",
-        }
+            "or POST /v1/tokens as admin); under `/v2` also a scoped token from "
+            "GET /v2/token",
+        },
+        BASIC: {
+            "type": "http",
+            "scheme": "basic",
+            "description": "under `/v2` only, as registry clients log in: any user name, "
+            "a Reliquary token as the password",
+        },
     }
     schemas = components.setdefault("schemas", {})
     _, manifest_schemas = msgspec.json.schema_components(
