@@ -218,7 +218,9 @@ def _complete_operation(
     op["description"] = "\n\n".join(x for x in (doc.description, sentence) if x)
     op["x-reliquary-role"] = role_name(route.roles)
     op["x-reliquary-roles"] = sorted(r.value for r in route.roles or ())
-    logins: list[dict[str, list[str]]] = [{BEARER: []}, *([{BASIC: []}] if oci else [])]
+    logins: list[dict[str, list[str]]] = [{BEARER: []}]
+    if oci:
+        logins.append({BASIC: []})
     if route.roles is None:
         op["security"] = []
     elif route.roles >= READ_ROLES and route.anonymous:
