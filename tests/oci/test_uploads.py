@@ -6,12 +6,23 @@ oras-py's whole blob in the closing PUT."""
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, cast
 
+import anyio
 import httpx
-from sqlalchemy import update
+import pytest
+from sqlalchemy import select, update
 
+from registry.core.digest import Digest
 from registry.core.roles import Role
-from registry.db.models import UploadRow
+from registry.db.engine import make_session_factory
+from registry.db.models import UploadPartRow, UploadRow
+from registry.domain.blobs.services import BlobService
+from registry.domain.blobs.uploads import UploadService
+from registry.errors import DigestMismatchError
+from registry.metrics import Metrics
+from registry.storage import BlobStore
 from tests.conftest import Api, Deployment
 from tests.oci.test_base import oci_error
 from tests.support.content import digests
@@ -399,3 +410,115 @@ def test_upload_answers_are_challenged_without_a_token(api: Api) -> None:
     r = api.client.post(uploads(), params={"mount": sha(b"x"), "from": OTHER})
     assert r.status_code == 401
     assert 'scope="repository:library/app:pull,push"' in r.headers["www-authenticate"]
+
+
+# -- one pass for a lone part --------------------------------------------------------------
+def test_a_part_at_offset_0_keeps_its_digests_and_later_parts_do_not(
+    api: Api, deployment: Deployment
+) -> None:
+    data = os.urandom(3000)
+    location = start(api)
+    assert patch(api, location, data[:1000]).status_code == 202
+    assert patch(api, location, data[1000:]).status_code == 202
+    with deployment.engine.connect() as conn:
+        rows = conn.execute(
+            select(UploadPartRow.offset_bytes, UploadPartRow.blake3, UploadPartRow.sha256)
+            .where(UploadPartRow.upload_id == location.rsplit("/", 1)[1])
+            .order_by(UploadPartRow.offset_bytes)
+        ).all()
+    first = digests(data[:1000])
+    assert [tuple(row) for row in rows] == [
+        (0, first.blake3.hex, first.sha256.hex),
+        (1000, None, None),
+    ]
+
+
+class ReadRecordingStore:
+    """The deployment's store, recording which upload parts are read back."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self._store = store
+        self.parts_read: list[str] = []
+
+    def read_part(self, upload_id: str, part_name: str) -> Iterator[bytes]:
+        self.parts_read.append(part_name)
+        return self._store.read_part(upload_id, part_name)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def test_a_lone_part_is_published_without_being_read_again(deployment: Deployment) -> None:
+    """skopeo's POST, one PATCH, PUT: the layer crosses the disk (or the network to S3)
+    once. An upload of several parts is still read back and hashed at commit."""
+    svc = deployment.services()
+    recording = ReadRecordingStore(svc.store)
+    writes = make_session_factory(deployment.engine)
+    reads = make_session_factory(deployment.engine, read_only=True)
+    blobs = BlobService(cast(BlobStore, recording), writes, reads, Metrics())
+    uploads = UploadService(blobs, writes, reads, svc.settings.limits)
+    lone, several = os.urandom(6 * 1024 * 1024 + 5), os.urandom(5000)
+
+    async def push(data: bytes, cut: int) -> tuple[Digest, bool]:
+        upload = uploads.create("token", NAME)
+        await uploads.append(upload.id, "token", None, _one(data[:cut]), NAME)
+        if cut < len(data):
+            await uploads.append(upload.id, "token", None, _one(data[cut:]), NAME)
+        claimed = digests(data).sha256
+        info, created = await uploads.commit(upload.id, "token", claimed, NAME)
+        return info.digests.sha256, created
+
+    assert anyio.run(push, lone, len(lone)) == (digests(lone).sha256, True)
+    assert recording.parts_read == []
+    assert b"".join(svc.store.read(digests(lone).blake3.hex)) == lone
+    assert svc.store.list_upload_ids() == []
+
+    assert anyio.run(push, several, 2000) == (digests(several).sha256, True)
+    assert len(recording.parts_read) == 2
+    assert b"".join(svc.store.read(digests(several).blake3.hex)) == several
+
+    # a wrong digest publishes nothing and keeps the session, lone part or not
+    async def refused(data: bytes) -> None:
+        upload = uploads.create("token", NAME)
+        await uploads.append(upload.id, "token", 0, _one(data), NAME)
+        with pytest.raises(DigestMismatchError):
+            await uploads.commit(upload.id, "token", digests(b"other").sha256, NAME)
+        assert uploads.status(upload.id, "token", NAME).offset_bytes == len(data)
+
+    data = os.urandom(4000)
+    anyio.run(refused, data)
+    assert svc.store.size_of(digests(data).blake3.hex) is None
+    assert blobs.find(digests(data).sha256) is None
+    svc.close()
+
+
+def test_a_commit_that_died_after_promoting_its_part_is_finished_by_the_next(
+    deployment: Deployment,
+) -> None:
+    """The part was published at the blob key (renamed away, on a filesystem) but no row
+    was written: committing again rehashes the bytes at the key and records them."""
+    svc = deployment.services()
+    data = os.urandom(10_000)
+    d = digests(data)
+
+    async def scenario() -> bool:
+        upload = svc.uploads.create("token", NAME)
+        await svc.uploads.append(upload.id, "token", None, _one(data), NAME)
+        with deployment.engine.connect() as conn:
+            part_name = conn.execute(
+                select(UploadPartRow.part_name).where(UploadPartRow.upload_id == upload.id)
+            ).scalar_one()
+        svc.store.promote_part(upload.id, part_name, d.blake3.hex)  # then the process died
+        assert svc.blobs.find(d.sha256) is None
+        info, created = await svc.uploads.commit(upload.id, "token", d.sha256, NAME)
+        assert info.digests == d
+        return created
+
+    assert anyio.run(scenario) is True
+    assert svc.blobs.find(d.sha256) is not None
+    assert b"".join(svc.store.read(d.blake3.hex)) == data
+    svc.close()

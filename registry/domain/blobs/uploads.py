@@ -15,6 +15,11 @@ Invariants:
   commit, if any), hashes them, and publishes the blob only when it matches the
   claimed digest; the session is then removed. A refused commit leaves the session
   as it was (its final chunk is not kept).
+- A part at offset 0 is hashed while it streams in and its digests are kept with it:
+  when it is the whole upload (skopeo's one PATCH), commit checks the claimed digest
+  against them and publishes the part itself (``BlobService.publish_part``), reading
+  nothing again. Hash state cannot move between replicas, so later parts are not
+  hashed on arrival; an upload of several parts is re-read at commit.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 import anyio.to_thread
 from sqlalchemy.orm import Session, sessionmaker
 
-from registry.core.digest import Digest
+from registry.core.digest import BlobDigests, Digest
 from registry.core.quantity import format_size
 from registry.db.models import UploadPartRow, UploadRow
 from registry.domain.blobs.ingest import batched, hash_and_write
@@ -47,6 +52,16 @@ async def _chain(*streams: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     for stream in streams:
         async for chunk in stream:
             yield chunk
+
+
+def _lone_digests(parts: list[UploadPartRow]) -> BlobDigests | None:
+    """The digests of the whole upload when it is one part hashed as it was received."""
+    if len(parts) != 1:
+        return None
+    part = parts[0]
+    if part.offset_bytes != 0 or part.blake3 is None or part.sha256 is None:
+        return None
+    return BlobDigests(Digest.blake3(part.blake3), Digest.sha256(part.sha256), part.size_bytes)
 
 
 class UploadService:
@@ -142,11 +157,16 @@ class UploadService:
             raise self._offset_mismatch(upload_id, offset, current.offset_bytes, name)
         part_name = f"{offset:020d}-{secrets.token_hex(8)}"
         writer = await anyio.to_thread.run_sync(self._store.open_part_writer, upload_id, part_name)
+        digests: BlobDigests | None = None
         try:
-            size = 0
-            async for chunk in batched(self._within_limit(chunks, offset)):
-                size += len(chunk)
-                await anyio.to_thread.run_sync(writer.write, chunk)
+            if offset == 0:  # hashed as it streams: if it stays alone, it is the blob
+                digests = await hash_and_write(self._within_limit(chunks, offset), writer)
+                size = digests.size_bytes
+            else:
+                size = 0
+                async for chunk in batched(self._within_limit(chunks, offset)):
+                    size += len(chunk)
+                    await anyio.to_thread.run_sync(writer.write, chunk)
             if size == 0:
                 await anyio.to_thread.run_sync(writer.abort)
                 return current
@@ -155,7 +175,12 @@ class UploadService:
             await anyio.to_thread.run_sync(writer.abort)
             raise
         part = UploadPartRow(
-            upload_id=upload_id, offset_bytes=offset, size_bytes=size, part_name=part_name
+            upload_id=upload_id,
+            offset_bytes=offset,
+            size_bytes=size,
+            part_name=part_name,
+            blake3=None if digests is None else digests.blake3.hex,
+            sha256=None if digests is None else digests.sha256.hex,
         )
         recorded = await anyio.to_thread.run_sync(self._record_part, upload_id, offset, part)
         if not recorded:
@@ -197,6 +222,13 @@ class UploadService:
         if final_offset is not None and final_offset != current.offset_bytes:
             raise self._offset_mismatch(upload_id, final_offset, current.offset_bytes, name)
         parts = await anyio.to_thread.run_sync(self._parts, upload_id)
+        lone = _lone_digests(parts) if final is None else None
+        if lone is not None:  # one part, hashed as it came: publish it without reading it
+            result = await anyio.to_thread.run_sync(
+                self._blobs.publish_part, claimed, upload_id, parts[0].part_name, lone
+            )
+            await anyio.to_thread.run_sync(self._remove, upload_id)
+            return result
         stream = self._read_parts(upload_id, parts)
         if final is not None:
             end = parts[-1].offset_bytes + parts[-1].size_bytes if parts else 0
