@@ -66,11 +66,12 @@ def may_pull_from(principal: Principal, source: str) -> bool:
     """Whether ``principal`` may read repository ``source``, which a mount from it needs
     (a mount answers whether ``source`` holds the blob, and copies it).
 
-    Every role may pull every repository today, so any caller that passed ``push`` on the
-    target passes. A token scoped to repositories must also cover
-    ``repository:<source>:pull``: extend this check when principals carry scopes.
+    Every role may pull every repository; a scoped ``/v2`` token must also have been
+    granted ``repository:<source>:pull`` (clients ask for it beside the push scope).
     """
-    return principal.role in READ_ROLES
+    if principal.role not in READ_ROLES:
+        return False
+    return principal.grant is None or principal.grant.allows("pull", source)
 
 
 def _range(offset_bytes: int) -> str:
