@@ -8,8 +8,10 @@ bound to a repository.
 - ``oci_tags``: ``(name, tag)`` names one manifest forever.
 - ``uploads.name`` (nullable): the repository an OCI upload session was opened in;
   ``/v1`` sessions leave it empty.
+- ``upload_parts.blake3`` / ``sha256`` (nullable): a part's own digests, hashed as it
+  streamed in, so that a lone part is published without being read again.
 
-Only new tables and a nullable column: old replicas keep working beside this revision.
+Only new tables and nullable columns: old replicas keep working beside this revision.
 
 Revision ID: 0009
 Revises: 0008
@@ -83,9 +85,19 @@ def upgrade() -> None:
         hex64("oci_tags", "sha256"),
     )
     op.add_column("uploads", sa.Column("name", sa.String(255), nullable=True))
+    with op.batch_alter_table("upload_parts") as batch:
+        batch.add_column(sa.Column("blake3", sa.String(64), nullable=True))
+        batch.add_column(sa.Column("sha256", sa.String(64), nullable=True))
+        for column in ("blake3", "sha256"):
+            check = hex64("upload_parts", column)
+            batch.create_check_constraint(str(check.name), check.sqltext)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("upload_parts") as batch:
+        for column in ("blake3", "sha256"):
+            batch.drop_constraint(str(hex64("upload_parts", column).name), type_="check")
+            batch.drop_column(column)
     with op.batch_alter_table("uploads") as batch:
         batch.drop_column("name")
     op.drop_table("oci_tags")

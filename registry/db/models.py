@@ -125,7 +125,10 @@ class UploadRow(Base):
 
 class UploadPartRow(Base):
     __tablename__ = "upload_parts"
-    __table_args__ = (CheckConstraint("size_bytes > 0", name="size_positive"),)
+    __table_args__ = (
+        CheckConstraint("size_bytes > 0", name="size_positive"),
+        *hex64_checks("blake3", "sha256"),
+    )
 
     upload_id: Mapped[str] = mapped_column(
         ForeignKey("uploads.id", ondelete="CASCADE"), primary_key=True
@@ -133,6 +136,10 @@ class UploadPartRow(Base):
     offset_bytes: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     part_name: Mapped[str] = mapped_column(String(64))
+    # the part's own digests, hashed as it streamed in (a part at offset 0 only): a lone
+    # such part is the whole blob, published without reading it again
+    blake3: Mapped[str | None] = mapped_column(String(64))
+    sha256: Mapped[str | None] = mapped_column(String(64))
 
 
 class ArtifactRow(Base):

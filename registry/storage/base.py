@@ -13,6 +13,7 @@ which runs unchanged against each backend):
 - The store never hashes: callers verify bytes before they ``commit``.
 - Upload parts (resumable sessions) live under ``_uploads/<upload_id>/`` and are
   invisible to blob reads; ``delete_upload`` removes them all, unfinished ones too.
+  A part becomes a blob only through ``promote_part``, as atomically as a commit.
 - A process killed mid-write leaves its staged write behind, never a partial
   blob; ``purge_staging`` removes such leftovers and never a live writer's that
   is still receiving bytes.
@@ -99,6 +100,17 @@ class BlobStore(Protocol):
 
     def delete_part(self, upload_id: str, part_name: str) -> None:
         """Remove one upload part; missing is fine."""
+
+    def promote_part(self, upload_id: str, part_name: str, blake3_hex: str) -> None:
+        """Publish a committed upload part as the blob ``blake3_hex`` without the bytes
+        passing through this process (a rename; a server-side copy), atomically and
+        durably like ``BlobWriter.commit``, replacing whatever the key held. The caller
+        verified that the part's bytes hash to ``blake3_hex``. The part may be gone
+        afterwards: the caller then removes its upload.
+
+        Raises StoredBlobMissingError (no such part; nothing was published),
+        StorageUnavailableError.
+        """
 
     def delete_upload(self, upload_id: str) -> None:
         """Remove every part of an upload; missing is fine."""

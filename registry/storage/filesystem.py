@@ -2,8 +2,9 @@
 
 Layout under the root: ``blobs/blake3/<xx>/<hex>`` (published blobs),
 ``_staging/<random>`` (blobs being written), ``_uploads/<id>/<part>`` (parts of
-resumable uploads). Staging and blobs share one filesystem, so publishing is an
-``fsync`` then an atomic ``rename`` and a directory ``fsync``.
+resumable uploads). Staging, parts and blobs share one filesystem, so publishing is an
+``fsync`` then an atomic ``rename`` and a directory ``fsync`` (a promoted part: the
+rename of an ``fsync``'ed part).
 
 A writer holds an exclusive ``flock`` on its staging file from creation until the
 file is renamed into place or unlinked, and the kernel drops it when the process
@@ -262,6 +263,22 @@ class FilesystemBlobStore:
     def delete_part(self, upload_id: str, part_name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._part_path(upload_id, part_name).unlink()
+
+    def promote_part(self, upload_id: str, part_name: str, blake3_hex: str) -> None:
+        part = self._part_path(upload_id, part_name)
+        final = self.blob_path(blake3_hex)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(part, final)  # the part was fsync'ed at its commit
+            _fsync_dir(final.parent)
+        except FileNotFoundError:
+            if part.exists():
+                raise StorageUnavailableError(f"cannot publish part {part_name}") from None
+            raise StoredBlobMissingError(
+                f"part {part_name} of upload {upload_id} is missing from {self.description}"
+            ) from None
+        except OSError as exc:
+            raise _write_error("cannot publish blob", exc) from exc
 
     def delete_upload(self, upload_id: str) -> None:
         directory = self.root / upload_prefix(safe_name(upload_id))

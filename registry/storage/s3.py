@@ -17,7 +17,9 @@ Invariants, on top of those in ``base``:
   ever appears at a blob key before ``commit`` and a reader never sees a partial
   blob.
 - An upload part streams straight to its own key; it too is invisible until
-  ``commit`` completes its upload.
+  ``commit`` completes its upload. ``promote_part`` publishes a part as a blob by a
+  server-side copy to the blob key (multipart past 256 MiB, so beyond 5 GiB too),
+  visible only once the copy completes.
 - ``abort`` (and a failed ``commit``) aborts the multipart upload and deletes
   any staging object. A crashed process can leave both behind (and unfinished
   multipart uploads of upload parts under ``_uploads/``): ``purge_staging``, which
@@ -406,6 +408,24 @@ class S3BlobStore:
 
     def delete_part(self, upload_id: str, part_name: str) -> None:
         self._delete_key(self._part_key(upload_id, part_name))
+
+    def promote_part(self, upload_id: str, part_name: str, blake3_hex: str) -> None:
+        # the part stays until its upload is removed: one request fewer here
+        source = self._part_key(upload_id, part_name)
+        final = self.key(blob_key(safe_name(blake3_hex)))
+        try:
+            self.client.copy(
+                CopySource={"Bucket": self.bucket, "Key": source},
+                Bucket=self.bucket,
+                Key=final,
+                Config=_COPY_CONFIG,
+            )
+        except _BOTO_ERRORS as exc:
+            if _is_not_found(exc):
+                raise StoredBlobMissingError(
+                    f"part {part_name} of upload {upload_id} is missing from {self.description}"
+                ) from exc
+            raise _unavailable(exc, "publishing an upload part", self.description) from exc
 
     def delete_upload(self, upload_id: str) -> None:
         prefix = self.key(upload_prefix(safe_name(upload_id)))

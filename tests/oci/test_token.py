@@ -11,6 +11,7 @@ answer of its handler: ``GET .../blobs/<zeros>`` is 404 ``BLOB_UNKNOWN`` (pull g
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -385,3 +386,33 @@ def test_tokens_are_dated_by_the_service_clock(deployment: Deployment) -> None:
         answer = ask(client, basic(reader), "repository:library/app:pull").json()
         issued = datetime.fromisoformat(answer["issued_at"])
         assert abs(issued - (datetime.now(UTC) + timedelta(hours=1))) < timedelta(seconds=5)
+
+
+def test_a_mount_needs_the_pull_scope_on_the_source_repository(api: Api) -> None:
+    """A scoped token pushing to one repository cannot learn or copy what another holds
+    unless it was granted pull there too: the mount falls back to an upload (202)."""
+    data = b"a layer only library/other holds"
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    publisher = basic(api.tokens[Role.PUBLISHER])
+    other = token_for(api.client, publisher, "repository:library/other:pull,push")
+    r = api.client.post(
+        f"/v2/library/other/blobs/uploads/?digest={digest}", content=data, headers=bearer(other)
+    )
+    assert r.status_code == 201, r.text
+    mount = f"/v2/library/app/blobs/uploads/?mount={digest}&from=library/other"
+    narrow = token_for(api.client, publisher, "repository:library/app:pull,push")
+    r = api.client.post(mount, headers=bearer(narrow))
+    assert r.status_code == 202, r.text
+    assert pulled(api.client.get(f"/v2/library/app/blobs/{digest}", headers=bearer(narrow)))
+    both = token_for(
+        api.client,
+        publisher,
+        "repository:library/app:pull,push",
+        "repository:library/other:pull",
+    )
+    r = api.client.post(mount, headers=bearer(both))
+    assert r.status_code == 201, r.text
+    assert r.headers["docker-content-digest"] == digest
+    r = api.client.get(f"/v2/library/app/blobs/{digest}", headers=bearer(narrow))
+    assert r.status_code == 200
+    assert r.content == data

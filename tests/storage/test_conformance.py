@@ -289,6 +289,50 @@ def test_upload_parts_lifecycle(blob_store: BlobStore) -> None:
     assert b"".join(blob_store.read_part("upload-b", "0")) == b"other upload"
 
 
+@pytest.mark.parametrize("size", [0, 1000, 6 * MiB + 1])  # 6 MiB: a multipart part on S3
+def test_a_promoted_part_is_published_as_the_blob(blob_store: BlobStore, size: int) -> None:
+    data = payload(size, seed=7)
+    hex_digest = digest_of(data)
+    writer = blob_store.open_part_writer("upload-p", "0")
+    writer.write(data)
+    writer.commit("ignored")
+    assert blob_store.size_of(hex_digest) is None  # a part is no blob
+
+    blob_store.promote_part("upload-p", "0", hex_digest)
+
+    assert read_all(blob_store, hex_digest) == data
+    assert blob_store.size_of(hex_digest) == size
+    assert list(blob_store.list_blobs()) == [hex_digest]
+    blob_store.delete_upload("upload-p")  # the caller's next step; the blob stays
+    assert read_all(blob_store, hex_digest) == data
+
+
+def test_a_promoted_part_replaces_bytes_that_do_not_hash_to_the_key(
+    blob_store: BlobStore,
+) -> None:
+    data = payload(3000, seed=8)
+    hex_digest = digest_of(data)
+    writer = blob_store.open_writer()
+    writer.write(b"damaged bytes")
+    writer.commit(hex_digest)
+    write_part(blob_store, "upload-q", "0", data)
+
+    blob_store.promote_part("upload-q", "0", hex_digest)
+
+    assert read_all(blob_store, hex_digest) == data
+
+
+def test_promoting_a_missing_part_publishes_nothing(blob_store: BlobStore) -> None:
+    hex_digest = digest_of(b"never written")
+    with pytest.raises(StoredBlobMissingError):
+        blob_store.promote_part("upload-r", "0", hex_digest)
+    write_part(blob_store, "upload-r", "1", b"another part")
+    with pytest.raises(StoredBlobMissingError):
+        blob_store.promote_part("upload-r", "0", hex_digest)
+    assert blob_store.size_of(hex_digest) is None
+    assert list(blob_store.list_blobs()) == []
+
+
 def test_aborted_part_is_not_stored(blob_store: BlobStore) -> None:
     writer = blob_store.open_part_writer("upload-c", "0")
     writer.write(payload(6 * MiB, seed=6))
@@ -302,6 +346,10 @@ def test_unsafe_names_are_refused(blob_store: BlobStore) -> None:
     for upload_id, part_name in [("../escape", "0"), ("ok", "a/b"), ("", "0"), ("ok", "..")]:
         with pytest.raises(ValueError, match="unsafe"):
             blob_store.open_part_writer(upload_id, part_name)
+        with pytest.raises(ValueError, match="unsafe"):
+            blob_store.promote_part(upload_id, part_name, "0" * 64)
+    with pytest.raises(ValueError, match="unsafe"):
+        blob_store.promote_part("ok", "0", "../escape")
 
 
 def test_check_passes_and_leaves_nothing_behind(blob_store: BlobStore) -> None:

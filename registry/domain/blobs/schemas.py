@@ -54,3 +54,4 @@ class UploadSession:
     offset_bytes: int
     expires_at: datetime
     token_id: str | None
+    name: str | None = None  # the OCI repository of a /v2 session

@@ -2,10 +2,11 @@
 
 Invariants:
 - Bytes are published only after they hashed to the claimed digest, and a blob
-  row is written only over bytes verified by this process: the ones it has just
-  published (a commit replaces whatever the key held, so bytes already at the key,
-  perhaps damaged, are never trusted), or ones it has just rehashed (fsck, the
-  reconciler).
+  row is written only over verified bytes: the ones this process has just published
+  (a commit replaces whatever the key held, so bytes already at the key, perhaps
+  damaged, are never trusted), an upload part it has just promoted, whose bytes were
+  hashed as its writer received them (``publish_part``), or ones it has just
+  rehashed (fsck, the reconciler).
 - A row is written, under the digest's shared guard, only while the store still
   holds bytes of its size under the key; unrecorded bytes are removed only under
   the digest's exclusive guard, after checking that no row names them
@@ -183,6 +184,31 @@ class BlobService:
             writer.abort()
             return existing, False
         writer.commit(digests.blake3.hex)
+        return BlobInfo(digests), self.record(digests)
+
+    def publish_part(
+        self, claimed: Digest, upload_id: str, part_name: str, digests: BlobDigests
+    ) -> tuple[BlobInfo, bool]:
+        """Publish a stored upload part as the blob ``claimed`` without reading it again:
+        ``digests`` are the part's own, hashed from the bytes its writer received
+        (``UploadService.append``). The part is promoted to the blob key
+        (``BlobStore.promote_part``) unless the blob is recorded already, then recorded.
+
+        A commit that died after promoting left the part gone and the bytes at the key:
+        those are rehashed, and recorded only if they are the part's.
+
+        Raises DigestMismatchError (nothing published), StorageError
+        (StoredBlobMissingError: the part is gone and its bytes are not at the key).
+        """
+        _verify(claimed, digests)
+        existing = self.find(digests.blake3)
+        if existing is not None:  # recorded bytes are verified bytes: keep them
+            return existing, False
+        try:
+            self.store.promote_part(upload_id, part_name, digests.blake3.hex)
+        except StoredBlobMissingError:
+            if self._rehash(digests.blake3.hex) != digests:
+                raise
         return BlobInfo(digests), self.record(digests)
 
     def record(self, digests: BlobDigests) -> bool:
