@@ -771,6 +771,7 @@ OCI_DETAILS: dict[str, Doc] = {
                 "description": "sha256:<64 hex> of the whole blob",
                 "schema": {"type": "string", "pattern": OCI_DIGEST_PATTERN},
             },
+            OCI_CONTENT_RANGE,
         ),
         request_body={
             "required": False,
