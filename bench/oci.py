@@ -195,7 +195,8 @@ class OciBench(Servers):
             cmd, env=self.skopeo_env, capture_output=True, text=True, timeout=1800, check=False
         )
         if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+            shown = " ".join(cmd).replace(self.token or "-", "<token>")
+            raise RuntimeError(f"{shown} failed:\n{done.stderr[-3000:]}")
 
     def timed(self, who: str, image: Image, args: list[str]) -> tuple[float, float]:
         """MB/s of one skopeo copy against ``who``, and the server's CPU (% of a core)."""
