@@ -33,6 +33,7 @@ from clients.progress import TransferProgress
 from clients.pull import fetch_manifest, fetch_parsed_manifest, pull
 from clients.push import RESUMABLE_FROM, push_directory
 from clients.signing import PublishSigner
+from registry.core.images import pin_problem
 from registry.core.manifest import Scalar
 from registry.core.quantity import format_size, parse_size
 
@@ -76,7 +77,8 @@ def login(url: str, login_token: str) -> None:
     "--runtime",
     "runtime_fields",
     multiple=True,
-    help="More runtime fields as key=value (signature=serving_default, dtype=float32).",
+    help="More runtime fields as key=value (signature=serving_default, dtype=float32); "
+    "image=NAME@sha256:HEX pins the runtime image by digest (pushed to this registry first).",
 )
 @click.option(
     "--reference-inputs",
@@ -121,7 +123,9 @@ def push(
 
     With --sign-key, then sign and post a publish/v1 statement about it. A model that
     workers verify names its --engine and its --reference-inputs (pushed before with
-    --kind reference-inputs).
+    --kind reference-inputs). A model that runs in a container image pins it by digest
+    with --runtime image=NAME@sha256:HEX (the image pushed to this registry first); a tag
+    is refused.
     """
     if sign_key is None and any(publish.values()):
         raise click.UsageError("--publisher and --source-*/--training-run need --sign-key")
@@ -130,6 +134,8 @@ def push(
     runtime: dict[str, Scalar] = dict(_pairs(runtime_fields, "--runtime"))
     if engine:
         runtime["engine"] = engine
+    if "image" in runtime and (why := pin_problem(str(runtime["image"]))) is not None:
+        raise click.BadParameter(why, param_hint="--runtime")  # before hashing anything
     inputs_digest = None
     if reference_inputs is not None:
         inputs = fetch_parsed_manifest(client, reference_inputs)

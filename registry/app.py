@@ -62,6 +62,7 @@ from registry.domain.log.witness import (
     log_id,
 )
 from registry.domain.oci.controllers import OciController
+from registry.domain.oci.pins import RuntimeImages
 from registry.domain.oci.services import OciService
 from registry.domain.system.controllers import SystemController
 from registry.domain.system.services import HealthService
@@ -201,7 +202,7 @@ class Services:
         staged_idle = min(STAGED_WRITE_IDLE_SECONDS, settings.limits.upload_ttl_seconds)
         signer = load_log_signer(settings)
         log = TransparencyLog(writes, reads, signer, log_witness(settings, store, signer))
-        artifacts = ArtifactService(blobs, writes, reads, log)
+        artifacts = ArtifactService(blobs, writes, reads, log, images=RuntimeImages(reads))
         keys = KeyService(writes, reads, log)
         findings = NondeterminismRecorder(log, metrics)
         attestations = AttestationService(artifacts, keys, writes, reads, log, hooks=[findings])

@@ -95,6 +95,11 @@ class MissingReferenceError(RegistryError):
     """A manifest's ``reference.inputs`` names an artifact the registry does not hold."""
 
 
+class MissingRuntimeImageError(RegistryError):
+    """A manifest's ``runtime.image`` pins an image the registry does not hold (repository
+    NAME holds no manifest with that sha256)."""
+
+
 class KeyNotFoundError(NotFoundError):
     pass
 

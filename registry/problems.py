@@ -47,6 +47,7 @@ from registry.errors import (
     ManifestFileMismatchError,
     MissingBlobsError,
     MissingReferenceError,
+    MissingRuntimeImageError,
     NotFoundError,
     OciManifestBlobsMissingError,
     OciManifestNotFoundError,
@@ -103,6 +104,9 @@ PROBLEMS: dict[type[Exception], ProblemKind] = {
     MissingBlobsError: ProblemKind(422, "missing-blobs", "Manifest names missing blobs"),
     MissingReferenceError: ProblemKind(
         422, "missing-reference", "Manifest references a missing artifact"
+    ),
+    MissingRuntimeImageError: ProblemKind(
+        422, "missing-runtime-image", "Manifest pins an image the registry does not hold"
     ),
     ManifestFileMismatchError: ProblemKind(
         422, "manifest-file-mismatch", "Manifest disagrees with stored blob"

@@ -14,6 +14,8 @@ artifact digest. A ``Manifest`` object is always valid:
   directories) equal ignoring case and Unicode normalization (one name on
   Windows and macOS).
 - every file digest is 64 lowercase hex; sizes are integers >= 0.
+- ``runtime.image``, when present, pins the runtime image by digest:
+  ``NAME@sha256:<64 lowercase hex>`` (``registry.core.images``); a tag is refused.
 - unknown fields are refused.
 """
 
@@ -30,6 +32,7 @@ import msgspec
 from registry.core.canonical import canonical_bytes, require_canonical
 from registry.core.digest import BlobDigests, Digest, digest_bytes, is_hex64
 from registry.core.errors import CoreError, InvalidManifestError
+from registry.core.images import ImagePin, pin_problem
 
 SCHEMA_V1 = "reliquary.manifest.v1"
 MANIFEST_MEDIA_TYPE = "application/vnd.reliquary.manifest.v1+json"  # its bytes on the wire
@@ -91,6 +94,12 @@ class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     @property
     def total_size_bytes(self) -> int:
         return sum(f.size for f in self.files)
+
+    @property
+    def runtime_image(self) -> ImagePin | None:
+        """The image ``runtime.image`` pins, or None when the manifest pins none."""
+        value = None if self.runtime is None else self.runtime.get("image")
+        return None if value is None else ImagePin.parse(str(value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +271,14 @@ def _problems(m: Manifest) -> list[str]:
     for key in m.labels:
         if not _LABEL_KEY.fullmatch(key):
             problems.append(f"label key {key!r} must match [a-z0-9][a-z0-9._/-]*, max 63")
+    if m.runtime is not None and "image" in m.runtime:
+        image = m.runtime["image"]
+        why = (
+            pin_problem(image)
+            if isinstance(image, str)
+            else "runtime.image must be a string NAME@sha256:<64 lowercase hex>"
+        )
+        problems += [why] if why else []
     if m.reference is not None:
         why = _digest_problem(m.reference.inputs, "reference.inputs")
         problems += [why] if why else []

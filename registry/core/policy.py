@@ -14,12 +14,21 @@ approvals = { role = "governor", min = 1 }
 max_regression = { r2 = 0.02 }             # direction taken from the evaluation rule
 reproducibility = [{ profile = "cpu-tensorflow", min_workers = 2 }]
 cross_profile = { max_abs_diff = 1e-4, min_token_agreement = 0.95 }  # CPU vs GPU results
+require_runtime_image = true               # runtime.image pinned, held here, publisher-signed
+runtime_image_channel = "stable"           # ... and that image is what NAME:stable holds
 ```
 
 A profile counts only while it is reproducible: any disagreement, within one
 worker's runs or between workers, blocks promotion (``reproducibility.judge``).
 With ``cross_profile`` and two or more profiles, each pair's agreed outputs must
 also be within that tolerance; the comparison is reported either way.
+
+``require_runtime_image`` binds models only (an image is its own runtime; a dataset
+runs in none): the manifest pins ``runtime.image = "NAME@sha256:<hex>"``, repository
+NAME holds that manifest here, and an image artifact of it (``NAME@TAG``, kind
+``image``, a tag of that digest) carries a publisher signature. With
+``runtime_image_channel``, one of those artifacts must also be what channel
+``runtime_image_channel`` of NAME holds now (under that channel's own policy).
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from registry.core.errors import CoreError
+from registry.core.images import ImagePin
 from registry.core.reproducibility import ProfileVerdict, Tolerance, compare
 
 _RULE = re.compile(r"\s*(<=|>=|<|>|==)\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*")
@@ -54,6 +64,8 @@ _CHANNEL_KEYS = frozenset(
         "max_regression",
         "reproducibility",
         "cross_profile",
+        "require_runtime_image",
+        "runtime_image_channel",
     }
 )
 
@@ -100,6 +112,8 @@ class ChannelPolicy:
     max_regression: Mapping[str, float] = field(default_factory=dict)
     reproducibility: tuple[Reproducibility, ...] = ()
     cross_profile: Tolerance | None = None
+    require_runtime_image: bool = False
+    runtime_image_channel: str | None = None  # only with require_runtime_image
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +192,7 @@ def _channel(name: str, doc: object) -> ChannelPolicy:
     signature = doc.get("require_publisher_signature", False)
     if not isinstance(signature, bool):
         raise InvalidPolicyError(f"{where}.require_publisher_signature must be true or false")
+    runtime_image, image_channel = _runtime_image_keys(where, doc)
     return ChannelPolicy(
         require_publisher_signature=signature,
         evaluation=evaluation,
@@ -193,7 +208,28 @@ def _channel(name: str, doc: object) -> ChannelPolicy:
             max_abs_diff=float(cross.get("max_abs_diff", 0.0)),
             min_token_agreement=float(cross.get("min_token_agreement", 1.0)),
         ),
+        require_runtime_image=runtime_image,
+        runtime_image_channel=image_channel,
     )
+
+
+def _runtime_image_keys(where: str, doc: Mapping[str, object]) -> tuple[bool, str | None]:
+    """(``require_runtime_image``, ``runtime_image_channel``) of a channel's table."""
+    required = doc.get("require_runtime_image", False)
+    if not isinstance(required, bool):
+        raise InvalidPolicyError(f"{where}.require_runtime_image must be true or false")
+    channel = doc.get("runtime_image_channel")
+    if channel is None:
+        return required, None
+    if not isinstance(channel, str) or channel_problem(channel):
+        raise InvalidPolicyError(
+            f"{where}.runtime_image_channel: a channel name matching [a-z0-9][a-z0-9._-]{{0,62}}"
+        )
+    if not required:
+        raise InvalidPolicyError(
+            f"{where}.runtime_image_channel needs require_runtime_image = true beside it"
+        )
+    return required, channel
 
 
 def parse_policy(source: bytes) -> Policy:
@@ -215,6 +251,27 @@ def parse_policy(source: bytes) -> Policy:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageArtifact:
+    """An artifact ``NAME@TAG`` of kind ``image`` that wraps a pinned image manifest, TAG
+    being a tag of that manifest in repository NAME."""
+
+    tag: str
+    digest: str  # blake3:<hex>
+    publisher_keys: frozenset[str] = frozenset()  # as ``Facts.publisher_keys``, about it
+    revoked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeImage:
+    """What the registry verified about the image a model's ``runtime.image`` pins."""
+
+    pin: ImagePin
+    present: bool = False  # repository ``pin.name`` holds manifest ``pin.digest`` here
+    artifacts: tuple[ImageArtifact, ...] = ()  # sorted by tag
+    channel_holds: str | None = None  # what ``runtime_image_channel`` of pin.name holds now
+
+
+@dataclass(frozen=True, slots=True)
 class Facts:
     """What the registry verified about one artifact, for one channel."""
 
@@ -225,6 +282,8 @@ class Facts:
     current_metrics: Mapping[str, float] | None = None  # the channel's current digest, if any
     reproducibility: Mapping[str, ProfileVerdict] = field(default_factory=dict)  # by profile
     revoked_reason: str | None = None  # a revoked artifact never goes to any channel
+    kind: str = "model"  # the artifact's kind: only models pin a runtime image
+    runtime_image: RuntimeImage | None = None  # None: the manifest pins no runtime image
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +322,8 @@ def evaluate(rules: ChannelPolicy, facts: Facts) -> list[Requirement]:
                 else "no accepted publish/v1 statement from a registered publisher key",
             )
         )
+    if rules.require_runtime_image:
+        out += _runtime_image(rules, facts)
     metrics, source = _metrics(rules, facts)
     for rule in rules.evaluation:
         value = None if metrics is None else metrics.get(rule.metric)
@@ -336,3 +397,73 @@ def _regression(
         f"{metric} {metrics[metric]:g} vs {current[metric]:g} now in the channel: "
         f"regression {max(drop, 0.0):g}, allowed {allowed:g}",
     )
+
+
+_PUSH_IMAGE = "skopeo copy --preserve-digests … docker://HOST/{name}:TAG"
+
+
+def _runtime_image(rules: ChannelPolicy, facts: Facts) -> list[Requirement]:
+    """``require_runtime_image``: the pin, the image held here, a publisher signature on an
+    artifact of it, and (with ``runtime_image_channel``) that artifact on that channel."""
+    if facts.kind != "model":
+        why = f"a {facts.kind} artifact pins no runtime image: the requirement binds models"
+        return [Requirement("runtime_image", True, why)]
+    image = facts.runtime_image
+    channel = rules.runtime_image_channel
+    names = ["runtime_image", "runtime_image.signature"]
+    names += [] if channel is None else ["runtime_image.channel"]
+    if image is None:
+        pin_it = (
+            "the manifest pins no runtime image: push a version whose runtime.image = "
+            '"NAME@sha256:<hex>" (reliquary push --runtime image=NAME@sha256:<hex>)'
+        )
+        return [Requirement(name, False, pin_it) for name in names]
+    pin, name = str(image.pin), image.pin.name
+    if not image.present:
+        absent = (
+            f"{pin}: this registry holds no such image; push it first "
+            f"({_PUSH_IMAGE.format(name=name)})"
+        )
+        return [Requirement(n, False, absent) for n in names]
+    out = [Requirement("runtime_image", True, f"pins {pin}, held here")]
+    live = [a for a in image.artifacts if not a.revoked]
+    out.append(_image_signature(image, live))
+    if channel is not None:
+        out.append(_on_channel(image, channel, live))
+    return out
+
+
+def _image_signature(image: RuntimeImage, live: list[ImageArtifact]) -> Requirement:
+    name = image.pin.name
+    signed = [a for a in live if a.publisher_keys]
+    if signed:
+        keyid = sorted(signed[0].publisher_keys)[0]
+        why = f"{name}@{signed[0].tag} signed by publisher key {keyid[:16]}…"
+        return Requirement("runtime_image.signature", True, why)
+    if live:
+        tags = ", ".join(f"{name}@{a.tag}" for a in live)
+        why = f"no accepted publish/v1 statement from a registered publisher key on {tags}"
+    elif revoked := [a for a in image.artifacts if a.revoked]:
+        tags = ", ".join(f"{name}@{a.tag}" for a in revoked)
+        why = f"every image artifact of {image.pin} was revoked ({tags})"
+    else:
+        why = (
+            f"no image artifact {name}@TAG wraps {image.pin.digest} (a tag of it pushed here "
+            f"makes one): push it by tag ({_PUSH_IMAGE.format(name=name)}) and sign that"
+        )
+    return Requirement("runtime_image.signature", False, why)
+
+
+def _on_channel(image: RuntimeImage, channel: str, live: list[ImageArtifact]) -> Requirement:
+    name = image.pin.name
+    held = next((a for a in live if a.digest == image.channel_holds), None)
+    if held is not None:
+        why = f"{name}:{channel} holds {name}@{held.tag} ({held.digest})"
+        return Requirement("runtime_image.channel", True, why)
+    candidates = " or ".join(f"{name}@{a.tag}" for a in live) or f"a tag of {image.pin}"
+    where = (
+        f"{name} has no channel {channel!r}"
+        if image.channel_holds is None
+        else f"{name}:{channel} holds {image.channel_holds}, not an artifact of {image.pin}"
+    )
+    return Requirement("runtime_image.channel", False, f"{where}: promote {candidates} there")

@@ -183,3 +183,58 @@ def test_every_problem_is_listed_separately() -> None:
     with pytest.raises(InvalidManifestError) as info:
         parse_manifest(canonical_bytes(doc))
     assert len(info.value.problems) == 3
+
+
+# -- runtime.image: a model pins its runtime image by digest ------------------------------
+
+IMAGE_HEX = "ab" * 32
+
+
+def test_a_runtime_image_pinned_by_digest_is_accepted() -> None:
+    pin = f"veid/runtime@sha256:{IMAGE_HEX}"
+    raw = canonical_bytes(valid(runtime={"engine": "tensorflow-savedmodel", "image": pin}))
+    manifest = parse_manifest(raw).manifest
+    assert manifest.runtime_image is not None
+    assert manifest.runtime_image.name == "veid/runtime"
+    assert str(manifest.runtime_image.digest) == f"sha256:{IMAGE_HEX}"
+    assert str(manifest.runtime_image) == pin
+    assert parse_manifest(canonical_bytes(valid())).manifest.runtime_image is None
+
+
+@pytest.mark.parametrize(
+    ("image", "tag"),
+    [
+        ("veid/runtime:2.21", "2.21"),
+        ("veid/runtime@latest", "latest"),
+        ("ghcr.io/veid/runtime:v1", "v1"),
+    ],
+)
+def test_a_runtime_image_by_tag_is_refused_saying_how_to_pin_the_digest(
+    image: str, tag: str
+) -> None:
+    why = _problems(valid(runtime={"image": image}))
+    assert f"names tag {tag!r}" in why
+    name = image.rsplit(":" if ":" in image else "@", 1)[0]
+    assert f"skopeo inspect --format '{{{{.Digest}}}}' docker://HOST/{name}:{tag}" in why
+    assert f'runtime.image = "{name}@sha256:<that hex>"' in why
+
+
+@pytest.mark.parametrize(
+    ("image", "why"),
+    [
+        ("veid/runtime", "names no digest; pin the digest"),
+        (
+            f"veid/runtime:v1@sha256:{IMAGE_HEX}",
+            f"keep only the digest: veid/runtime@sha256:{IMAGE_HEX}",
+        ),
+        (f"veid/runtime@blake3:{IMAGE_HEX}", "must be the image manifest's sha256"),
+        (f"veid/runtime@sha256:{IMAGE_HEX.upper()}", "64 lowercase hex"),
+        ("veid/runtime@sha256:abc", "64 lowercase hex"),
+        (f"Veid/Runtime@sha256:{IMAGE_HEX}", "repository name 'Veid/Runtime' must be lowercase"),
+        (f"veid//runtime@sha256:{IMAGE_HEX}", "repository name"),
+        (f"{'a' * 256}@sha256:{IMAGE_HEX}", "at most 255"),
+        (7, "runtime.image must be a string"),
+    ],
+)
+def test_a_runtime_image_outside_the_pin_grammar_is_refused(image: Any, why: str) -> None:
+    assert why in _problems(valid(runtime={"image": image}))

@@ -10,6 +10,8 @@ Invariants:
 - Every stored artifact has an ``artifact.pushed`` log entry, written in the
   same transaction, as is whatever the pusher's ``also`` writes (an OCI tag row):
   all of it commits, or none of it.
+- A stored manifest's ``runtime.image`` names an image this registry holds (the
+  injected ``ImageLookup``; images are never removed, so it stays held).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from registry.core.digest import Digest
 from registry.core.manifest import KINDS, ParsedManifest, parse_manifest
 from registry.db.models import ArtifactRow
+from registry.domain.artifacts.images import ImageLookup, NoImages
 from registry.domain.artifacts.repositories import ArtifactRepository
 from registry.domain.artifacts.schemas import Artifact, ArtifactPage, StoredManifest
 from registry.domain.blobs.services import BlobService
@@ -39,6 +42,7 @@ from registry.errors import (
     ManifestFileMismatchError,
     MissingBlobsError,
     MissingReferenceError,
+    MissingRuntimeImageError,
 )
 
 MAX_PAGE = 500
@@ -88,8 +92,12 @@ class ArtifactService:
         writes: sessionmaker[Session],
         reads: sessionmaker[Session],
         log: TransparencyLog,
+        images: ImageLookup | None = None,
     ) -> None:
+        """``images``: which OCI images the registry holds (``runtime.image`` pins are
+        checked against it); without one, every pin names a missing image."""
         self._blobs = blobs
+        self.images: ImageLookup = images or NoImages()
         self._log = log
         self._push_hooks: list[Callable[[Session, ParsedManifest], None]] = []
         self._writes = writes
@@ -118,6 +126,7 @@ class ArtifactService:
             InvalidJSONError, NonCanonicalJSONError, InvalidManifestError: bad bytes.
             ImmutableVersionError: name@version holds another digest.
             MissingReferenceError, MissingBlobsError, ManifestFileMismatchError.
+            MissingRuntimeImageError: ``runtime.image`` pins an image not held here.
         """
         parsed = parse_manifest(raw)
         m = parsed.manifest
@@ -126,6 +135,7 @@ class ArtifactService:
         if existing is not None:
             return self._same_or_conflict(existing, parsed)
         self._check_references(parsed)
+        self._check_runtime_image(parsed)
         self._check_files(parsed)
         row = ArtifactRow(
             digest=parsed.digests.blake3.hex,
@@ -187,6 +197,18 @@ class ArtifactService:
                 "push the reference-inputs artifact first",
                 reference=ref.inputs,
             )
+
+    def _check_runtime_image(self, parsed: ParsedManifest) -> None:
+        pin = parsed.manifest.runtime_image
+        if pin is None or self.images.holds_image(pin.name, pin.digest.hex):
+            return
+        raise MissingRuntimeImageError(
+            f"runtime.image pins {pin}, which this registry does not hold (repository "
+            f"{pin.name} has no manifest {pin.digest}); push the image first, keeping its "
+            f"digest: skopeo copy --preserve-digests docker://SOURCE/{pin.name}@{pin.digest} "
+            f"docker://HOST/{pin.name}:TAG, then push this manifest again",
+            image=str(pin),
+        )
 
     def _check_files(self, parsed: ParsedManifest) -> None:
         files = parsed.manifest.files

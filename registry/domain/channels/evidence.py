@@ -8,6 +8,12 @@ proven``; otherwise the whole evaluation is refused, since dropping a row could 
 superseded statement count), and each counted one is verified again from its stored
 envelope: signed by that logged key, of a type its logged role may make, about this
 artifact. A row edited, moved or inserted in the database counts for nothing.
+
+A model's runtime image (``runtime.image``) is looked up through the artifacts
+context's ``ImageLookup`` (this context never imports ``oci``). Its image artifacts are
+the artifacts ``NAME@TAG`` for each tag of the pinned manifest, counted only when the
+manifest stored under that version is of kind ``image`` and wraps that manifest
+(``runtime.manifest``); their publisher signatures count as above.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from cachetools import LRUCache
@@ -24,8 +30,9 @@ from registry.core import intoto
 from registry.core.digest import Digest
 from registry.core.dsse import Envelope, statement_sha256, verify_envelope
 from registry.core.errors import CoreError
-from registry.core.manifest import parse_manifest
-from registry.core.policy import Facts
+from registry.core.images import ImagePin
+from registry.core.manifest import Manifest, parse_manifest
+from registry.core.policy import Facts, ImageArtifact, RuntimeImage
 from registry.core.predicates import (
     SIGNING_ROLES,
     ApprovalPredicate,
@@ -40,8 +47,13 @@ from registry.domain.attestations.services import AttestationService, Proven
 from registry.domain.channels.findings import verdicts
 from registry.domain.keys.ledger import LoggedKey
 from registry.domain.keys.services import KeyService
+from registry.errors import ArtifactNotFoundError
 
 log = logging.getLogger("reliquary.evidence")
+
+ChannelHolder = Callable[[str], Digest | None]
+"""The digest a channel of image repository NAME holds now (None: it has none), proven
+against the log by the caller (``ChannelService``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,16 +134,57 @@ class Evidence:
                 out.append(Counted(key.keyid, hit))
         return out
 
+    def _manifest(self, ref: Digest) -> Manifest:
+        return parse_manifest(self._artifacts.manifest(ref).raw).manifest
+
+    @staticmethod
     def _metrics(
-        self, ref: Digest, counted: list[Counted]
+        manifest: Manifest, counted: list[Counted]
     ) -> tuple[dict[str, float] | None, dict[str, float]]:
         """(metrics of the latest counted evaluation/v1, the manifest's metrics)."""
         evaluations = [c.predicate for c in counted if isinstance(c.predicate, EvaluationPredicate)]
         attested = (
             {k: float(v) for k, v in evaluations[-1].metrics.items()} if evaluations else None
         )
-        manifest = parse_manifest(self._artifacts.manifest(ref).raw).manifest
         return attested, _numbers(manifest.metrics)
+
+    @staticmethod
+    def _publishers(counted: list[Counted]) -> frozenset[str]:
+        return frozenset(c.keyid for c in counted if isinstance(c.predicate, PublishPredicate))
+
+    def _image_artifact(self, pin: ImagePin, tag: str) -> ImageArtifact | None:
+        """The artifact ``NAME@TAG`` if it is an image artifact of ``pin``, else None (no
+        such artifact yet, or a version that is not this image)."""
+        try:
+            artifact = self._artifacts.resolve(pin.name, tag)
+        except ArtifactNotFoundError:
+            return None
+        digest = Digest.parse(artifact.digest)
+        manifest = self._manifest(digest)
+        wrapped = None if manifest.runtime is None else manifest.runtime.get("manifest")
+        if manifest.kind != "image" or wrapped != str(pin.digest):
+            log.warning("%s@%s is not an image artifact of %s: not counted", pin.name, tag, pin)
+            return None
+        return ImageArtifact(
+            tag=tag,
+            digest=artifact.digest,
+            publisher_keys=self._publishers(self._counted(digest)),
+            revoked=artifact.revoked_at is not None,
+        )
+
+    def _runtime_image(self, pin: ImagePin, holder: ChannelHolder | None) -> RuntimeImage:
+        """What this registry verifies about the image ``pin`` names."""
+        images = self._artifacts.images
+        if not images.holds_image(pin.name, pin.digest.hex):
+            return RuntimeImage(pin)
+        found = (self._image_artifact(pin, tag) for tag in images.tags_of(pin.name, pin.digest.hex))
+        holds = None if holder is None else holder(pin.name)
+        return RuntimeImage(
+            pin,
+            present=True,
+            artifacts=tuple(a for a in found if a is not None),
+            channel_holds=None if holds is None else str(holds),
+        )
 
     def facts(
         self,
@@ -140,16 +193,25 @@ class Evidence:
         current: Digest | None,
         revoked_reason: str | None,
         refusals: Mapping[str, list[str]] | None = None,
+        *,
+        runtime_image: bool = False,
+        image_channel: ChannelHolder | None = None,
     ) -> Facts:
         """What the policy is evaluated against; ``refusals``: per profile, the engines'
         refusals to run ``ref`` deterministically (failed jobs). Each statement is read
-        once."""
+        once. ``runtime_image``: gather the facts of the image the manifest pins (the
+        policy asks for them), and with ``image_channel`` what the named channel of the
+        image's repository holds."""
         counted = self._counted(ref)
-        attested, manifest_metrics = self._metrics(ref, counted)
+        manifest = self._manifest(ref)
+        attested, manifest_metrics = self._metrics(manifest, counted)
         current_metrics = None
         if current is not None:
-            current_attested, current_manifest = self._metrics(current, self._counted(current))
+            current_attested, current_manifest = self._metrics(
+                self._manifest(current), self._counted(current)
+            )
             current_metrics = current_attested if current_attested is not None else current_manifest
+        pin = manifest.runtime_image if runtime_image else None
         reproducibility = verdicts(
             (
                 (c.keyid, c.predicate)
@@ -159,9 +221,7 @@ class Evidence:
             refusals,
         )
         return Facts(
-            publisher_keys=frozenset(
-                c.keyid for c in counted if isinstance(c.predicate, PublishPredicate)
-            ),
+            publisher_keys=self._publishers(counted),
             attested_metrics=attested,
             manifest_metrics=manifest_metrics,
             approval_keys=frozenset(
@@ -172,4 +232,6 @@ class Evidence:
             current_metrics=current_metrics,
             reproducibility=reproducibility,
             revoked_reason=revoked_reason,
+            kind=manifest.kind,
+            runtime_image=None if pin is None else self._runtime_image(pin, image_channel),
         )

@@ -24,10 +24,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from registry.core.digest import Digest
 from registry.core.manifest import validate_name
 from registry.core.numbers import parse_decimal
-from registry.core.policy import Policy, channel_problem, evaluate
+from registry.core.policy import Facts, Policy, channel_problem, evaluate
 from registry.db.models import ChannelEventRow, ChannelRow
 from registry.domain.artifacts.services import ArtifactService
-from registry.domain.channels.evidence import Evidence
+from registry.domain.channels.evidence import ChannelHolder, Evidence
 from registry.domain.channels.findings import profile_states
 from registry.domain.channels.ledger import ChannelLedger, horizon
 from registry.domain.channels.repositories import ChannelRepository
@@ -158,6 +158,39 @@ class ChannelService:
                 problems.append(exc.detail)
         return problems
 
+    def _facts(
+        self,
+        digest: Digest,
+        channel: str,
+        current: Digest | None,
+        revoked: str | None,
+        session: Session | None,
+    ) -> Facts:
+        """The evidence about ``digest`` that ``channel``'s policy is evaluated against.
+        The pointer of a runtime image's channel is proven like ``_current``, in
+        ``session`` (a promote's locked transaction) or, when None, a read of its own.
+        Raises LogIntegrityError."""
+        rules = self.policy.for_channel(channel)
+        image_channel = rules.runtime_image_channel
+        holder: ChannelHolder | None = None
+        if image_channel is not None:
+
+            def holder(image: str) -> Digest | None:
+                if session is not None:
+                    return self._current(session, image, image_channel)
+                with self._reads() as fresh:
+                    return self._current(fresh, image, image_channel)
+
+        return self._evidence.facts(
+            digest,
+            channel,
+            current,
+            revoked,
+            self._jobs.refusals(digest),
+            runtime_image=rules.require_runtime_image,
+            image_channel=holder,
+        )
+
     def status(self, ref: Digest, channel: str) -> ChannelStatus:
         """Every requirement of ``channel``'s policy for ``ref``. Raises ArtifactNotFoundError."""
         stored = self._artifacts.manifest(ref)
@@ -166,9 +199,7 @@ class ChannelService:
         with self._reads() as session:
             current = self._current(session, name, channel)
             revoked = self._artifacts.revoked_reason(session, stored.digest)
-        facts = self._evidence.facts(
-            stored.digest, channel, current, revoked, self._jobs.refusals(stored.digest)
-        )
+        facts = self._facts(stored.digest, channel, current, revoked, None)
         rules = self.policy.for_channel(channel)
         requirements = evaluate(rules, facts)
         return ChannelStatus(
@@ -210,9 +241,7 @@ class ChannelService:
             self._log.lock_head(session)
             current = self._current(session, name, channel)
             revoked = self._artifacts.revoked_reason(session, stored.digest)
-            facts = self._evidence.facts(
-                stored.digest, channel, current, revoked, self._jobs.refusals(stored.digest)
-            )
+            facts = self._facts(stored.digest, channel, current, revoked, session)
             requirements = evaluate(self.policy.for_channel(channel), facts)
             unmet = [r for r in requirements if not r.met]
             if unmet:

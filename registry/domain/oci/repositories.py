@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from registry.db.models import OciRepositoryBlobRow, OciRepositoryManifestRow
+from registry.db.models import OciRepositoryBlobRow, OciRepositoryManifestRow, OciTagRow
 
 
 class OciRepository:
@@ -65,5 +65,19 @@ class OciRepository:
         return list(
             self.session.scalars(
                 select(names.c.name).where(column > after).order_by(column).limit(limit)
+            )
+        )
+
+    # -- runtime pins (``registry.domain.oci.pins``) --------------------------------------
+    def holds_manifest(self, name: str, sha256_hex: str) -> bool:
+        """Whether repository ``name`` holds the manifest whose sha256 is ``sha256_hex``."""
+        key = {"name": name, "sha256": sha256_hex}
+        return self.session.get(OciRepositoryManifestRow, key) is not None
+
+    def tags_of(self, name: str, sha256_hex: str) -> list[str]:
+        """The tags of repository ``name`` that name manifest ``sha256_hex``, sorted."""
+        return sorted(
+            self.session.scalars(
+                select(OciTagRow.tag).where(OciTagRow.name == name, OciTagRow.sha256 == sha256_hex)
             )
         )

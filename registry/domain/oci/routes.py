@@ -13,10 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-# distribution-spec v1.1, "Pulling manifests": path components joined by "/"
-NAME = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*"
-NAME_PATTERN = re.compile(NAME)
-MAX_NAME = 255
+from registry.core.images import MAX_NAME, NAME, NAME_PATTERN  # one grammar with runtime pins
+
 TAG_PATTERN = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
 
 Access = Literal["pull", "push", "catalog"]
