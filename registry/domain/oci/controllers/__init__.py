@@ -18,12 +18,13 @@ from registry.domain.auth.guards import logged_in, repository_access
 from registry.domain.blobs.deps import UploadServiceDep
 from registry.domain.oci.controllers.blobs import BLOB_HANDLERS
 from registry.domain.oci.controllers.call import API_VERSION, AnyRequest, OciCall, OciHandler
+from registry.domain.oci.controllers.manifests import MANIFEST_HANDLERS
 from registry.domain.oci.controllers.uploads import UPLOAD_HANDLERS
 from registry.domain.oci.deps import OciServiceDep
 from registry.domain.oci.routes import match, misnamed, name_problem, scope_of
 from registry.errors import InvalidRepositoryNameError
 
-HANDLERS: dict[str, OciHandler] = {**BLOB_HANDLERS, **UPLOAD_HANDLERS}
+HANDLERS: dict[str, OciHandler] = {**BLOB_HANDLERS, **UPLOAD_HANDLERS, **MANIFEST_HANDLERS}
 
 
 def _unrouted(path: str) -> HTTPException:
