@@ -5,20 +5,20 @@ referenced blob and child checked, tags immutable, nothing kept from a refused p
 
 from __future__ import annotations
 
+import base64
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from sqlalchemy.orm import Session
 
-from registry.app import create_asgi
 from registry.core.oci import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
 from registry.core.roles import Role
 from registry.db.engine import make_session_factory
 from registry.domain.oci.repositories import OciRepository
-from registry.domain.oci.schemas import TaggedManifest
 from tests.conftest import Api, Deployment
+from tests.support.api import log_size
+from tests.support.api import publish as publish_model
 from tests.support.oci import (
     DOCKER_CONFIG,
     DOCKER_LAYER,
@@ -308,10 +308,17 @@ def test_a_tag_outside_the_grammar_is_tag_invalid(api: Api, tag: str) -> None:
     assert oci_error(r)["code"] == "TAG_INVALID"
 
 
-def test_a_tag_may_start_with_an_underscore(api: Api) -> None:
-    raw = push_image(api, NAME, "_private.Build-1")
+def test_a_tag_starting_with_an_underscore_cannot_be_an_artifact_version(api: Api) -> None:
+    """OCI allows ``_private``; every tag here is also the version of artifact name@tag,
+    and versions start with a letter or digit: refused naming the rule, nothing kept."""
+    raw = push_image(api, NAME, "ok")
+    r = put_manifest(api, NAME, "_private.Build-1", raw)
+    assert r.status_code == 400
+    error = oci_error(r)
+    assert error["code"] == "TAG_INVALID"
+    assert "letter or digit" in error["message"]
     r = api.client.get(f"/v2/{NAME}/manifests/_private.Build-1", headers=api.auth(Role.READER))
-    assert r.content == raw
+    assert r.status_code == 404
 
 
 def test_a_reader_may_not_push_a_manifest(api: Api) -> None:
@@ -348,64 +355,66 @@ def test_unknown_manifests_and_bad_references(api: Api) -> None:
     assert "sha256" in oci_error(r)["message"]
 
 
-# -- the tag hook: where the image artifact name@tag is written ------------------------
+# -- a tag is also the image artifact name@tag -----------------------------------------
 
 
-@pytest.fixture
-def hooked(deployment: Deployment) -> Iterator[tuple[Api, list[TaggedManifest]]]:
-    """An API whose OciService records what its tag hook sees (and fails when asked)."""
-    seen: list[TaggedManifest] = []
-
-    def hook(session: Session, tagged: TaggedManifest) -> None:
-        assert session.in_transaction()
-        seen.append(tagged)
-        if tagged.tag.startswith("fail"):
-            raise RuntimeError("the image artifact could not be pushed")
-
-    svc = deployment.services()
-    svc.oci.add_tag_hook(hook)
-    app = create_asgi(svc.settings, services=svc)
-    tokens = {role: deployment.token(role) for role in Role}
-    with deployment.client(app) as client:
-        yield Api(client, tokens, app), seen
+def artifact_files(api: Api, name: str, version: str) -> dict[str, Any]:
+    """The files of artifact ``name@version`` (kind image), by path."""
+    r = api.client.get(
+        "/v1/resolve", params={"name": name, "version": version}, headers=api.auth(Role.READER)
+    )
+    assert r.status_code == 200, r.text
+    artifact = r.json()
+    assert artifact["kind"] == "image"
+    r = api.client.get(f"/v1/artifacts/{artifact['digest']}", headers=api.auth(Role.READER))
+    assert r.status_code == 200
+    return {f["path"]: f for f in r.json()["files"]}
 
 
-def test_the_tag_hook_sees_every_blob_of_the_image_layout(
-    hooked: tuple[Api, list[TaggedManifest]],
-) -> None:
-    api, seen = hooked
+def pushed_entries(api: Api, name: str) -> list[dict[str, Any]]:
+    """The log's ``artifact.pushed`` entries of artifacts named ``name``."""
+    params = {"start": 0, "end": log_size(api)}
+    r = api.client.get("/v1/log/entries", params=params, headers=api.auth())
+    assert r.status_code == 200, r.text
+    entries = [json.loads(base64.b64decode(e["entry"])) for e in r.json()["entries"]]
+    return [e for e in entries if e["kind"] == "artifact.pushed" and e["name"] == name]
+
+
+def test_a_tag_push_is_the_image_artifact_holding_its_layout(api: Api) -> None:
     raw, child = push_index(api, OCI_INDEX, "v1")
-    assert [t.tag for t in seen] == ["v1"]  # the child was pushed by digest: no tag, no hook
-    tagged = seen[0]
-    assert (tagged.name, tagged.manifest.raw, tagged.manifest.media_type) == (NAME, raw, OCI_INDEX)
-    assert tagged.token_id is not None
     doc = json.loads(child)
     expected = {sha256(raw), sha256(child), doc["config"]["digest"], doc["layers"][0]["digest"]}
-    layout = [str(b.digests.sha256) for b in tagged.layout_blobs]
-    assert layout == sorted(expected)
+    files = artifact_files(api, NAME, "v1")
+    blobs = {p.removeprefix("blobs/sha256/") for p in files if p.startswith("blobs/")}
+    assert {f"sha256:{h}" for h in blobs} == expected
+    assert {"oci-layout", "index.json"} <= set(files)
+    assert len(pushed_entries(api, NAME)) == 1  # the child, pushed by digest, is no artifact
     assert put_manifest(api, NAME, "v1", raw, OCI_INDEX).status_code == 201
-    assert len(seen) == 1  # an idempotent re-push binds nothing
+    assert len(pushed_entries(api, NAME)) == 1  # an idempotent re-push logs nothing
 
 
-def test_a_failing_tag_hook_keeps_nothing(hooked: tuple[Api, list[TaggedManifest]]) -> None:
-    api, seen = hooked
+def test_a_tag_whose_version_is_another_artifact_keeps_nothing(api: Api) -> None:
+    """``name@tag`` already pushed through /v1 (a model): the tag is refused, 409 DENIED
+    naming both digests, and neither the tag nor the manifest is kept."""
+    publish_model(api, NAME, "v9", {"weights.bin": b"a model took this version"})
     config = b"{}"
     push_blob(api, NAME, config)
     raw = image_manifest(descriptor(config, OCI_CONFIG), [])
-    r = put_manifest(api, NAME, "fail-1", raw)
-    assert r.status_code == 500
-    assert oci_error(r)["code"] == "UNKNOWN"
+    r = put_manifest(api, NAME, "v9", raw)
+    assert r.status_code == 409, r.text
+    error = oci_error(r)
+    assert error["code"] == "DENIED"
+    assert "blake3:" in error["message"]
     reader = api.auth(Role.READER)
-    for reference in ("fail-1", sha256(raw)):
+    for reference in ("v9", sha256(raw)):
         r = api.client.get(f"/v2/{NAME}/manifests/{reference}", headers=reader)
         assert r.status_code == 404
     assert put_manifest(api, NAME, "v1", raw).status_code == 201
-    assert [t.tag for t in seen] == ["fail-1", "v1"]
 
 
 def test_rows_say_whether_this_write_bound_them(api: Api, deployment: Deployment) -> None:
     """What ``OciService._tag`` relies on when a concurrent push got past its first read:
-    a tag already bound is reported as such (never bound twice, hooks never run twice)."""
+    a tag already bound is reported as such (never bound twice)."""
     raw = push_image(api, NAME, "v1")
     now = datetime.now(UTC)
     with make_session_factory(deployment.engine)() as session:  # closed: rolled back

@@ -10,19 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
 import httpx
-from litestar import Litestar
-from litestar.di import Provide
 
-from registry.core.digest import Digest
 from registry.core.oci import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
 from registry.core.roles import Role
-from registry.domain.blobs.schemas import BlobInfo
-from registry.domain.oci.services import OciService
 from tests.conftest import Api
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -52,39 +45,15 @@ def oci_error(answer: httpx.Response) -> dict[str, Any]:
     return first
 
 
-def _oci_service(api: Api) -> OciService:
-    """The ``OciService`` the app under test serves with (its dependency)."""
-    app = api.app.app
-    assert isinstance(app, Litestar)
-    provide = app.dependencies["oci_service"]
-    assert isinstance(provide, Provide)
-    service = provide.dependency()
-    assert isinstance(service, OciService)
-    return service
-
-
 def push_blob(api: Api, name: str, data: bytes) -> str:
-    """Put ``data`` in repository ``name`` as a blob; its sha256 digest.
-
-    INTEGRATOR: a stand-in until the upload handlers land on this branch. It stores the
-    bytes through the app's own services (``BlobService.ingest``, then
-    ``OciService.add_blob``: what an upload commit does). Once ``/v2`` uploads exist,
-    replace the body with the client's path and keep the signature:
-        r = api.client.post(f"/v2/{name}/blobs/uploads/?digest={sha256(data)}",
-                            content=data, headers=api.auth())
-        assert r.status_code == 201, r.text
-    """
-    oci = _oci_service(api)
-
-    async def chunks() -> AsyncIterator[bytes]:
-        yield data
-
-    async def ingest() -> tuple[BlobInfo, bool]:
-        return await oci.blobs.ingest(Digest.parse(sha256(data)), chunks())
-
-    info, _ = anyio.run(ingest)
-    oci.add_blob(name, info)
-    return sha256(data)
+    """Put ``data`` in repository ``name`` as a blob, in one request as a client may
+    (``POST /v2/<name>/blobs/uploads/?digest=``); its sha256 digest."""
+    digest = sha256(data)
+    r = api.client.post(
+        f"/v2/{name}/blobs/uploads/?digest={digest}", content=data, headers=api.auth()
+    )
+    assert r.status_code == 201, r.text
+    return digest
 
 
 def manifest_bytes(doc: dict[str, Any]) -> bytes:

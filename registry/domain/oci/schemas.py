@@ -8,8 +8,7 @@ from dataclasses import dataclass
 import msgspec
 
 from registry.core.digest import Digest
-from registry.core.oci import OCI_INDEX, OciManifest
-from registry.domain.blobs.schemas import BlobInfo
+from registry.core.oci import OCI_INDEX
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,24 +41,6 @@ class PushedManifest:
     digest: Digest
     subject: Digest | None
     created: bool
-
-
-@dataclass(frozen=True, slots=True)
-class TaggedManifest:
-    """A tag being bound to a manifest, as tag hooks see it (inside the transaction that
-    writes the ``oci_tags`` row; a hook that raises refuses the push, nothing is kept).
-
-    ``layout_blobs`` is every blob an OCI image layout of the tag holds: the manifest
-    itself and, for an index, every child manifest, recursively, and each manifest's
-    config and layers; deduplicated, sorted by sha256. Each is in the blob store and
-    held by repository ``name``."""
-
-    name: str
-    tag: str
-    manifest: StoredOciManifest
-    parsed: OciManifest
-    layout_blobs: tuple[BlobInfo, ...]
-    token_id: str | None  # who pushed (None: a token-less caller)
 
 
 @dataclass(frozen=True, slots=True)

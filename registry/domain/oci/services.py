@@ -13,14 +13,15 @@ Invariants:
   for an index, every child manifest; its ``subject`` need not exist (distribution-spec
   v1.1: referrers may be pushed before what they refer to).
 - A tag names one manifest forever: the same manifest again is a no-op, another one
-  is refused naming both digests. The tag row, the manifest's rows and whatever the
-  tag hooks write (the image artifact ``name@tag``) commit in one transaction.
+  is refused naming both digests. A tag is also the image artifact ``name@tag``
+  (``registry.domain.oci.images``): the tag row, the manifest's rows, the artifact and
+  its ``artifact.pushed`` log entry commit in one transaction, or none of them.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,9 +32,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from registry.core.digest import Digest
 from registry.core.errors import InvalidOciManifestError
 from registry.core.oci import Descriptor, OciManifest, parse_oci_manifest, parse_sha256
+from registry.core.oci_layout import ImageDescriptor, tag_problem
 from registry.db.models import OciManifestRow
 from registry.domain.blobs.schemas import BlobInfo
 from registry.domain.blobs.services import BlobService
+from registry.domain.oci.images import ImagePublisher
 from registry.domain.oci.repositories import OciRepository
 from registry.domain.oci.routes import TAG_PATTERN
 from registry.domain.oci.schemas import (
@@ -42,7 +45,6 @@ from registry.domain.oci.schemas import (
     ReferrerDescriptor,
     ReferrersIndex,
     StoredOciManifest,
-    TaggedManifest,
 )
 from registry.errors import (
     BlobNotFoundError,
@@ -56,10 +58,6 @@ from registry.errors import (
 
 MAX_PAGE = 1000  # tags and repositories per page
 MANIFEST_CACHE_BYTES = 64 * 2**20
-
-TagHook = Callable[[Session, TaggedManifest], None]
-"""Runs inside the transaction that binds a tag for the first time (never for an
-idempotent re-push); raising refuses the push and rolls everything back."""
 
 
 def parse_reference(reference: str) -> tuple[str | None, Digest | None]:
@@ -116,8 +114,11 @@ class OciService:
         blobs: BlobService,
         writes: sessionmaker[Session],
         reads: sessionmaker[Session],
+        images: ImagePublisher,
     ) -> None:
+        """``images`` pushes a tagged manifest as the image artifact ``name@tag``."""
         self.blobs = blobs
+        self._images = images
         self._writes = writes
         self._reads = reads
         self._held: LRUCache[tuple[str, str], bool] = LRUCache(maxsize=200_000)
@@ -126,12 +127,6 @@ class OciService:
             maxsize=MANIFEST_CACHE_BYTES, getsizeof=lambda m: m.size_bytes + 512
         )
         self._lock = threading.Lock()
-        self._tag_hooks: list[TagHook] = []
-
-    def add_tag_hook(self, hook: TagHook) -> None:
-        """Run ``hook`` inside the transaction of every tag bound for the first time
-        (the image artifact ``name@tag`` is pushed there)."""
-        self._tag_hooks.append(hook)
 
     # -- blobs held by a repository -----------------------------------------------------
     def cached_blob(self, name: str, digest: Digest) -> BlobInfo | None:
@@ -238,6 +233,8 @@ class OciService:
                 registry accepts, or a descriptor's size disagrees with what it names.
             DigestMismatchError: pushed by a digest the bytes do not have.
             TagTakenError: the tag names another manifest already.
+            ImmutableVersionError: artifact ``name@tag`` exists and is not this image
+                (pushed through ``/v1``, or a concurrent push of another manifest won).
             OciManifestBlobsMissingError: ``name`` lacks referenced blobs or children.
             StorageError: the blob store failed; nothing recorded.
         """
@@ -250,6 +247,8 @@ class OciService:
                 claimed=str(claimed),
                 received_sha256=str(parsed.digest),
             )
+        if tag is not None and (problem := tag_problem(tag)) is not None:
+            raise InvalidTagError(problem, tag=tag)  # the tag cannot be an artifact version
         if tag is not None:  # an idempotent re-push, or a refusal, costs one read
             bound = await anyio.to_thread.run_sync(self._bound, name, tag)
             if bound is not None:
@@ -265,9 +264,23 @@ class OciService:
             artifact_type=parsed.artifact_type,
             subject=None if parsed.subject is None else parsed.subject.digest,
         )
-        return await anyio.to_thread.run_sync(
-            self._record, name, tag, stored, parsed, [info, *held], token_id
+        blobs = [info, *held]
+        if tag is None:
+            return await anyio.to_thread.run_sync(self._record, name, None, stored, parsed, blobs)
+        layout = await anyio.to_thread.run_sync(self._layout_blobs, name, parsed, blobs)
+        now = datetime.now(UTC)
+
+        def bind(session: Session) -> None:  # in the image artifact's transaction
+            self._write(session, name, tag, stored, parsed, blobs, now)
+
+        top = ImageDescriptor(parsed.media_type, parsed.digest, len(raw))
+        pushed = await self._images.publish(
+            name, tag, top, [b.digests for b in layout], token_id, also=bind
         )
+        if not pushed.created:  # name@tag was there with these very bytes: bind or refuse
+            return await anyio.to_thread.run_sync(self._record, name, tag, stored, parsed, blobs)
+        self.remember_held(name, [b.digests.blake3.hex for b in blobs])
+        return PushedManifest(stored.digest, stored.subject, created=True)
 
     def _bound(self, name: str, tag: str) -> str | None:
         with self._reads() as session:
@@ -350,57 +363,59 @@ class OciService:
         stored: StoredOciManifest,
         parsed: OciManifest,
         blobs: list[BlobInfo],
-        token_id: str | None,
     ) -> PushedManifest:
-        """Write the manifest's rows, the repository's holdings and (with a tag) the tag,
-        in one transaction. Raises TagTakenError (a concurrent push bound the tag)."""
-        layout = self._layout_blobs(name, parsed, blobs) if tag is not None else ()
-        now = datetime.now(UTC)
-        row = OciManifestRow(
-            sha256=stored.digest.hex,
-            blake3=stored.blake3.hex,
-            media_type=stored.media_type,
-            size_bytes=stored.size_bytes,
-            artifact_type=stored.artifact_type,
-            subject_sha256=None if stored.subject is None else stored.subject.hex,
-            raw=stored.raw,
-            created_at=now,
-        )
-        blake3_hexes = [i.digests.blake3.hex for i in blobs]
+        """``_write`` in a transaction of its own. Raises TagTakenError."""
         with self._writes.begin() as session:
-            repo = OciRepository(session)
-            repo.add_manifest(row)
-            created = repo.hold_manifest(name, row.sha256, now)
-            repo.add_blobs(name, blake3_hexes)
-            if tag is not None:
-                tagged = TaggedManifest(name, tag, stored, parsed, layout, token_id)
-                created = self._tag(session, tagged, now)
-        self.remember_held(name, blake3_hexes)
+            created = self._write(session, name, tag, stored, parsed, blobs, datetime.now(UTC))
+        self.remember_held(name, [b.digests.blake3.hex for b in blobs])
         return PushedManifest(stored.digest, stored.subject, created)
 
-    def _tag(self, session: Session, tagged: TaggedManifest, now: datetime) -> bool:
-        """Bind ``tagged.tag`` in ``session``'s transaction and, the first time, run the
-        tag hooks there: True when bound now, False when it already named this manifest.
+    def _write(
+        self,
+        session: Session,
+        name: str,
+        tag: str | None,
+        stored: StoredOciManifest,
+        parsed: OciManifest,
+        blobs: list[BlobInfo],
+        now: datetime,
+    ) -> bool:
+        """Write, in ``session``'s transaction, the manifest's row, that ``name`` holds it
+        and ``blobs`` and, with a tag, the tag: True when something was new (the tag, or
+        for a push by digest the repository's hold on the manifest).
 
         Raises:
-            TagTakenError: the tag names another manifest (the transaction must roll back).
-            Whatever a hook raises.
+            TagTakenError: the tag names another manifest (a concurrent push bound it);
+                the transaction must roll back.
         """
         repo = OciRepository(session)
-        digest = tagged.manifest.digest
-        if repo.add_tag(tagged.name, tagged.tag, digest.hex, now):
-            for hook in self._tag_hooks:
-                hook(session, tagged)
+        repo.add_manifest(
+            OciManifestRow(
+                sha256=stored.digest.hex,
+                blake3=stored.blake3.hex,
+                media_type=stored.media_type,
+                size_bytes=stored.size_bytes,
+                artifact_type=stored.artifact_type,
+                subject_sha256=None if stored.subject is None else stored.subject.hex,
+                raw=stored.raw,
+                created_at=now,
+            )
+        )
+        created = repo.hold_manifest(name, stored.digest.hex, now)
+        repo.add_blobs(name, [b.digests.blake3.hex for b in blobs])
+        if tag is None:
+            return created
+        if repo.add_tag(name, tag, stored.digest.hex, now):
             return True
-        bound = repo.tag(tagged.name, tagged.tag)
+        bound = repo.tag(name, tag)
         assert bound is not None  # tags are never removed
-        self._same_or_taken(tagged.name, tagged.tag, bound.sha256, tagged.parsed)
+        self._same_or_taken(name, tag, bound.sha256, parsed)
         return False
 
     def _layout_blobs(
         self, name: str, parsed: OciManifest, blobs: list[BlobInfo]
     ) -> tuple[BlobInfo, ...]:
-        """Every blob an image layout of ``parsed`` holds (``TaggedManifest.layout_blobs``);
+        """Every blob an image layout of ``parsed`` holds (the image artifact's ``blobs/sha256/<hex>`` files);
         ``blobs``: the manifest's own blob, then those it references."""
         found = {i.digests.sha256.hex: i for i in blobs}
         pending = list(parsed.manifests)
