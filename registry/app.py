@@ -354,7 +354,15 @@ def create_asgi(settings: Settings, *, services: Services | None = None) -> Fast
     """The app as served: the memory fast path for hot immutable reads, then Litestar."""
     svc = services or Services.build(settings)
     app = create_app(settings, services=svc, close_services=services is None)
-    return FastPath(app, svc.tokens, svc.blobs, svc.artifacts, svc.metrics)
+    return FastPath(
+        app,
+        svc.tokens,
+        svc.blobs,
+        svc.artifacts,
+        svc.metrics,
+        svc.oci,
+        settings.auth.anonymous_reads,
+    )
 
 
 def app_from_env() -> FastPath:

@@ -56,6 +56,7 @@ from registry.storage import StorageError, StorageFullError
 
 OCI_PREFIX = "/v2"
 SERVICE = "reliquary"  # the ``service`` of every challenge and token
+API_VERSION_HEADER = {"docker-distribution-api-version": "registry/2.0"}  # on every answer
 
 
 @dataclass(frozen=True, slots=True)
