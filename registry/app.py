@@ -62,6 +62,7 @@ from registry.domain.log.witness import (
     log_id,
 )
 from registry.domain.oci.controllers import OciController
+from registry.domain.oci.images import ImagePublisher
 from registry.domain.oci.pins import RuntimeImages
 from registry.domain.oci.services import OciService
 from registry.domain.system.controllers import SystemController
@@ -243,7 +244,7 @@ class Services:
             attestations=attestations,
             channels=ChannelService(artifacts, evidence, jobs, writes, reads, log, policy),
             jobs=jobs,
-            oci=OciService(blobs, writes, reads),
+            oci=OciService(blobs, writes, reads, ImagePublisher(blobs, artifacts)),
         )
 
     def close(self) -> None:
@@ -353,7 +354,15 @@ def create_asgi(settings: Settings, *, services: Services | None = None) -> Fast
     """The app as served: the memory fast path for hot immutable reads, then Litestar."""
     svc = services or Services.build(settings)
     app = create_app(settings, services=svc, close_services=services is None)
-    return FastPath(app, svc.tokens, svc.blobs, svc.artifacts, svc.metrics)
+    return FastPath(
+        app,
+        svc.tokens,
+        svc.blobs,
+        svc.artifacts,
+        svc.metrics,
+        svc.oci,
+        settings.auth.anonymous_reads,
+    )
 
 
 def app_from_env() -> FastPath:

@@ -151,8 +151,8 @@ class InvalidRepositoryNameError(InvalidRequestError):
     """A repository name outside the OCI grammar."""
 
 
-class InvalidOciManifestError(InvalidRequestError):
-    """An OCI or Docker manifest that is not one this registry accepts."""
+class InvalidTagError(InvalidRequestError):
+    """A manifest reference that is neither a digest nor a tag of the OCI grammar."""
 
 
 class InvalidUploadError(InvalidRequestError):

@@ -1,9 +1,11 @@
 """Answers the hottest immutable reads straight from memory, in front of Litestar.
 
-``HEAD /v1/blobs/{digest}`` and ``GET /v1/artifacts/{digest}`` are answered here
-only when everything they need is already in this process's caches: a recently
-authenticated token (any role may read) and the blob's metadata or the manifest's
-bytes, which never change. Anything else -- no or unknown token, a cache miss,
+``HEAD /v1/blobs/{digest}``, ``GET /v1/artifacts/{digest}`` and, under ``/v2``,
+``HEAD /v2/{name}/blobs/{digest}`` and ``HEAD``/``GET /v2/{name}/manifests/{reference}``
+(by tag too: tags never move) are answered here only when everything they need is
+already in this process's caches: a recently authenticated token (any role may read;
+a scoped ``/v2`` token must have been granted pull on the repository) and the blob's
+metadata or the manifest's bytes, which never change. Anything else -- no or unknown token, a cache miss,
 a malformed digest, conditional or ranged requests we do not handle -- falls
 through to the Litestar app unchanged, so errors, auth and routing keep one home.
 The responses are the ones the Litestar handlers give (tests compare both paths).
@@ -22,16 +24,22 @@ from registry.core.errors import CoreError
 from registry.core.manifest import MANIFEST_MEDIA_TYPE
 from registry.domain.artifacts.services import ArtifactService
 from registry.domain.auth.schemas import Principal
+from registry.domain.auth.scoped import SCOPED_PREFIX
 from registry.domain.auth.services import TokenService
 from registry.domain.blobs.services import BlobService
+from registry.domain.oci.services import OciService
 from registry.errors import AuthenticationRequiredError
 from registry.metrics import Metrics
+from registry.ocierrors import API_VERSION_HEADER
 
 BLOBS = "/v1/blobs/"
 MAX_ANSWERS = 10_000  # manifests whose encoded answers are kept
 Headers = list[tuple[bytes, bytes]]
 ManifestAnswer = tuple[Headers, Headers, bytes]  # 200 headers, 304 headers, etag
 ARTIFACTS = "/v1/artifacts/"
+OCI = "/v2/"
+OCI_MANIFESTS = "/manifests/"
+OCI_BLOBS = "/blobs/"
 
 
 def _encode(headers: dict[str, str]) -> Headers:
@@ -46,11 +54,15 @@ class FastPath:
         blobs: BlobService,
         artifacts: ArtifactService,
         metrics: Metrics,
+        oci: OciService,
+        anonymous_reads: bool,
     ) -> None:
         self.app = app
         self._tokens = tokens
         self._blobs = blobs
         self._artifacts = artifacts
+        self._oci = oci
+        self._anonymous_reads = anonymous_reads
         self._metrics = metrics
         self.answered = 0  # requests served from memory (tests and debugging read it)
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -77,6 +89,8 @@ class FastPath:
                 answered = await self._head_blob(scope, path[len(BLOBS) :], send)
             elif method == "GET" and path.startswith(ARTIFACTS):
                 answered = await self._get_manifest(scope, path[len(ARTIFACTS) :], send)
+            elif method in ("HEAD", "GET") and path.startswith(OCI):
+                answered = await self._oci_read(scope, method, path[len(OCI) :], send)
             if answered is not None:
                 self.answered += 1
                 counter, timer = self._series(method, *answered)
@@ -97,6 +111,53 @@ class FastPath:
                 except AuthenticationRequiredError:
                     return None
         return None
+
+    def _puller(self, scope: Scope, name: str) -> bool:
+        """Whether a cached principal may pull repository ``name`` (False: fall through)."""
+        for header, value in scope["headers"]:
+            if header == b"authorization":
+                scheme, _, secret = value.decode("latin-1").partition(" ")
+                if scheme.lower() != "bearer":
+                    return False
+                secret = secret.strip()
+                try:
+                    if secret.startswith(SCOPED_PREFIX):
+                        principal = self._tokens.cached_scoped(secret, self._anonymous_reads)
+                    else:
+                        principal = self._tokens.cached(secret)
+                except AuthenticationRequiredError:
+                    return False
+                if principal is None:
+                    return False
+                return principal.grant is None or principal.grant.allows("pull", name)
+        return False  # anonymous pulls take the full path (it sets no principal here)
+
+    async def _oci_read(
+        self, scope: Scope, method: str, rest: str, send: Send
+    ) -> tuple[str, int] | None:
+        name, sep, reference = rest.rpartition(OCI_MANIFESTS)
+        if sep and name and reference and "/" not in reference:
+            stored = self._oci.cached_manifest(name, reference)
+            if stored is None or not self._puller(scope, name):
+                return None
+            headers = stored.headers() | {"content-type": stored.media_type} | API_VERSION_HEADER
+            await _respond(send, 200, headers, stored.raw if method == "GET" else b"")
+            return "/v2/{name}/manifests/{reference}", 200
+        name, sep, reference = rest.rpartition(OCI_BLOBS)
+        if method != "HEAD" or not (sep and name and reference) or "/" in reference:
+            return None
+        digest = self._digest(reference)
+        if digest is None:
+            return None
+        info = self._oci.cached_blob(name, digest)
+        if info is None or not self._puller(scope, name):
+            return None
+        headers = info.headers() | {
+            "content-length": str(info.digests.size_bytes),
+            "content-type": "application/octet-stream",
+        }
+        await _respond(send, 200, headers | API_VERSION_HEADER, b"")
+        return "/v2/{name}/blobs/{digest}", 200
 
     @staticmethod
     def _digest(text: str) -> Digest | None:

@@ -18,6 +18,7 @@ from registry.core.canonical import loads_strict
 from registry.errors import AuthenticationRequiredError, InvalidRequestError, RegistryError
 from registry.metrics import Metrics
 from registry.ocierrors import (
+    API_VERSION_HEADER,
     UNKNOWN,
     bearer_challenge,
     is_oci_path,
@@ -49,7 +50,7 @@ def oci_error_response(request: Request[Any, Any, Any], exc: Exception) -> Respo
     """Translate any exception into the OCI distribution error body (``registry.ocierrors``);
     a 401 names the token endpoint and the scope the request needed."""
     code = oci_code_of(exc)
-    headers: dict[str, str] = {"docker-distribution-api-version": "registry/2.0"}
+    headers: dict[str, str] = dict(API_VERSION_HEADER)
     detail: Any = {}
     if code is not None:
         message = exc.detail if isinstance(exc, RegistryError) else str(exc)

@@ -25,6 +25,7 @@ from registry.core.errors import (
     InvalidDigestError,
     InvalidJSONError,
     InvalidNumberError,
+    InvalidOciManifestError,
     InvalidQuantityError,
 )
 from registry.db.errors import DatabaseFullError
@@ -35,9 +36,9 @@ from registry.errors import (
     DigestMismatchError,
     ImmutableVersionError,
     IncompleteBodyError,
-    InvalidOciManifestError,
     InvalidRepositoryNameError,
     InvalidRequestError,
+    InvalidTagError,
     InvalidUploadError,
     LogIntegrityError,
     MissingBlobsError,
@@ -55,6 +56,7 @@ from registry.storage import StorageError, StorageFullError
 
 OCI_PREFIX = "/v2"
 SERVICE = "reliquary"  # the ``service`` of every challenge and token
+API_VERSION_HEADER = {"docker-distribution-api-version": "registry/2.0"}  # on every answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,7 @@ OCI_ERRORS: dict[type[Exception], OciCode] = {
     InvalidRepositoryNameError: OciCode(400, "NAME_INVALID"),
     InvalidUploadError: OciCode(400, "BLOB_UPLOAD_INVALID"),
     InvalidOciManifestError: OciCode(400, "MANIFEST_INVALID"),
+    InvalidTagError: OciCode(400, "TAG_INVALID"),
     InvalidJSONError: OciCode(400, "MANIFEST_INVALID"),
     InvalidDigestError: OciCode(400, "DIGEST_INVALID"),
     DigestMismatchError: OciCode(400, "DIGEST_INVALID"),

@@ -57,3 +57,9 @@ class InvalidStatementError(CoreError):
 class InvalidNumberError(CoreError):
     """A decimal integer (a header, query parameter or cursor) is not 1..19 ASCII digits,
     or lies outside the range its field allows."""
+
+
+class InvalidOciManifestError(CoreError):
+    """An OCI or Docker manifest this registry does not accept: not schema 2 JSON of a
+    supported media type, a malformed descriptor, a foreign layer, or a media type that
+    disagrees with the request's ``Content-Type``."""

@@ -3,22 +3,9 @@ errors in the OCI error body (never problem+json) that clients act on by code.""
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
-
 from registry.core.roles import Role
 from tests.conftest import Api, Deployment
-
-
-def oci_error(answer: httpx.Response) -> dict[str, Any]:
-    """The first error of an OCI error body, checking the body's shape."""
-    assert answer.headers["content-type"].startswith("application/json"), answer.text
-    errors = answer.json()["errors"]
-    assert isinstance(errors, list) and errors
-    first: dict[str, Any] = errors[0]
-    assert set(first) == {"code", "message", "detail"}
-    return first
+from tests.support.oci import oci_error
 
 
 def test_base_check_answers_200_with_a_token(api: Api) -> None:

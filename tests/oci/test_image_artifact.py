@@ -36,7 +36,7 @@ from registry.core.oci_layout import ImageDescriptor, build_image_layout, index_
 from registry.db.models import OciManifestRow, OciTagRow
 from registry.domain.artifacts.services import PushResult
 from registry.domain.oci.images import ImagePublisher
-from registry.errors import ImmutableVersionError, InvalidOciManifestError, MissingBlobsError
+from registry.errors import ImmutableVersionError, InvalidTagError, MissingBlobsError
 from tests.conftest import Api, Deployment
 from tests.support.api import publish as publish_model
 from tests.support.api import upload_blobs
@@ -284,7 +284,7 @@ def test_a_tag_starting_with_underscore_is_refused_before_anything_is_stored(
     image = tiny_image()
     upload_blobs(api, image.blobs)
     ran: list[Session] = []
-    with pytest.raises(InvalidOciManifestError) as refused:
+    with pytest.raises(InvalidTagError) as refused:
         publish(deployment, image, "_v1", also=ran.append)
     assert "'_v1'" in refused.value.detail
     assert "[A-Za-z0-9][A-Za-z0-9._+-]{0,127}" in refused.value.detail

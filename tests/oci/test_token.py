@@ -23,9 +23,9 @@ from litestar.testing import TestClient
 
 from registry.core.roles import Role
 from tests.conftest import Api, Deployment
-from tests.oci.test_base import oci_error
 from tests.support.access import DIGEST as V1_DIGEST
 from tests.support.clock import FakeClock
+from tests.support.oci import oci_error
 
 ZEROS = "sha256:" + "0" * 64
 PUSH_ROLES = {Role.PUBLISHER, Role.ADMIN}

@@ -24,8 +24,8 @@ from registry.errors import DigestMismatchError
 from registry.metrics import Metrics
 from registry.storage import BlobStore
 from tests.conftest import Api, Deployment
-from tests.oci.test_base import oci_error
 from tests.support.content import digests
+from tests.support.oci import oci_error
 
 NAME = "library/app"
 OTHER = "team/other"

@@ -61,7 +61,11 @@ class BlobRepository:
         return found
 
     def insert_if_absent(self, row: BlobRow) -> bool:
-        """Insert unless a row for this blake3 exists; True when this call inserted it."""
+        """Insert unless a row for this blake3 exists; True when this call inserted it.
+
+        No conflict target: on PostgreSQL, ``ON CONFLICT (blake3)`` let two concurrent
+        inserts of the same blob fail on the other unique index (``uq_blobs_sha256``)
+        instead of one of them doing nothing."""
         values = {
             "blake3": row.blake3,
             "sha256": row.sha256,
@@ -71,7 +75,7 @@ class BlobRepository:
         dialect = self.session.get_bind().dialect.name
         stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(BlobRow).values(values)
         inserted = self.session.execute(
-            stmt.on_conflict_do_nothing(index_elements=["blake3"]).returning(BlobRow.blake3)
+            stmt.on_conflict_do_nothing().returning(BlobRow.blake3)
         ).scalar_one_or_none()
         return inserted is not None
 

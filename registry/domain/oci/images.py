@@ -26,7 +26,7 @@ from registry.core.errors import InvalidManifestError
 from registry.core.oci_layout import ImageDescriptor, ImageLayout, build_image_layout
 from registry.domain.artifacts.services import ArtifactService, PushResult
 from registry.domain.blobs.services import BlobService
-from registry.errors import InvalidOciManifestError
+from registry.errors import InvalidTagError
 
 
 async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
@@ -44,12 +44,12 @@ class ImagePublisher:
     ) -> ImageLayout:
         """The layout ``publish`` would push (pure; no I/O): check a tag with it early.
 
-        Raises InvalidOciManifestError: the tag cannot be a version (a leading ``_``).
+        Raises InvalidTagError: the tag cannot be a version (a leading ``_``): 400 TAG_INVALID.
         """
         try:
             return build_image_layout(name, tag, top, blobs)
         except InvalidManifestError as exc:
-            raise InvalidOciManifestError(str(exc), name=name, tag=tag) from None
+            raise InvalidTagError(str(exc), name=name, tag=tag) from None
 
     async def publish(
         self,
@@ -68,7 +68,7 @@ class ImagePublisher:
         (``ArtifactService.push``), only when the artifact is new.
 
         Raises:
-            InvalidOciManifestError: the tag cannot be an artifact version; nothing stored.
+            InvalidTagError: the tag cannot be an artifact version; nothing stored.
             ImmutableVersionError: ``name@tag`` is another artifact (one pushed through
                 ``/v1``, or another manifest under this tag).
             MissingBlobsError: a blob of ``blobs`` is not stored.

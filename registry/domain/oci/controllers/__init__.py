@@ -17,13 +17,15 @@ from registry.deps import MetricsDep, SettingsDep
 from registry.domain.auth.guards import logged_in, repository_access
 from registry.domain.blobs.deps import UploadServiceDep
 from registry.domain.oci.controllers.blobs import BLOB_HANDLERS
-from registry.domain.oci.controllers.call import API_VERSION, AnyRequest, OciCall, OciHandler
+from registry.domain.oci.controllers.call import AnyRequest, OciCall, OciHandler
+from registry.domain.oci.controllers.manifests import MANIFEST_HANDLERS
 from registry.domain.oci.controllers.uploads import UPLOAD_HANDLERS
 from registry.domain.oci.deps import OciServiceDep
 from registry.domain.oci.routes import match, misnamed, name_problem, scope_of
 from registry.errors import InvalidRepositoryNameError
+from registry.ocierrors import API_VERSION_HEADER
 
-HANDLERS: dict[str, OciHandler] = {**BLOB_HANDLERS, **UPLOAD_HANDLERS}
+HANDLERS: dict[str, OciHandler] = {**BLOB_HANDLERS, **UPLOAD_HANDLERS, **MANIFEST_HANDLERS}
 
 
 def _unrouted(path: str) -> HTTPException:
@@ -38,7 +40,7 @@ class OciController(Controller):
     # a 401 here, even with anonymous reads on, is how clients learn where to log in
     @get("", guards=[logged_in])
     async def base(self) -> Response[dict[str, Any]]:
-        return Response({}, headers=API_VERSION)
+        return Response({}, headers=API_VERSION_HEADER)
 
     async def _dispatch(
         self,
@@ -76,7 +78,7 @@ class OciController(Controller):
             request, found.params, principal, oci_service, upload_service, settings, metrics
         )
         response = await handler(call)
-        response.headers.update(API_VERSION)
+        response.headers.update(API_VERSION_HEADER)
         return response
 
     @route(

@@ -59,7 +59,8 @@ async def get_blob(call: OciCall) -> Response[Any]:
 async def refuse_delete(call: OciCall) -> Response[Any]:
     raise UnsupportedOperationError(
         "nothing is ever deleted from this registry: blobs, manifests and tags are "
-        "immutable; revoke an artifact instead (reliquary revoke NAME@TAG)"
+        "immutable. To take an image out of use, a governor revokes its artifact NAME@TAG "
+        "(POST /v1/artifacts/<digest>/revoke): it can then never be promoted again"
     )
 
 

@@ -16,7 +16,6 @@ from registry.metrics import Metrics
 from registry.settings import Settings
 
 AnyRequest = Request[Any, Any, Any]
-API_VERSION = {"docker-distribution-api-version": "registry/2.0"}
 
 
 @dataclass(frozen=True, slots=True)
