@@ -1,7 +1,10 @@
 """The ORAS Python client (oras-py), as its users run it, against a live registry on
 both deployments: it logs in with a Reliquary token as the password, pushes an artifact
 whose ``subject`` is another manifest, and the registry lists it among that manifest's
-referrers (OCI 1.1) without any tag schema fallback."""
+referrers (OCI 1.1) without any tag schema fallback.
+
+Both of oras-py's auth backends: ``token`` (its default: the Bearer token dance) and
+``basic`` (the token as the Basic password on every request)."""
 
 from __future__ import annotations
 
@@ -20,10 +23,24 @@ pytestmark = pytest.mark.slow
 
 NAME = "interop/model"
 SBOM_TYPE = "application/spdx+json"
+# oras-py 0.2.43 keeps one bearer token per client and, on a 401, sends it again instead
+# of asking /v2/token for the scope the challenge names (it asks anew only after a 403).
+# Its push starts with HEAD blob (challenge scope: pull), so the pull-only token it gets
+# there is refused by POST uploads (401 insufficient_scope) and the push fails.
+TOKEN_BACKEND = pytest.param(
+    "token",
+    marks=pytest.mark.xfail(
+        strict=True,
+        reason="oras-py reuses its pull-only token after POST /v2/<name>/blobs/uploads/ "
+        "answers 401 insufficient_scope (see the module's note); the integrator decides "
+        "the server's answer",
+    ),
+)
 
 
+@pytest.mark.parametrize("auth_backend", [TOKEN_BACKEND, "basic"])
 def test_oras_pushes_an_artifact_with_a_subject_that_the_referrers_list_names(
-    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, auth_backend: str
 ) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))  # oras writes the login to a docker config
     monkeypatch.chdir(tmp_path)  # oras pushes only files under the working directory
@@ -31,7 +48,9 @@ def test_oras_pushes_an_artifact_with_a_subject_that_the_referrers_list_names(
     Path("weights.bin").write_bytes(b"\x00\x01weights" * 1000)
     Path("sbom.spdx.json").write_text(json.dumps({"spdxVersion": "SPDX-2.3", "name": "m"}))
 
-    client = oras.client.OrasClient(hostname=registry.host, insecure=True)
+    client = oras.client.OrasClient(
+        hostname=registry.host, insecure=True, auth_backend=auth_backend
+    )
     client.login(
         username="any", password=registry.publisher, hostname=registry.host, config_path=config
     )
