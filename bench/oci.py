@@ -15,6 +15,8 @@ Per round, each A/B pair in flipped order from one round to the next:
   dance), to Distribution with no credentials;
 - pull: ``skopeo copy --preserve-digests docker://…:TAG oci:OUT:TAG`` into an empty
   directory, then the pulled manifest digest is checked against the pushed one;
+- reference: ``skopeo copy oci:LAYOUT:TAG oci:OUT:TAG``, no registry (what the client
+  does on its own: read, hash and write every blob);
 - manifest HEAD by tag: sequential ``HEAD /v2/bench/image/manifests/TAG`` on one
   keep-alive raw socket (a few µs of client work), OCI Accept header, p50/p99.
 
@@ -33,6 +35,7 @@ import datetime
 import hashlib
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -150,7 +153,22 @@ def build_image(layout: Path, size: int, layers: int, seed: int, tag: str) -> Im
     return Image(layout, tag, manifest_digest, total)
 
 
-def proc_cpu(pid: int) -> float:
+@dataclass(frozen=True)
+class Sample:
+    rate: float  # MB/s
+    client_cpu: float  # skopeo's, fraction of one core
+    server_cpu: float | None
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's finished children (skopeo)."""
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return kids.ru_utime + kids.ru_stime
+
+
+def proc_cpu(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
 
@@ -198,14 +216,26 @@ class OciBench(Servers):
             shown = " ".join(cmd).replace(self.token or "-", "<token>")
             raise RuntimeError(f"{shown} failed:\n{done.stderr[-3000:]}")
 
-    def timed(self, who: str, image: Image, args: list[str]) -> tuple[float, float]:
-        """MB/s of one skopeo copy against ``who``, and the server's CPU (% of a core)."""
+    def timed(self, who: str | None, image: Image, args: list[str]) -> Sample:
+        """One skopeo copy against ``who`` (None: no registry, layout to layout)."""
         os.sync()
-        pid = self.peer(who)[1]
-        cpu0, started = proc_cpu(pid), time.perf_counter()
+        pid = None if who is None else self.peer(who)[1]
+        server0, client0, started = proc_cpu(pid), children_cpu(), time.perf_counter()
         self.skopeo(*args)
         wall = time.perf_counter() - started
-        return image.size / wall / 1e6, (proc_cpu(pid) - cpu0) / wall
+        server = None if pid is None else (proc_cpu(pid) - server0) / wall
+        return Sample(image.size / wall / 1e6, (children_cpu() - client0) / wall, server)
+
+    def local_copy(self, image: Image) -> Sample:
+        """A reference without a registry: skopeo copying the layout to a new layout (it
+        reads, hashes and writes every blob, as a pull does)."""
+        out = self.root / "copied"
+        shutil.rmtree(out, ignore_errors=True)
+        args = ["--preserve-digests", f"oci:{image.layout}:{image.tag}", f"oci:{out}:{image.tag}"]
+        try:
+            return self.timed(None, image, args)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
 
     def reference(self, who: str, tag: str) -> str:
         return f"docker://{HOST}:{self.peer(who)[0]}/{REPOSITORY}:{tag}"
@@ -213,12 +243,12 @@ class OciBench(Servers):
     def creds(self, who: str, flag: str) -> list[str]:
         return [f"--{flag}-creds", f"bench:{self.token}"] if who == "Reliquary" else []
 
-    def push(self, who: str, image: Image) -> tuple[float, float]:
+    def push(self, who: str, image: Image) -> Sample:
         args = ["--dest-tls-verify=false", *self.creds(who, "dest")]
         args += [f"oci:{image.layout}:{image.tag}", self.reference(who, image.tag)]
         return self.timed(who, image, args)
 
-    def pull(self, who: str, image: Image) -> tuple[float, float]:
+    def pull(self, who: str, image: Image) -> Sample:
         out = self.root / f"pulled-{who}"
         shutil.rmtree(out, ignore_errors=True)
         args = ["--src-tls-verify=false", "--preserve-digests", *self.creds(who, "src")]
@@ -266,11 +296,16 @@ def run_rounds(
             f"{time.monotonic() - started:.1f} s; order {', '.join(order)}",
             flush=True,
         )
+        local = bench.local_copy(image)
+        record("skopeo local", local.rate)
+        record("skopeo local client", local.client_cpu)
         for step in ("push", "pull"):
             for who in order:
-                rate, cpu = getattr(bench, step)(who, image)
-                record(f"{who} {step}", rate)
-                record(f"{who} {step} cpu", cpu)
+                sample: Sample = getattr(bench, step)(who, image)
+                record(f"{who} {step}", sample.rate)
+                record(f"{who} {step} client", sample.client_cpu)
+                if sample.server_cpu is not None:
+                    record(f"{who} {step} server", sample.server_cpu)
         for who in order:
             p50, p99 = bench.heads(who, image, heads)
             record(f"{who} head p50", p50)
@@ -281,55 +316,60 @@ def run_rounds(
 
 def report(figures: dict[str, list[float]], peers: list[str], header: list[str]) -> None:
     print("\n" + "\n".join(header) + "\n")
-    row = "{:<52} {:>9} {:>18} {:>16}"
-    print(row.format("figure", "median", "min-max", "server CPU"))
-    for who in peers:
-        for step, unit, digits in (
-            ("push", "MB/s", 0),
-            ("pull", "MB/s", 0),
-            ("head p50", "ms", 3),
-            ("head p99", "ms", 3),
-        ):
-            values = figures[f"{who} {step}"]
-            cpu = figures.get(f"{who} {step} cpu")
-            label = {
-                "push": f"{who} push, skopeo copy oci: -> docker://",
-                "pull": f"{who} pull, skopeo copy docker:// -> oci:",
-                "head p50": f"{who} manifest HEAD by tag p50 (raw socket)",
-                "head p99": f"{who} manifest HEAD by tag p99 (raw socket)",
-            }[step]
-            print(
-                row.format(
-                    label,
-                    f"{statistics.median(values):.{digits}f}",
-                    f"{min(values):.{digits}f}-{max(values):.{digits}f} {unit}",
-                    f"{statistics.median(cpu) * 100:.0f}%" if cpu else "-",
-                )
-            )
-    if peers != list(PEERS):
-        return
-    print("\n" + row.format("ratio (paired per round)", "median", "min-max", "target, verdict"))
+    row = "{:<52} {:>8} {:>18} {:>11} {:>11}"
+    print(row.format("figure", "median", "min-max", "client CPU", "server CPU"))
 
-    def ratio(label: str, num: str, den: str | None, target: float, higher: bool) -> None:
+    def pct(key: str) -> str:
+        values = figures.get(key)
+        return f"{statistics.median(values) * 100:.0f}%" if values else "-"
+
+    def line(label: str, key: str, unit: str, digits: int) -> None:
+        values = figures[key]
+        print(
+            row.format(
+                label,
+                f"{statistics.median(values):.{digits}f}",
+                f"{min(values):.{digits}f}-{max(values):.{digits}f} {unit}",
+                pct(f"{key} client"),
+                pct(f"{key} server"),
+            )
+        )
+
+    line("reference: skopeo copy oci: -> oci: (no registry)", "skopeo local", "MB/s", 0)
+    for who in peers:
+        line(f"{who} push, skopeo copy oci: -> docker://", f"{who} push", "MB/s", 0)
+        line(f"{who} pull, skopeo copy docker:// -> oci:", f"{who} pull", "MB/s", 0)
+        line(f"{who} manifest HEAD by tag p50 (raw socket)", f"{who} head p50", "ms", 3)
+        line(f"{who} manifest HEAD by tag p99 (raw socket)", f"{who} head p99", "ms", 3)
+    print("\n" + row.format("ratio (paired per round)", "median", "min-max", "target", "verdict"))
+
+    def ratio(label: str, num: str, den: str | None, target: float | None, higher: bool) -> None:
         values = figures[num]
         if den is not None:
             values = [a / b for a, b in zip(values, figures[den], strict=True)]
         med = statistics.median(values)
-        verdict = "meets" if (med >= target if higher else med <= target) else "MISSES"
-        goal = f"{'>=' if higher else '<='} {target:g}: {verdict}"
-        print(row.format(label, f"{med:.2f}", f"{min(values):.2f}-{max(values):.2f}", goal))
+        goal, verdict = "-", "-"
+        if target is not None:
+            goal = f"{'>=' if higher else '<='} {target:g}"
+            verdict = "meets" if (med >= target if higher else med <= target) else "MISSES"
+        print(
+            row.format(label, f"{med:.2f}", f"{min(values):.2f}-{max(values):.2f}", goal, verdict)
+        )
 
+    for who in peers:
+        ratio(f"{who} push / oci: -> oci: copy", f"{who} push", "skopeo local", None, True)
+        ratio(f"{who} pull / oci: -> oci: copy", f"{who} pull", "skopeo local", None, True)
+    if peers != list(PEERS):
+        return
     ratio("push Reliquary / Distribution", "Reliquary push", "Distribution push", 1.5, True)
     ratio("pull Reliquary / Distribution", "Reliquary pull", "Distribution pull", 1.5, True)
     ratio("manifest HEAD by tag p50, Reliquary (ms)", "Reliquary head p50", None, 0.25, False)
-    values = [
-        a / b
-        for a, b in zip(
-            figures["Reliquary head p50"], figures["Distribution head p50"], strict=True
-        )
-    ]
-    print(
-        row.format("HEAD p50 Reliquary / Distribution", f"{statistics.median(values):.2f}", "", "-")
+    ratio(
+        "HEAD p50 Reliquary / Distribution",
+        "Reliquary head p50",
+        "Distribution head p50",
+        None,
+        False,
     )
 
 
