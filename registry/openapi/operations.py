@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from registry.core.digest import digest_bytes
+from registry.core.images import MAX_NAME, NAME
 from registry.core.manifest import MANIFEST_MEDIA_TYPE
-from registry.domain.oci.routes import MAX_NAME, NAME, OCI_ROUTES, OciRoute
+from registry.domain.oci.routes import OCI_ROUTES, OciRoute
 from registry.ocierrors import OCI_ERRORS, UNKNOWN, oci_code_for_status
 
 JSON = "application/json"
