@@ -66,7 +66,8 @@ def login(url: str, login_token: str) -> None:
     "--kind",
     default="model",
     show_default=True,
-    type=click.Choice(["model", "image", "dataset", "reference-inputs"]),
+    # kind image is made by pushing an image to /v2 (skopeo copy … docker://HOST/NAME:TAG)
+    type=click.Choice(["model", "dataset", "reference-inputs"]),
 )
 @click.option("--label", "labels", multiple=True, help="key=value, repeatable.")
 @click.option(

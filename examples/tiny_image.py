@@ -80,7 +80,9 @@ def write_layout(out: Path, tag: str, greeting: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Write a tiny container image as an OCI image layout.")
+    parser = argparse.ArgumentParser(
+        description="Write a tiny container image as an OCI image layout."
+    )
     parser.add_argument("out", type=Path, help="the layout directory (created)")
     parser.add_argument("--tag", default="v1")
     parser.add_argument("--greeting", default="hello from a pinned runtime image")

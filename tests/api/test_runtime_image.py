@@ -1,7 +1,8 @@
 """A model pins the image it runs in by digest (ARCHITECTURE §12), and a channel's policy
 may require that image to be held here, signed by a publisher and promoted.
 
-Images are seeded by ``tests.support.oci_seed`` until the ``/v2`` manifest push lands.
+Images are pushed over ``/v2`` (``tests.support.oci.seed_image``); a tag push is also the
+image artifact ``NAME@TAG`` that is signed and promoted.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from registry.core.roles import Role
+from registry.db.models import OciTagRow
 from tests.conftest import Api, Deployment, api_with_policy
 from tests.support.api import (
     log_size,
@@ -26,7 +30,7 @@ from tests.support.api import (
     upload_blobs,
 )
 from tests.support.content import NAME, digests, manifest_bytes
-from tests.support.oci_seed import SeededImage, seed_image, tag_image
+from tests.support.oci import SeededImage, seed_image
 from tests.support.trust import PUBLISH, signed, statement_about
 
 IMAGE = "veid/runtime"
@@ -95,10 +99,8 @@ def test_a_runtime_image_named_by_tag_is_refused_saying_how_to_pin_it(api: Api) 
     assert versions_of(api, NAME) == [] and log_size(api) == before
 
 
-def test_a_runtime_image_this_registry_does_not_hold_is_refused_until_pushed(
-    api: Api, deployment: Deployment
-) -> None:
-    elsewhere = seed_image(api, deployment, "other/runtime", "2.21")
+def test_a_runtime_image_this_registry_does_not_hold_is_refused_until_pushed(api: Api) -> None:
+    elsewhere = seed_image(api, "other/runtime", "2.21")
     pin = f"{IMAGE}@sha256:{elsewhere.sha256_hex}"  # held, but by another repository
     upload_blobs(api, WEIGHTS)
     before = log_size(api)
@@ -113,13 +115,13 @@ def test_a_runtime_image_this_registry_does_not_hold_is_refused_until_pushed(
         assert f"docker://HOST/{IMAGE}:TAG" in body["detail"]
     assert versions_of(api, NAME) == [] and log_size(api) == before
 
-    held = seed_image(api, deployment, IMAGE, "2.21")
+    held = seed_image(api, IMAGE, "2.21")
     assert held.sha256_hex == elsewhere.sha256_hex  # the same image, now in this repository
     r = put_manifest(api, pinned_model("v1", pin))
     assert r.status_code == 201, r.text
     stored = api.client.get(f"/v1/artifacts/{r.json()['digest']}", headers=api.auth(Role.READER))
     assert json.loads(stored.content)["runtime"]["image"] == pin
-    untagged = seed_image(api, deployment, IMAGE, None, content="digest only")
+    untagged = seed_image(api, IMAGE, None, content="digest only")
     publish(api, NAME, "v2", WEIGHTS, runtime={"image": untagged.pin})  # 201: held, untagged
 
 
@@ -142,7 +144,7 @@ def test_the_policy_requires_a_pinned_signed_promoted_runtime_image(
             "runtime_image.channel",
         }
 
-        untagged = seed_image(api, deployment, IMAGE, None, content="by digest")
+        untagged = seed_image(api, IMAGE, None, content="by digest")
         by_digest = publish(api, NAME, "v2", WEIGHTS, runtime={"image": untagged.pin})
         why = reasons(status(api, by_digest))
         assert set(why) == {"runtime_image.signature", "runtime_image.channel"}
@@ -150,7 +152,7 @@ def test_the_policy_requires_a_pinned_signed_promoted_runtime_image(
             f"no image artifact {IMAGE}@TAG wraps sha256:{untagged.sha256_hex} (a tag"
         )
 
-        image = seed_image(api, deployment, IMAGE, "2.21")
+        image = seed_image(api, IMAGE, "2.21")
         model = publish(api, NAME, "v3", WEIGHTS, runtime={"image": image.pin})
         assert reasons(status(api, model)) == {
             "runtime_image.signature": "no accepted publish/v1 statement from a registered "
@@ -160,7 +162,7 @@ def test_the_policy_requires_a_pinned_signed_promoted_runtime_image(
         assert promote_to(api, image.artifact or b"", "stable").status_code == 409  # unsigned
 
         signer = sign_image(api, image)
-        newer = seed_image(api, deployment, IMAGE, "2.22", content="newer")
+        newer = seed_image(api, IMAGE, "2.22", content="newer")
         sign_image(api, newer)
         assert newer.artifact is not None
         assert promote_to(api, newer.artifact, "stable").status_code == 200
@@ -191,23 +193,30 @@ def test_the_policy_requires_a_pinned_signed_promoted_runtime_image(
 def test_a_signed_version_that_is_not_the_pinned_image_does_not_count(
     deployment: Deployment, tmp_path: Path
 ) -> None:
+    """The artifact ``NAME@TAG`` counts for a pin only when it wraps the pinned manifest,
+    even where tag TAG of the database names that manifest (a row moved by hand: no
+    request can move a tag, nor push an image artifact through /v1)."""
     api = api_with_policy(deployment, tmp_path, POLICY)
     try:
-        image = seed_image(api, deployment, IMAGE, None)
-        other = seed_image(api, deployment, IMAGE, "2.30", content="other")
-        assert other.artifact is not None
-        # a state /v2 must never make: tag 2.30 names the pinned manifest, while the
-        # artifact veid/runtime@2.30 wraps another one
-        tag_image(deployment, IMAGE, "2.31", image.sha256_hex)
+        image = seed_image(api, IMAGE, None)
+        other = seed_image(api, IMAGE, "2.30", content="other")
         impostor = publish(
             api,
             IMAGE,
             "2.31",
             {"oci-layout": b"{}"},
+            expect=(400,),
             kind="image",
             runtime={"engine": "oci-image", "manifest": f"sha256:{other.sha256_hex}"},
         )
-        sign_image(api, SeededImage(IMAGE, "2.31", other.manifest, impostor))
+        assert impostor  # /v1 refuses kind image: images come from /v2 tag pushes only
+        with Session(deployment.engine) as session, session.begin():
+            session.execute(
+                update(OciTagRow)
+                .where(OciTagRow.name == IMAGE, OciTagRow.tag == "2.30")
+                .values(sha256=image.sha256_hex)
+            )
+        sign_image(api, other)
         model = publish(api, NAME, "v1", WEIGHTS, runtime={"image": image.pin})
         why = reasons(status(api, model))
         assert why["runtime_image.signature"].startswith(

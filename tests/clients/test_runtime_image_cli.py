@@ -15,7 +15,7 @@ import pytest
 from registry.core.roles import Role
 from tests.conftest import Api, Deployment
 from tests.support.content import NAME
-from tests.support.oci_seed import seed_image
+from tests.support.oci import seed_image
 from tests.support.server import CLI, ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -41,9 +41,9 @@ def reliquary(
 
 
 def test_push_pins_the_runtime_image_given_by_digest_and_refuses_a_tag(
-    api: Api, deployment: Deployment, server: ServerProcess, tmp_path: Path
+    api: Api, server: ServerProcess, tmp_path: Path
 ) -> None:
-    image = seed_image(api, deployment, "veid/runtime", "2.21")
+    image = seed_image(api, "veid/runtime", "2.21")
     model = tmp_path / "model"
     model.mkdir()
     (model / "saved_model.pb").write_bytes(b"graph run in veid/runtime")

@@ -1,5 +1,6 @@
 """What the ``/v2`` tests do again and again: put a blob in a repository, build OCI and
-Docker manifests the way a client would, push them, read an OCI error body.
+Docker manifests the way a client would, push them, read an OCI error body, and read
+the image artifact ``NAME@TAG`` a tag push makes.
 
 Manifests are built with ``json.dumps(..., indent=3)`` on purpose: bytes no serialiser
 of the registry would produce, so a test that reads back exactly these bytes proves the
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -17,6 +19,7 @@ import httpx
 from registry.core.oci import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
 from registry.core.roles import Role
 from tests.conftest import Api
+from tests.support.content import digests
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -121,3 +124,57 @@ def push_image(
     r = put_manifest(api, name, reference, raw, media_type)
     assert r.status_code == 201, r.text
     return raw
+
+
+def image_artifact(api: Api, name: str, tag: str) -> bytes:
+    """The Reliquary manifest of the image artifact ``name@tag`` a tag push made (200,
+    kind ``image`` asserted): the bytes signatures and promotions are about."""
+    reader = api.auth(Role.READER)
+    r = api.client.get("/v1/resolve", params={"name": name, "version": tag}, headers=reader)
+    assert r.status_code == 200, r.text
+    assert r.json()["kind"] == "image", r.json()
+    r = api.client.get(f"/v1/artifacts/{r.json()['digest']}", headers=reader)
+    assert r.status_code == 200, r.text
+    return r.content
+
+
+# -- images the runtime-pin tests pin --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SeededImage:
+    name: str
+    tag: str | None  # None: pushed by digest only (no tag, so no image artifact)
+    manifest: bytes  # the OCI image manifest's exact bytes
+    artifact: bytes | None  # the image artifact's Reliquary manifest (tagged images only)
+
+    @property
+    def sha256_hex(self) -> str:
+        return digests(self.manifest).sha256.hex
+
+    @property
+    def pin(self) -> str:
+        """What a model's ``runtime.image`` names: ``NAME@sha256:<hex>``."""
+        return f"{self.name}@sha256:{self.sha256_hex}"
+
+
+def seed_image(api: Api, name: str, tag: str | None, *, content: str = "base") -> SeededImage:
+    """Push to repository ``name`` over ``/v2`` a one-layer image whose bytes depend on
+    ``content`` only (the same ``content`` is the same manifest in any repository): its
+    config and layer, then its manifest under ``tag``, or by digest when ``tag`` is None.
+    A tag push is also the image artifact ``name@tag``, read back into ``artifact``."""
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+    ).encode()
+    layer = f"layer of {content}".encode()
+    push_blob(api, name, config)
+    push_blob(api, name, layer)
+    raw = image_manifest(
+        descriptor(config, OCI_CONFIG),
+        [descriptor(layer, "application/vnd.oci.image.layer.v1.tar")],
+    )
+    r = put_manifest(api, name, sha256(raw) if tag is None else tag, raw)
+    assert r.status_code == 201, r.text
+    if tag is None:
+        return SeededImage(name, None, raw, None)
+    return SeededImage(name, tag, raw, image_artifact(api, name, tag))

@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.core.digest import Digest
+from registry.core.errors import InvalidManifestError
 from registry.core.manifest import KINDS, ParsedManifest, parse_manifest
 from registry.db.models import ArtifactRow
 from registry.domain.artifacts.images import ImageLookup, NoImages
@@ -114,6 +115,8 @@ class ArtifactService:
         raw: bytes,
         token_id: str | None,
         also: Callable[[Session], None] | None = None,
+        *,
+        image: bool = False,
     ) -> PushResult:
         """Validate and store a manifest.
 
@@ -122,14 +125,30 @@ class ArtifactService:
         rolls everything back and propagates). It runs only when the artifact is new: a
         push of bytes already stored (``created`` False) writes nothing, ``also`` included.
 
+        An artifact of kind ``image`` is the layout of an image pushed under ``/v2``, and
+        only the OCI context makes one (``image=True``, ``registry.domain.oci.images``):
+        pushed any other way, it could take ``name@tag`` before the image's own tag push,
+        or wrap bytes that are no image, so it is refused.
+
         Raises:
-            InvalidJSONError, NonCanonicalJSONError, InvalidManifestError: bad bytes.
+            InvalidJSONError, NonCanonicalJSONError, InvalidManifestError: bad bytes, or
+                kind ``image`` without ``image``.
             ImmutableVersionError: name@version holds another digest.
             MissingReferenceError, MissingBlobsError, ManifestFileMismatchError.
             MissingRuntimeImageError: ``runtime.image`` pins an image not held here.
         """
         parsed = parse_manifest(raw)
         m = parsed.manifest
+        if (m.kind == "image") != image:
+            raise InvalidManifestError(
+                [
+                    "an artifact of kind image is made by pushing the image to /v2 "
+                    f"(skopeo copy … docker://HOST/{m.name}:{m.version}), which also makes "
+                    f"{m.name}@{m.version}; it cannot be pushed as a manifest"
+                    if m.kind == "image"
+                    else f"the OCI context pushes kind image only, not {m.kind}"
+                ]
+            )
         with self._reads() as session:
             existing = ArtifactRepository(session).by_name_version(m.name, m.version)
         if existing is not None:

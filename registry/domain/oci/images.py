@@ -77,5 +77,5 @@ class ImagePublisher:
         layout = self.layout(name, tag, top, blobs)
         for data in layout.files.values():
             await self._blobs.ingest(digest_bytes(data).blake3, _one_chunk(data))
-        push = partial(self._artifacts.push, layout.manifest_bytes, token_id, also=also)
+        push = partial(self._artifacts.push, layout.manifest_bytes, token_id, also=also, image=True)
         return await anyio.to_thread.run_sync(push)
