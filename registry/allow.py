@@ -9,7 +9,9 @@ already carries the full set: Litestar's router takes it from the same routes.
 
 The fast path (``registry.fastpath``) answers only HEAD and GET, so every
 ``OPTIONS`` request reaches this middleware, after Litestar's routing has set
-the matched route's ``path_template``.
+the matched route's ``path_template``. Under ``/v2`` one catch-all route serves
+every repository path: its methods come from the OCI route table
+(``registry.domain.oci.routes.match``), per path.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from litestar import Litestar
 from litestar.enums import ScopeType
 from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Receive, Scope, Send
+
+from registry.domain.oci.routes import OCI_CATCH_ALL, match
 
 
 def allowed_methods(app: Litestar) -> dict[str, str]:
@@ -42,7 +46,12 @@ class AllowMiddleware:
             return
         if self._allowed is None:
             self._allowed = allowed_methods(Litestar.from_scope(scope))
-        allow = self._allowed.get(scope.get("path_template", ""))
+        template = scope.get("path_template", "")
+        if template == OCI_CATCH_ALL:
+            found = match("OPTIONS", scope["path"])
+            allow = None if found is None else ", ".join(sorted({*found.allowed, "OPTIONS"}))
+        else:
+            allow = self._allowed.get(template)
         if allow is None:
             await self.app(scope, receive, send)
             return

@@ -24,21 +24,13 @@ pytestmark = pytest.mark.slow
 NAME = "interop/model"
 SBOM_TYPE = "application/spdx+json"
 # oras-py 0.2.43 keeps one bearer token per client and, on a 401, sends it again instead
-# of asking /v2/token for the scope the challenge names (it asks anew only after a 403).
-# Its push starts with HEAD blob (challenge scope: pull), so the pull-only token it gets
-# there is refused by POST uploads (401 insufficient_scope) and the push fails.
-TOKEN_BACKEND = pytest.param(
-    "token",
-    marks=pytest.mark.xfail(
-        strict=True,
-        reason="oras-py reuses its pull-only token after POST /v2/<name>/blobs/uploads/ "
-        "answers 401 insufficient_scope (see the module's note); the integrator decides "
-        "the server's answer",
-    ),
-)
+# of asking /v2/token for the scope the challenge names. Its push starts with HEAD blob
+# (challenge scope: pull): the token it gets there must already allow the push, which
+# is why /v2/token grants a repository everything the role may do there
+# (registry.domain.auth.scoped.grant_for).
 
 
-@pytest.mark.parametrize("auth_backend", [TOKEN_BACKEND, "basic"])
+@pytest.mark.parametrize("auth_backend", ["token", "basic"])
 def test_oras_pushes_an_artifact_with_a_subject_that_the_referrers_list_names(
     registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, auth_backend: str
 ) -> None:

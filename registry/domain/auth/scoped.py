@@ -107,18 +107,22 @@ def actions_of(role: Role) -> frozenset[str]:
 
 
 def grant_for(role: Role, requests: Iterable[ScopeRequest]) -> Grant:
-    """What a token of ``role`` gets for ``requests``: the intersection, per repository,
-    of the actions asked (``*`` asks for all) and ``actions_of(role)``; the catalog for
-    ``registry:catalog:*``. Other types and actions are dropped, never refused."""
+    """What a token of ``role`` gets for ``requests``: for each repository asked about
+    with a known action, everything ``role`` may do there (``actions_of``); the catalog
+    for ``registry:catalog:*``. Other types and actions are dropped, never refused.
+
+    A repository asked for ``pull`` gets ``push`` too when the role may push: oras-py
+    (0.2.43) fetches a pull token on its first ``HEAD``, and after a 401
+    ``insufficient_scope`` on the upload it sends the same cached token again instead
+    of asking for more, so an exact grant strands its every push. The token stays
+    confined to the repositories named and never exceeds its parent's role."""
     allowed = actions_of(role)
     repositories: dict[str, set[str]] = {}
     catalog = False
     for request in requests:
         if request.type == "repository":
-            wanted = allowed if "*" in request.actions else request.actions
-            granted = wanted & allowed
-            if granted:
-                repositories.setdefault(request.name, set()).update(granted)
+            if request.actions & {"pull", "push", "*"}:
+                repositories.setdefault(request.name, set()).update(allowed)
         elif request.type == "registry" and request.name == "catalog" and "*" in request.actions:
             catalog = True
     return Grant({name: frozenset(a) for name, a in sorted(repositories.items())}, catalog)

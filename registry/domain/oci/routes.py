@@ -18,6 +18,8 @@ from registry.core.images import MAX_NAME, NAME, NAME_PATTERN  # one grammar wit
 TAG_PATTERN = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
 
 Access = Literal["pull", "push", "catalog"]
+OCI_CATCH_ALL = "/v2/{path}"  # the template of the one Litestar route behind the table
+DIGEST_PARAMS = ("digest",)  # <algorithm>:<encoded>: "uploads" is never a blob's digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +41,8 @@ class OciRoute:
         regex = regex.replace(re.escape("{name}"), f"(?P<name>{name})")
         for param in re.findall(r"\{(\w+)\}", self.template):
             if param != "name":
-                regex = regex.replace(re.escape("{" + param + "}"), f"(?P<{param}>[^/]+)")
+                value = "[^/:]+:[^/]+" if param in DIGEST_PARAMS else "[^/]+"
+                regex = regex.replace(re.escape("{" + param + "}"), f"(?P<{param}>{value})")
         return re.compile(regex)
 
 
