@@ -70,6 +70,7 @@ from registry.domain.system.services import HealthService
 from registry.fastpath import FastPath
 from registry.http import MetricsMiddleware, StrictJSONRequest, problem_response, refuse_nul
 from registry.metrics import Metrics
+from registry.ocierrors import PUBLIC_URL_KEY
 from registry.openapi import openapi_config
 from registry.settings import Settings
 from registry.storage import BlobStore, StorageError
@@ -337,7 +338,11 @@ def create_app(
             "oci_service": _provide(svc.oci),
         },
         state=State(
-            {TOKEN_SERVICE_KEY: svc.tokens, ANONYMOUS_READS_KEY: settings.auth.anonymous_reads}
+            {
+                TOKEN_SERVICE_KEY: svc.tokens,
+                ANONYMOUS_READS_KEY: settings.auth.anonymous_reads,
+                PUBLIC_URL_KEY: settings.auth.public_url,
+            }
         ),
         exception_handlers={Exception: problem_response},
         request_class=StrictJSONRequest,

@@ -19,6 +19,7 @@ from registry.errors import AuthenticationRequiredError, InvalidRequestError, Re
 from registry.metrics import Metrics
 from registry.ocierrors import (
     API_VERSION_HEADER,
+    PUBLIC_URL_KEY,
     UNKNOWN,
     bearer_challenge,
     is_oci_path,
@@ -69,7 +70,8 @@ def oci_error_response(request: Request[Any, Any, Any], exc: Exception) -> Respo
     if code.status == 401:
         scope = detail.pop("scope", None) if isinstance(detail, dict) else None
         error = detail.pop("challenge_error", None) if isinstance(detail, dict) else None
-        headers["www-authenticate"] = bearer_challenge(str(request.base_url), scope, error)
+        base_url = request.app.state.get(PUBLIC_URL_KEY) or str(request.base_url)
+        headers["www-authenticate"] = bearer_challenge(base_url, scope, error)
     if code.status == 416 and isinstance(detail, dict) and "upload_offset" in detail:
         offset = int(detail["upload_offset"])
         headers["range"] = f"0-{max(offset - 1, 0)}"

@@ -132,8 +132,14 @@ def oci_error_body(code: str, message: str, detail: Any = None) -> dict[str, Any
     return {"errors": [{"code": code, "message": message, "detail": detail or {}}]}
 
 
+PUBLIC_URL_KEY = "public_url"  # app state: RELIQUARY_PUBLIC_URL, or None
+
+
 def bearer_challenge(base_url: str, scope: str | None, error: str | None = None) -> str:
-    """The ``WWW-Authenticate`` value of a ``/v2`` 401: where to get a token, for what."""
+    """The ``WWW-Authenticate`` value of a ``/v2`` 401: where to get a token, for what.
+    ``base_url``: ``RELIQUARY_PUBLIC_URL``, else the request's own (a ``"`` or ``\\`` in
+    a Host header is dropped: it would end the quoted realm)."""
+    base_url = base_url.replace('"', "").replace("\\", "")
     realm = f"{base_url.rstrip('/')}{OCI_PREFIX}/token"
     value = f'Bearer realm="{realm}",service="{SERVICE}"'
     if scope:

@@ -12,6 +12,7 @@ message names the variable.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,10 +186,14 @@ class LimitSettings:
 class AuthSettings:
     anonymous_reads: bool = False
     token_cache_seconds: float = 2.0
+    # the URL clients reach the registry at, when a proxy stands in front (TLS ends
+    # there): the /v2 login challenge names <public_url>/v2/token; None: the request's
+    public_url: str | None = None
 
     @classmethod
     def from_env(cls, source: SettingSource) -> AuthSettings:
-        """``RELIQUARY_ANONYMOUS_READS`` (true/false, 1/0, yes/no), ``RELIQUARY_TOKEN_CACHE_TTL``.
+        """``RELIQUARY_ANONYMOUS_READS`` (true/false, 1/0, yes/no), ``RELIQUARY_TOKEN_CACHE_TTL``,
+        ``RELIQUARY_PUBLIC_URL`` (``https://registry.example.org``).
 
         Raises:
             ValueError: a value cannot be read.
@@ -196,9 +201,17 @@ class AuthSettings:
         anonymous = (source.text("anonymous_reads", "false") or "false").lower()
         if anonymous not in _TRUE + _FALSE:
             raise ValueError(f"RELIQUARY_ANONYMOUS_READS must be true or false, not {anonymous!r}")
+        public_url = source.text("public_url")
+        if public_url is not None and not re.fullmatch(
+            r"https?://[A-Za-z0-9.:\[\]_-]+/?", public_url
+        ):
+            raise ValueError(
+                f"RELIQUARY_PUBLIC_URL must be http(s)://HOST[:PORT] (no path), not {public_url!r}"
+            )
         return cls(
             anonymous_reads=anonymous in _TRUE,
             token_cache_seconds=source.duration("token_cache_ttl", cls().token_cache_seconds),
+            public_url=None if public_url is None else public_url.rstrip("/"),
         )
 
 

@@ -142,6 +142,15 @@ def test_auth_reads_yes_and_no_and_refuses_maybe() -> None:
         AuthSettings.from_env(source(token_cache_ttl="2x"))
 
 
+def test_the_public_url_is_a_scheme_and_host_only() -> None:
+    assert AuthSettings.from_env(source()).public_url is None
+    public = AuthSettings.from_env(source(public_url="https://registry.example.org:8443/"))
+    assert public.public_url == "https://registry.example.org:8443"
+    for bad in ("registry.example.org", "https://r.example.org/v2", 'https://r"x'):
+        with pytest.raises(ValueError, match="RELIQUARY_PUBLIC_URL must be http"):
+            AuthSettings.from_env(source(public_url=bad))
+
+
 @pytest.mark.parametrize("text", ["0", "101", "x", "-3"])
 def test_jobs_refuse_attempts_out_of_range(text: str) -> None:
     with pytest.raises(ValueError) as refused:

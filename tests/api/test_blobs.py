@@ -28,7 +28,7 @@ def test_push_then_fetch_by_either_digest(api: Api) -> None:
         assert got.status_code == 200
         assert got.content == data
         assert got.headers["etag"] == f'"{d.blake3}"'
-        assert "immutable" in got.headers["cache-control"]
+        assert got.headers["cache-control"] == "private, max-age=31536000, immutable"
         assert got.headers["reliquary-sha256"] == str(d.sha256)
 
 

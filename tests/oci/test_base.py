@@ -4,6 +4,7 @@ errors in the OCI error body (never problem+json) that clients act on by code.""
 from __future__ import annotations
 
 from registry.core.roles import Role
+from registry.ocierrors import bearer_challenge
 from tests.conftest import Api, Deployment
 from tests.support.oci import oci_error
 
@@ -81,3 +82,21 @@ def test_delete_is_refused_as_unsupported(api: Api) -> None:
 def test_v1_errors_stay_problem_json(api: Api) -> None:
     r = api.client.get("/v1/blobs/sha256:nothex", headers=api.auth(Role.READER))
     assert r.headers["content-type"] == "application/problem+json"
+
+
+def test_behind_a_proxy_the_challenge_names_the_public_url(deployment: Deployment) -> None:
+    with deployment.client(RELIQUARY_PUBLIC_URL="https://registry.example.org/") as client:
+        r = client.get("/v2/library/app/tags/list")
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"].startswith(
+        'Bearer realm="https://registry.example.org/v2/token",service="reliquary"'
+    )
+
+
+def test_a_quote_in_the_host_cannot_end_the_realm() -> None:
+    """(The server answers 400 to such a Host before any handler; the challenge holds
+    even if a proxy let one through.)"""
+    challenge = bearer_challenge('http://evil",x="y', "repository:a:pull")
+    assert challenge == (
+        'Bearer realm="http://evil,x=y/v2/token",service="reliquary",scope="repository:a:pull"'
+    )

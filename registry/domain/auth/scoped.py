@@ -8,9 +8,10 @@ Every API replica already shares that key, so any replica verifies what another
 issued, with no database row and no new setting.
 
 Invariants:
-- a grant is the intersection of what was asked and what the role may do (``pull``
-  for every role, ``push`` for publisher and admin); asking for more is not an error
-  (token.md): the resource refuses later;
+- a grant names only the repositories asked for (and the catalog if asked), each with
+  everything the role may do there (``pull`` for every role, ``push`` for publisher
+  and admin; see ``grant_for`` for why not just the actions asked); asking for more
+  is not an error (token.md): the resource refuses later;
 - a token authenticates nobody unless its MAC verifies, its payload parses and it has
   not expired (checked by ``TokenService`` against its clock); its parent is looked up
   through ``TokenService`` on every use, so revoking or expiring the parent ends it
@@ -161,9 +162,12 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
 def _unb64(text: str) -> bytes:
     """Raises binascii.Error, ValueError: not unpadded base64url."""
-    if not re.fullmatch(r"[A-Za-z0-9_-]*", text):
+    if not _BASE64URL.fullmatch(text):
         raise ValueError("not base64url")
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
@@ -217,6 +221,8 @@ class ScopedTokenCodec:
         if not token.startswith(SCOPED_PREFIX) or len(token) > MAX_SCOPED_CHARS:
             raise _invalid()
         body, dot, mac = token.removeprefix(SCOPED_PREFIX).partition(".")
+        if not _BASE64URL.fullmatch(body):  # before the MAC: it is computed over ASCII
+            raise _invalid()
         try:
             presented = _unb64(mac)
         except (binascii.Error, ValueError):

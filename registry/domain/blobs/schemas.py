@@ -9,7 +9,9 @@ import msgspec
 
 from registry.core.digest import BlobDigests
 
-IMMUTABLE = "public, max-age=31536000, immutable"
+# content never changes, but reads need a token: no shared cache may keep an answer
+# (a proxy would hand it to callers the registry never authenticated)
+IMMUTABLE = "private, max-age=31536000, immutable"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,13 +13,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from registry.core.images import MAX_NAME, NAME, NAME_PATTERN  # one grammar with runtime pins
+from registry.core.images import NAME  # one grammar with runtime pins
 
 TAG_PATTERN = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
 
 Access = Literal["pull", "push", "catalog"]
 OCI_CATCH_ALL = "/v2/{path}"  # the template of the one Litestar route behind the table
-DIGEST_PARAMS = ("digest",)  # <algorithm>:<encoded>: "uploads" is never a blob's digest
+# a blob's digest is <algorithm>:<encoded>, so ".../blobs/uploads" is never read as one
+BLOB_DIGEST = "/blobs/{digest}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,8 @@ class OciRoute:
         regex = regex.replace(re.escape("{name}"), f"(?P<name>{name})")
         for param in re.findall(r"\{(\w+)\}", self.template):
             if param != "name":
-                value = "[^/:]+:[^/]+" if param in DIGEST_PARAMS else "[^/]+"
+                blob = param == "digest" and BLOB_DIGEST in self.template
+                value = "[^/:]+:[^/]+" if blob else "[^/]+"
                 regex = regex.replace(re.escape("{" + param + "}"), f"(?P<{param}>{value})")
         return re.compile(regex)
 
@@ -168,18 +170,6 @@ def misnamed(path: str) -> str | None:
         m = route.loose.fullmatch(path)
         if m is not None and "name" in m.groupdict():
             return m.group("name")
-    return None
-
-
-def name_problem(name: str) -> str | None:
-    """Why ``name`` is no repository name (None when it is one)."""
-    if len(name) > MAX_NAME:
-        return f"repository name is {len(name)} characters; at most {MAX_NAME} are allowed"
-    if not NAME_PATTERN.fullmatch(name):
-        return (
-            f"repository name {name!r} must be lowercase path components "
-            "[a-z0-9]+ joined by '.', '_', '__' or '-'s, separated by '/'"
-        )
     return None
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from litestar import Controller, Response, get, head, route
 from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFoundException
 
+from registry.core.images import image_name_problem
 from registry.deps import MetricsDep, SettingsDep
 from registry.domain.auth.guards import logged_in, repository_access
 from registry.domain.blobs.deps import UploadServiceDep
@@ -21,7 +22,7 @@ from registry.domain.oci.controllers.call import AnyRequest, OciCall, OciHandler
 from registry.domain.oci.controllers.manifests import MANIFEST_HANDLERS
 from registry.domain.oci.controllers.uploads import UPLOAD_HANDLERS
 from registry.domain.oci.deps import OciServiceDep
-from registry.domain.oci.routes import match, misnamed, name_problem, scope_of
+from registry.domain.oci.routes import match, misnamed, scope_of
 from registry.errors import InvalidRepositoryNameError
 from registry.ocierrors import API_VERSION_HEADER
 
@@ -54,7 +55,7 @@ class OciController(Controller):
         found = match(request.method, path)
         if found is None:
             name = misnamed(path)
-            problem = None if name is None else name_problem(name)
+            problem = None if name is None else image_name_problem(name)
             if problem is not None:
                 raise InvalidRepositoryNameError(problem, name=name)
             raise _unrouted(path)
@@ -66,7 +67,7 @@ class OciController(Controller):
         oci_route = found.route
         request.scope["path_template"] = oci_route.template  # metrics label
         name = found.params.get("name")
-        if name is not None and (problem := name_problem(name)) is not None:
+        if name is not None and (problem := image_name_problem(name)) is not None:
             raise InvalidRepositoryNameError(problem, name=name)
         principal = await repository_access(
             request, oci_route.access, scope_of(oci_route.access, name)

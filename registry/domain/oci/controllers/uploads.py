@@ -32,11 +32,11 @@ from litestar import Response
 from registry.bodies import body_chunks
 from registry.core.digest import Algorithm, Digest
 from registry.core.errors import InvalidDigestError
+from registry.core.images import image_name_problem
 from registry.core.roles import READ_ROLES, Role
 from registry.domain.auth.schemas import Principal
 from registry.domain.blobs.schemas import BlobInfo, UploadSession
 from registry.domain.oci.controllers.call import OciCall, OciHandler
-from registry.domain.oci.routes import name_problem
 from registry.errors import InvalidRepositoryNameError, InvalidUploadError
 
 _CONTENT_RANGE = re.compile(r"([0-9]{1,19})-([0-9]{1,19})")
@@ -119,7 +119,7 @@ async def start_upload(call: OciCall) -> Response[Any]:
     if mount is not None:
         digest = _oci_digest(mount, "mount")
         source = query.get("from")
-        if source is not None and (problem := name_problem(source)) is not None:
+        if source is not None and (problem := image_name_problem(source)) is not None:
             raise InvalidRepositoryNameError(f"from: {problem}", name=source)
         info = None if source is None else await _mount(call, digest, source)
         if info is not None:
