@@ -75,6 +75,8 @@ def oci_error_response(request: Request[Any, Any, Any], exc: Exception) -> Respo
     if code.status == 416 and isinstance(detail, dict) and "upload_offset" in detail:
         offset = int(detail["upload_offset"])
         headers["range"] = f"0-{max(offset - 1, 0)}"
+    if code.status == 416 and isinstance(detail, dict) and "size_bytes" in detail:
+        headers["content-range"] = f"bytes */{detail['size_bytes']}"  # a blob GET's Range
     body = msgspec.json.encode(oci_error_body(code.code, message, detail))
     return Response(body, status_code=code.status, media_type="application/json", headers=headers)
 

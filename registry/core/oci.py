@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+import msgspec
+
 from registry.core.canonical import loads_strict
 from registry.core.digest import BlobDigests, Digest, digest_bytes, is_hex64
 from registry.core.errors import InvalidDigestError, InvalidOciManifestError
@@ -258,6 +260,13 @@ def parse_oci_manifest(raw: bytes, content_type: str | None) -> OciManifest:
     doc = loads_strict(raw)
     if not isinstance(doc, dict):
         raise InvalidOciManifestError("a manifest must be a JSON object")
+    try:  # a lone surrogate escape ("\ud800") parses but is no Unicode text
+        msgspec.json.encode(doc)
+    except UnicodeEncodeError:
+        raise InvalidOciManifestError(
+            "a string holds a lone UTF-16 surrogate escape (such as \\ud800), which is no "
+            "Unicode character; write the character itself or its full surrogate pair"
+        ) from None
     version = doc.get("schemaVersion")
     if version == 1 and not isinstance(version, bool):
         raise InvalidOciManifestError(_SCHEMA1_ADVICE)

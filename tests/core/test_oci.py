@@ -205,3 +205,12 @@ def test_media_type_of_drops_parameters() -> None:
     assert media_type_of(None) is None
     assert media_type_of("") is None
     assert media_type_of(f"{OCI_INDEX} ; charset=utf-8") == OCI_INDEX
+
+
+def test_a_lone_surrogate_escape_is_refused() -> None:
+    """JSON lets ``"\\ud800"`` through; it is no character, and a manifest holding one
+    could be stored but never encoded again (referrers would fail for good)."""
+    data = raw(image(annotations={"k": "SURROGATE"})).replace(b"SURROGATE", b"\\ud800")
+    assert "lone UTF-16 surrogate" in refused(data)
+    pair = raw(image(annotations={"k": "PAIR"})).replace(b"PAIR", b"\\ud83d\\ude00")
+    assert dict(parse_oci_manifest(pair, OCI_MANIFEST).annotations) == {"k": "\U0001f600"}

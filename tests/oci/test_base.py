@@ -6,7 +6,8 @@ from __future__ import annotations
 from registry.core.roles import Role
 from registry.ocierrors import bearer_challenge
 from tests.conftest import Api, Deployment
-from tests.support.oci import oci_error
+from tests.support.content import digests
+from tests.support.oci import oci_error, push_blob
 
 
 def test_base_check_answers_200_with_a_token(api: Api) -> None:
@@ -100,3 +101,25 @@ def test_a_quote_in_the_host_cannot_end_the_realm() -> None:
     assert challenge == (
         'Bearer realm="http://evil,x=y/v2/token",service="reliquary",scope="repository:a:pull"'
     )
+
+
+def test_a_blob_is_pulled_whole_or_by_range_and_named_by_sha256_only(api: Api) -> None:
+    data = bytes(range(256)) * 40
+    digest = push_blob(api, "library/app", data)
+    reader = api.auth(Role.READER)
+    path = f"/v2/library/app/blobs/{digest}"
+    r = api.client.get(path, headers=reader)
+    assert (r.status_code, r.content) == (200, data)
+    assert r.headers["docker-content-digest"] == digest
+    r = api.client.head(path, headers=reader)
+    assert (r.status_code, r.content, r.headers["content-length"]) == (200, b"", str(len(data)))
+    r = api.client.get(path, headers=reader | {"range": "bytes=10-19"})
+    assert (r.status_code, r.content) == (206, data[10:20])
+    assert r.headers["content-range"] == f"bytes 10-19/{len(data)}"
+    r = api.client.get(path, headers=reader | {"range": f"bytes={len(data)}-"})
+    assert r.status_code == 416
+    assert r.headers["content-range"] == f"bytes */{len(data)}"
+    blake3 = "blake3:" + digests(data).blake3.hex
+    r = api.client.get(f"/v2/library/app/blobs/{blake3}", headers=reader)
+    assert r.status_code == 400
+    assert oci_error(r)["code"] == "DIGEST_INVALID"

@@ -422,3 +422,21 @@ def test_rows_say_whether_this_write_bound_them(api: Api, deployment: Deployment
         assert not repo.add_tag(NAME, "v1", sha256(raw).removeprefix("sha256:"), now)
         assert not repo.hold_manifest(NAME, sha256(raw).removeprefix("sha256:"), now)
         assert repo.add_tag(NAME, "v2", sha256(raw).removeprefix("sha256:"), now)
+
+
+def test_bytes_without_a_media_type_keep_the_first_one_everywhere(api: Api) -> None:
+    """The media type of bytes that name none comes from the first push's Content-Type;
+    another repository pushing the same bytes as another type is refused, so a manifest
+    is served alike everywhere (and an image layout's index.json agrees)."""
+    config = b"{}"
+    for name in (NAME, "other/app"):
+        push_blob(api, name, config)
+    raw = image_manifest(descriptor(config, OCI_CONFIG), [], media_type=None)
+    assert put_manifest(api, NAME, sha256(raw), raw, OCI_MANIFEST).status_code == 201
+    r = put_manifest(api, "other/app", "v1", raw, DOCKER_MANIFEST)
+    assert r.status_code == 400
+    assert oci_error(r)["code"] == "MANIFEST_INVALID"
+    assert f"Content-Type: {OCI_MANIFEST}" in oci_error(r)["message"]
+    r = api.client.get("/v2/other/app/manifests/v1", headers=api.auth(Role.READER))
+    assert r.status_code == 404  # nothing of the refused push was kept, the tag neither
+    assert put_manifest(api, "other/app", "v1", raw, OCI_MANIFEST).status_code == 201

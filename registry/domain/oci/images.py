@@ -42,7 +42,7 @@ class ImagePublisher:
     def layout(
         name: str, tag: str, top: ImageDescriptor, blobs: Iterable[BlobDigests]
     ) -> ImageLayout:
-        """The layout ``publish`` would push (pure; no I/O): check a tag with it early.
+        """The layout ``publish`` pushes for these inputs (pure: no I/O).
 
         Raises InvalidTagError: the tag cannot be a version (a leading ``_``): 400 TAG_INVALID.
         """

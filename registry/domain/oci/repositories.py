@@ -51,18 +51,6 @@ class OciRepository:
             self.session.get(OciRepositoryBlobRow, {"name": name, "blake3": blake3_hex}) is not None
         )
 
-    def blobs_held(self, name: str, blake3_hexes: list[str]) -> set[str]:
-        """Which of ``blake3_hexes`` the repository holds."""
-        if not blake3_hexes:
-            return set()
-        rows = self.session.scalars(
-            select(OciRepositoryBlobRow.blake3).where(
-                OciRepositoryBlobRow.name == name,
-                OciRepositoryBlobRow.blake3.in_(blake3_hexes),
-            )
-        )
-        return set(rows)
-
     # -- repositories ---------------------------------------------------------------------
     def exists(self, name: str) -> bool:
         """Whether anything (a blob or a manifest) was ever pushed under ``name``."""
@@ -84,10 +72,15 @@ class OciRepository:
         )
 
     # -- manifests ------------------------------------------------------------------------
-    def add_manifest(self, row: OciManifestRow) -> None:
-        """Record a manifest (idempotent: its sha256 names the same bytes forever)."""
+    def add_manifest(self, row: OciManifestRow) -> str:
+        """Record a manifest (idempotent: its sha256 names the same bytes forever); the
+        media type it is recorded under (an earlier push's, when it was there)."""
         values = {c.name: getattr(row, c.key) for c in OciManifestRow.__table__.columns}
-        self._insert_ignore(OciManifestRow, values, ["sha256"])
+        if self._insert_ignore(OciManifestRow, values, ["sha256"]):
+            return row.media_type
+        recorded = self.session.get(OciManifestRow, row.sha256)
+        assert recorded is not None  # manifests are never removed
+        return recorded.media_type
 
     def hold_manifest(self, name: str, sha256_hex: str, now: datetime) -> bool:
         """Record that ``name`` holds the manifest (idempotent); True when it is new."""

@@ -49,6 +49,7 @@ from registry.domain.oci.schemas import (
 from registry.errors import (
     BlobNotFoundError,
     DigestMismatchError,
+    ImmutableVersionError,
     InvalidTagError,
     OciManifestBlobsMissingError,
     OciManifestNotFoundError,
@@ -181,10 +182,6 @@ class OciService:
                 self._held[(name, blake3_hex)] = True
 
     # -- repositories --------------------------------------------------------------------
-    def exists(self, name: str) -> bool:
-        with self._reads() as session:
-            return OciRepository(session).exists(name)
-
     def catalog(self, n: int | None, last: str) -> Page:
         """Repository names after ``last`` in byte order: at most ``n`` (``MAX_PAGE``
         when None or larger)."""
@@ -274,9 +271,15 @@ class OciService:
             self._write(session, name, tag, stored, parsed, blobs, now)
 
         top = ImageDescriptor(parsed.media_type, parsed.digest, len(raw))
-        pushed = await self._images.publish(
-            name, tag, top, [b.digests for b in layout], token_id, also=bind
-        )
+        try:
+            pushed = await self._images.publish(
+                name, tag, top, [b.digests for b in layout], token_id, also=bind
+            )
+        except ImmutableVersionError:  # a concurrent push of another manifest won the tag?
+            bound = await anyio.to_thread.run_sync(self._bound, name, tag)
+            if bound is None:
+                raise  # name@tag is an artifact that is no image of this tag
+            return self._same_or_taken(name, tag, bound, parsed)
         if not pushed.created:  # name@tag was there with these very bytes: bind or refuse
             return await anyio.to_thread.run_sync(self._record, name, tag, stored, parsed, blobs)
         self.remember_held(name, [b.digests.blake3.hex for b in blobs])
@@ -387,9 +390,10 @@ class OciService:
         Raises:
             TagTakenError: the tag names another manifest (a concurrent push bound it);
                 the transaction must roll back.
+            InvalidOciManifestError: the bytes are recorded under another media type.
         """
         repo = OciRepository(session)
-        repo.add_manifest(
+        recorded = repo.add_manifest(
             OciManifestRow(
                 sha256=stored.digest.hex,
                 blake3=stored.blake3.hex,
@@ -401,6 +405,11 @@ class OciService:
                 created_at=now,
             )
         )
+        if recorded != stored.media_type:  # bytes without a mediaType of their own
+            raise InvalidOciManifestError(
+                f"{stored.digest} is recorded as {recorded}, pushed so before; push these "
+                f"bytes with Content-Type: {recorded}, so every repository serves them alike"
+            )
         created = repo.hold_manifest(name, stored.digest.hex, now)
         repo.add_blobs(name, [b.digests.blake3.hex for b in blobs])
         if tag is None:
@@ -468,8 +477,9 @@ class OciService:
                 reference=reference,
             )
         stored = _stored(row)
-        with self._lock:
-            self._manifests[(name, reference)] = stored
+        if stored.size_bytes <= MANIFEST_CACHE_BYTES // 16:  # a larger one is read each time
+            with self._lock:
+                self._manifests[(name, reference)] = stored
         return stored
 
     def referrers(self, name: str, digest: Digest, artifact_type: str | None) -> ReferrersIndex:

@@ -8,17 +8,17 @@ import anyio.to_thread
 from litestar import Response
 from litestar.response import Stream
 
-from registry.core.digest import Digest
+from registry.core.oci import parse_sha256
 from registry.domain.blobs.controllers import stream_chunks
 from registry.domain.blobs.ranges import parse_range
 from registry.domain.blobs.schemas import BlobInfo
-from registry.domain.oci.controllers.call import OciCall, OciHandler
+from registry.domain.oci.controllers.call import EMPTY, OciCall, OciHandler
 from registry.errors import UnsupportedOperationError
 from registry.http import HeadResponse
 
 
 async def _held_blob(call: OciCall) -> BlobInfo:
-    digest = Digest.parse(call.params["digest"])
+    digest = parse_sha256(call.params["digest"])
     info = call.oci.cached_blob(call.name, digest)
     if info is None:
         info = await anyio.to_thread.run_sync(call.oci.blob, call.name, digest)
@@ -38,7 +38,7 @@ async def get_blob(call: OciCall) -> Response[Any]:
     if blobs.redirects:  # the object store serves the bytes; the client verifies the digest
         elsewhere = await anyio.to_thread.run_sync(blobs.redirect_url, info)
         headers |= {"location": elsewhere, "cache-control": "no-store"}
-        return Response(content=None, status_code=307, headers=headers)
+        return Response(content=b"", status_code=307, headers=headers, media_type=EMPTY)
     size = info.digests.size_bytes
     status, start, length = 200, 0, size
     range_header = call.request.headers.get("range")

@@ -16,6 +16,7 @@ from registry.metrics import Metrics
 from registry.settings import Settings
 
 AnyRequest = Request[Any, Any, Any]
+EMPTY = "application/octet-stream"  # the media type of every answer without a body
 
 
 @dataclass(frozen=True, slots=True)

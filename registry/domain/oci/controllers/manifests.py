@@ -19,7 +19,7 @@ from litestar import Response
 from registry.bodies import read_body
 from registry.core.numbers import parse_decimal
 from registry.core.oci import OCI_INDEX, parse_sha256
-from registry.domain.oci.controllers.call import OciCall, OciHandler
+from registry.domain.oci.controllers.call import EMPTY, OciCall, OciHandler
 from registry.domain.oci.schemas import Catalog, Page, StoredOciManifest, TagList
 from registry.http import HeadResponse
 
@@ -63,7 +63,7 @@ async def put_manifest(call: OciCall) -> Response[Any]:
     }
     if pushed.subject is not None:  # clients then skip the referrers tag schema
         headers["oci-subject"] = str(pushed.subject)
-    return Response(None, status_code=201, headers=headers)
+    return Response(b"", status_code=201, headers=headers, media_type=EMPTY)
 
 
 def _paging(call: OciCall) -> tuple[int | None, str]:

@@ -30,31 +30,17 @@ import anyio.to_thread
 from litestar import Response
 
 from registry.bodies import body_chunks
-from registry.core.digest import Algorithm, Digest
+from registry.core.digest import Digest
 from registry.core.errors import InvalidDigestError
 from registry.core.images import image_name_problem
+from registry.core.oci import parse_sha256
 from registry.core.roles import READ_ROLES, Role
 from registry.domain.auth.schemas import Principal
 from registry.domain.blobs.schemas import BlobInfo, UploadSession
-from registry.domain.oci.controllers.call import OciCall, OciHandler
+from registry.domain.oci.controllers.call import EMPTY, OciCall, OciHandler
 from registry.errors import InvalidRepositoryNameError, InvalidUploadError
 
 _CONTENT_RANGE = re.compile(r"([0-9]{1,19})-([0-9]{1,19})")
-_EMPTY = "application/octet-stream"  # the media type of every empty answer
-
-
-def _oci_digest(text: str, what: str) -> Digest:
-    """``text`` as the sha256 digest an OCI client names a blob by.
-
-    Raises:
-        InvalidDigestError: malformed, or of another algorithm.
-    """
-    digest = Digest.parse(text)
-    if digest.algorithm is not Algorithm.SHA256:
-        raise InvalidDigestError(
-            f"{what} {text[:80]!r} is not a sha256 digest; OCI blobs are named sha256:<hex>"
-        )
-    return digest
 
 
 def _caller(principal: Principal) -> str | None:
@@ -87,7 +73,7 @@ def _session_answer(status: int, name: str, upload: UploadSession) -> Response[A
         "docker-upload-uuid": upload.id,
         "cache-control": "no-store",
     }
-    return Response(content=b"", status_code=status, headers=headers, media_type=_EMPTY)
+    return Response(content=b"", status_code=status, headers=headers, media_type=EMPTY)
 
 
 async def _held(call: OciCall, info: BlobInfo) -> Response[Any]:
@@ -99,7 +85,7 @@ async def _held(call: OciCall, info: BlobInfo) -> Response[Any]:
         "docker-content-digest": digest,
         "cache-control": "no-store",
     }
-    return Response(content=b"", status_code=201, headers=headers, media_type=_EMPTY)
+    return Response(content=b"", status_code=201, headers=headers, media_type=EMPTY)
 
 
 def _blob_body(call: OciCall) -> AsyncIterator[bytes]:
@@ -117,7 +103,7 @@ async def start_upload(call: OciCall) -> Response[Any]:
     query = call.request.query_params
     mount = query.get("mount")
     if mount is not None:
-        digest = _oci_digest(mount, "mount")
+        digest = parse_sha256(mount)
         source = query.get("from")
         if source is not None and (problem := image_name_problem(source)) is not None:
             raise InvalidRepositoryNameError(f"from: {problem}", name=source)
@@ -126,7 +112,7 @@ async def start_upload(call: OciCall) -> Response[Any]:
             return await _held(call, info)
         # not mountable: a fresh session, where the client uploads the blob (spec: 202)
     elif "digest" in query:
-        claimed = _oci_digest(query["digest"], "digest")
+        claimed = parse_sha256(query["digest"])
         info, _ = await call.oci.blobs.ingest(claimed, _blob_body(call))
         return await _held(call, info)
     upload = await anyio.to_thread.run_sync(call.uploads.create, call.principal.token_id, call.name)
@@ -212,7 +198,7 @@ async def finish_upload(call: OciCall) -> Response[Any]:
         raise InvalidDigestError(
             "finishing an upload needs ?digest=sha256:<hex>, the digest of the whole blob"
         )
-    claimed = _oci_digest(digest, "digest")
+    claimed = parse_sha256(digest)
     start, length = _chunk_start(call)
     final = None
     if length is not None or call.request.content_length != 0:
