@@ -11,7 +11,9 @@ bound to a repository.
 - ``upload_parts.blake3`` / ``sha256`` (nullable): a part's own digests, hashed as it
   streamed in, so that a lone part is published without being read again.
 
-Only new tables and nullable columns: old replicas keep working beside this revision.
+Only new tables and nullable columns: old replicas keep working beside this revision,
+but serve no /v2, and their ``/v1/uploads`` do not check ``uploads.name`` (a token could
+reach its own OCI session through ``/v1`` until they are replaced).
 
 Revision ID: 0009
 Revises: 0008
