@@ -32,7 +32,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -52,6 +51,7 @@ from bench.harness import (
     Servers,
     free_port,
     machine_line,
+    raw_heads,
     reset_postgres,
     size_argument,
 )
@@ -83,28 +83,6 @@ def own_cpu() -> float:
     """CPU seconds of this process and its finished children (curl, dd)."""
     me, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def raw_heads(port: int, path: str, headers: dict[str, str], count: int) -> list[float]:
-    """HEAD latencies (ms) from a bare keep-alive socket: the client costs a few µs."""
-    lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    request = f"HEAD {path} HTTP/1.1\r\nHost: {HOST}\r\n{lines}\r\n".encode()
-    latencies: list[float] = []
-    with socket.create_connection((HOST, port), timeout=10) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        for _ in range(count):
-            started = time.perf_counter_ns()
-            sock.sendall(request)
-            answer = b""
-            while b"\r\n\r\n" not in answer and len(answer) < 65536:
-                data = sock.recv(65536)
-                if not data:
-                    raise RuntimeError(f"HEAD {path}: connection closed")
-                answer += data
-            latencies.append((time.perf_counter_ns() - started) / 1e6)
-            if not answer.startswith(b"HTTP/1.1 200 "):
-                raise RuntimeError(f"HEAD {path}: {answer[:60]!r}")
-    return latencies
 
 
 def httpx_heads(port: int, path: str, headers: dict[str, str], count: int) -> list[float]:

@@ -113,6 +113,28 @@ def serve(
     return proc
 
 
+def raw_heads(port: int, path: str, headers: dict[str, str], count: int) -> list[float]:
+    """HEAD latencies (ms) from a bare keep-alive socket: the client costs a few µs."""
+    lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    request = f"HEAD {path} HTTP/1.1\r\nHost: {HOST}\r\n{lines}\r\n".encode()
+    latencies: list[float] = []
+    with socket.create_connection((HOST, port), timeout=10) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(count):
+            started = time.perf_counter_ns()
+            sock.sendall(request)
+            answer = b""
+            while b"\r\n\r\n" not in answer and len(answer) < 65536:
+                data = sock.recv(65536)
+                if not data:
+                    raise RuntimeError(f"HEAD {path}: connection closed")
+                answer += data
+            latencies.append((time.perf_counter_ns() - started) / 1e6)
+            if not answer.startswith(b"HTTP/1.1 200 "):
+                raise RuntimeError(f"HEAD {path}: {answer[:300]!r}")
+    return latencies
+
+
 def reset_postgres(url: str) -> None:
     """Drop every table so that ``db upgrade`` builds a fresh schema."""
     import sqlalchemy

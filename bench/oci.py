@@ -38,7 +38,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,7 +50,7 @@ from pathlib import Path
 
 import blake3
 
-from bench.harness import HOST, Servers, machine_line, reset_postgres, size_argument
+from bench.harness import HOST, Servers, machine_line, raw_heads, reset_postgres, size_argument
 
 REPOSITORY = "bench/image"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -171,28 +170,6 @@ def proc_cpu(pid: int | None) -> float:
         return 0.0
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def raw_heads(port: int, path: str, headers: dict[str, str], count: int) -> list[float]:
-    """HEAD latencies (ms) on one keep-alive socket; each answer must be a 200."""
-    lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    request = f"HEAD {path} HTTP/1.1\r\nHost: {HOST}\r\n{lines}\r\n".encode()
-    latencies: list[float] = []
-    with socket.create_connection((HOST, port), timeout=10) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        for _ in range(count):
-            started = time.perf_counter_ns()
-            sock.sendall(request)
-            answer = b""
-            while b"\r\n\r\n" not in answer and len(answer) < 65536:
-                data = sock.recv(65536)
-                if not data:
-                    raise RuntimeError(f"HEAD {path}: connection closed")
-                answer += data
-            latencies.append((time.perf_counter_ns() - started) / 1e6)
-            if not answer.startswith(b"HTTP/1.1 200 "):
-                raise RuntimeError(f"HEAD {path}: {answer[:300]!r}")
-    return latencies
 
 
 class OciBench(Servers):

@@ -11,14 +11,11 @@ manifest by tag. skopeo is required, never skipped: ``scripts/test`` installs it
 from __future__ import annotations
 
 import base64
-import gzip
 import hashlib
-import io
 import json
 import os
 import shutil
 import subprocess
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -50,6 +47,7 @@ from tests.support.oci import (
     push_blob,
     put_manifest,
     sha256,
+    tar_layer,
 )
 from tests.support.server import CLI, ServerProcess
 
@@ -88,23 +86,11 @@ class Image:
         return {hashlib.sha256(data).hexdigest(): data for data in every}
 
 
-def _layer(files: dict[str, bytes]) -> tuple[bytes, bytes]:
-    """A tar of ``files`` with fixed metadata: (its bytes, the same gzipped)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path, data in files.items():
-            info = tarfile.TarInfo(path)
-            info.size, info.mtime, info.mode = len(data), 1_700_000_000, 0o644
-            tar.addfile(info, io.BytesIO(data))
-    raw = buf.getvalue()
-    return raw, gzip.compress(raw, mtime=0)
-
-
 def tiny_image(media_type: str = OCI_MANIFEST) -> Image:
     """A config and two gzipped tar layers under an image manifest of ``media_type``, or,
     for an index or list type, under an index naming that one (amd64) manifest."""
     docker = media_type in (DOCKER_MANIFEST, DOCKER_LIST)
-    layers = [_layer({"hello.txt": b"hello\n"}), _layer({"etc/motd": b"tiny\n"})]
+    layers = [tar_layer({"hello.txt": b"hello\n"}), tar_layer({"etc/motd": b"tiny\n"})]
     config = json.dumps(
         {
             "architecture": "amd64",

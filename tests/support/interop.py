@@ -3,16 +3,14 @@ real image written as an OCI image layout on disk, deterministic from its greeti
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from tests.support.oci import tar_layer
 from tests.support.server import ServerProcess
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -68,24 +66,12 @@ def _descriptor(media_type: str, data: bytes) -> dict[str, object]:
     }
 
 
-def _layer(files: dict[str, bytes]) -> tuple[bytes, bytes]:
-    """A tar of ``files`` with fixed metadata: (its bytes, the same gzipped)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path, data in files.items():
-            info = tarfile.TarInfo(path)
-            info.size, info.mtime, info.mode = len(data), 1_700_000_000, 0o644
-            tar.addfile(info, io.BytesIO(data))
-    raw = buf.getvalue()
-    return raw, gzip.compress(raw, mtime=0)
-
-
 def write_layout(path: Path, tag: str, greeting: str) -> Layout:
     """A config and two gzipped tar layers (one holds ``greeting``) under an OCI image
     manifest, written as an OCI image layout at ``path`` with the manifest tagged ``tag``."""
     layers = [
-        _layer({"hello.txt": f"{greeting}\n".encode()}),
-        _layer({"etc/motd": b"interop\n" * 512}),
+        tar_layer({"hello.txt": f"{greeting}\n".encode()}),
+        tar_layer({"etc/motd": b"interop\n" * 512}),
     ]
     config = json.dumps(
         {

@@ -9,8 +9,11 @@ registry kept what was pushed.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
+import tarfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +49,19 @@ def oci_error(answer: httpx.Response) -> dict[str, Any]:
     first: dict[str, Any] = errors[0]
     assert set(first) == {"code", "message", "detail"}
     return first
+
+
+def tar_layer(files: dict[str, bytes]) -> tuple[bytes, bytes]:
+    """A tar of ``files`` with fixed metadata: (its bytes, the same gzipped), as an image
+    layer: the same ``files`` give the same bytes on every run."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path, data in files.items():
+            info = tarfile.TarInfo(path)
+            info.size, info.mtime, info.mode = len(data), 1_700_000_000, 0o644
+            tar.addfile(info, io.BytesIO(data))
+    raw = buf.getvalue()
+    return raw, gzip.compress(raw, mtime=0)
 
 
 def push_blob(api: Api, name: str, data: bytes) -> str:
