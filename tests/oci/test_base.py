@@ -3,6 +3,8 @@ errors in the OCI error body (never problem+json) that clients act on by code.""
 
 from __future__ import annotations
 
+import httpx
+
 from registry.core.roles import Role
 from registry.ocierrors import bearer_challenge
 from tests.conftest import Api, Deployment
@@ -123,3 +125,29 @@ def test_a_blob_is_pulled_whole_or_by_range_and_named_by_sha256_only(api: Api) -
     r = api.client.get(f"/v2/library/app/blobs/{blake3}", headers=reader)
     assert r.status_code == 400
     assert oci_error(r)["code"] == "DIGEST_INVALID"
+
+
+def test_with_s3_redirects_a_blob_pull_is_sent_to_the_object_store(
+    deployment: Deployment,
+) -> None:
+    """RELIQUARY_S3_REDIRECT holds for /v2 as for /v1 (one blob answer): a 307 with an
+    empty body to a presigned URL, only after the token and the repository are checked."""
+    if deployment.env["RELIQUARY_STORAGE"] != "s3":
+        return  # nothing to redirect to: the setting is refused (tests/test_settings.py)
+    data = b"a layer the object store serves"
+    token = deployment.token(Role.PUBLISHER)
+    auth = {"authorization": f"Bearer {token}"}
+    with deployment.client(RELIQUARY_S3_REDIRECT="2m") as client:
+        digest = "sha256:" + digests(data).sha256.hex
+        r = client.post(
+            f"/v2/library/app/blobs/uploads/?digest={digest}", content=data, headers=auth
+        )
+        assert r.status_code == 201, r.text
+        r = client.get(f"/v2/library/app/blobs/{digest}", headers=auth, follow_redirects=False)
+        assert (r.status_code, r.content) == (307, b"")
+        assert r.headers["docker-content-digest"] == digest
+        assert r.headers["cache-control"] == "no-store"
+        assert httpx.get(r.headers["location"]).content == data
+        assert client.get(f"/v2/library/app/blobs/{digest}").status_code == 401
+        r = client.get(f"/v2/library/other/blobs/{digest}", headers=auth)
+        assert r.status_code == 404  # another repository does not hold it: no URL either

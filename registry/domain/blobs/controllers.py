@@ -26,6 +26,7 @@ from registry.metrics import Metrics
 from registry.storage.base import CachedReads
 
 AnyRequest = Request[Any, Any, Any]
+OCTETS = "application/octet-stream"
 
 
 def _not_modified(request: AnyRequest, info: BlobInfo) -> bool:
@@ -49,6 +50,37 @@ async def stream_chunks(chunks: Iterator[bytes], metrics: Metrics) -> AsyncItera
                 return
         metrics.bytes_out.inc(len(chunk))
         yield chunk
+
+
+def blob_head(info: BlobInfo) -> Response[None]:
+    """A blob HEAD's answer (``/v1`` and ``/v2`` alike): the GET's headers, no body."""
+    headers = info.headers() | {"content-length": str(info.digests.size_bytes)}
+    return HeadResponse(None, headers=headers, media_type=OCTETS)
+
+
+async def blob_answer(
+    request: AnyRequest, blob_service: BlobService, info: BlobInfo, metrics: Metrics
+) -> Response[Any]:
+    """A blob GET's answer (``/v1`` and ``/v2`` alike): a 307 to the object store when
+    redirects are on (the client verifies the bytes), else the bytes, whole (200) or the
+    one range the ``Range`` header asks for (206; 416 when it cannot be served)."""
+    headers = info.headers()
+    if blob_service.redirects:
+        elsewhere = await anyio.to_thread.run_sync(blob_service.redirect_url, info)
+        headers |= {"location": elsewhere, "cache-control": "no-store"}
+        return Response(content=b"", status_code=307, headers=headers, media_type=OCTETS)
+    size = info.digests.size_bytes
+    status, start, length = 200, 0, size
+    range_header = request.headers.get("range")
+    if range_header is not None:
+        byte_range = parse_range(range_header, size)
+        status, start, length = 206, byte_range.start, byte_range.length
+        headers["content-range"] = byte_range.content_range(size)
+    headers["content-length"] = str(length)
+    chunks = await anyio.to_thread.run_sync(blob_service.read, info, start, length)
+    return Stream(
+        stream_chunks(chunks, metrics), status_code=status, headers=headers, media_type=OCTETS
+    )
 
 
 async def _blob(blob_service: BlobService, digest: Digest) -> BlobInfo:
@@ -80,9 +112,7 @@ class BlobController(Controller):
     async def head_blob(
         self, digest: FromPath[str], blob_service: BlobServiceDep
     ) -> Response[None]:
-        info = await _blob(blob_service, Digest.parse(digest))
-        headers = info.headers() | {"content-length": str(info.digests.size_bytes)}
-        return HeadResponse(None, headers=headers, media_type="application/octet-stream")
+        return blob_head(await _blob(blob_service, Digest.parse(digest)))
 
     @get("/{digest:str}", guards=[readers])
     async def get_blob(
@@ -96,25 +126,7 @@ class BlobController(Controller):
         headers = info.headers()
         if _not_modified(request, info):
             return Response(content=None, status_code=304, headers=headers)
-        if blob_service.redirects:  # the object store serves the bytes; the client verifies
-            elsewhere = await anyio.to_thread.run_sync(blob_service.redirect_url, info)
-            headers |= {"location": elsewhere, "cache-control": "no-store"}
-            return Response(content=None, status_code=307, headers=headers)
-        size = info.digests.size_bytes
-        status, start, length = 200, 0, size
-        range_header = request.headers.get("range")
-        if range_header is not None:
-            byte_range = parse_range(range_header, size)
-            status, start, length = 206, byte_range.start, byte_range.length
-            headers["content-range"] = byte_range.content_range(size)
-        headers["content-length"] = str(length)
-        chunks = await anyio.to_thread.run_sync(blob_service.read, info, start, length)
-        return Stream(
-            stream_chunks(chunks, metrics),
-            status_code=status,
-            headers=headers,
-            media_type="application/octet-stream",
-        )
+        return await blob_answer(request, blob_service, info, metrics)
 
     @put("/{digest:str}", guards=[publishers], request_max_body_size=None)
     async def put_blob(

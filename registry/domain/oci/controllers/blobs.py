@@ -6,15 +6,12 @@ from typing import Any
 
 import anyio.to_thread
 from litestar import Response
-from litestar.response import Stream
 
 from registry.core.oci import parse_sha256
-from registry.domain.blobs.controllers import stream_chunks
-from registry.domain.blobs.ranges import parse_range
+from registry.domain.blobs.controllers import blob_answer, blob_head
 from registry.domain.blobs.schemas import BlobInfo
-from registry.domain.oci.controllers.call import EMPTY, OciCall, OciHandler
+from registry.domain.oci.controllers.call import OciCall, OciHandler
 from registry.errors import UnsupportedOperationError
-from registry.http import HeadResponse
 
 
 async def _held_blob(call: OciCall) -> BlobInfo:
@@ -26,34 +23,12 @@ async def _held_blob(call: OciCall) -> BlobInfo:
 
 
 async def head_blob(call: OciCall) -> Response[Any]:
-    info = await _held_blob(call)
-    headers = info.headers() | {"content-length": str(info.digests.size_bytes)}
-    return HeadResponse(None, headers=headers, media_type="application/octet-stream")
+    return blob_head(await _held_blob(call))
 
 
 async def get_blob(call: OciCall) -> Response[Any]:
     info = await _held_blob(call)
-    headers = info.headers()
-    blobs = call.oci.blobs
-    if blobs.redirects:  # the object store serves the bytes; the client verifies the digest
-        elsewhere = await anyio.to_thread.run_sync(blobs.redirect_url, info)
-        headers |= {"location": elsewhere, "cache-control": "no-store"}
-        return Response(content=b"", status_code=307, headers=headers, media_type=EMPTY)
-    size = info.digests.size_bytes
-    status, start, length = 200, 0, size
-    range_header = call.request.headers.get("range")
-    if range_header is not None:
-        byte_range = parse_range(range_header, size)
-        status, start, length = 206, byte_range.start, byte_range.length
-        headers["content-range"] = byte_range.content_range(size)
-    headers["content-length"] = str(length)
-    chunks = await anyio.to_thread.run_sync(blobs.read, info, start, length)
-    return Stream(
-        stream_chunks(chunks, call.metrics),
-        status_code=status,
-        headers=headers,
-        media_type="application/octet-stream",
-    )
+    return await blob_answer(call.request, call.oci.blobs, info, call.metrics)
 
 
 async def refuse_delete(call: OciCall) -> Response[Any]:
