@@ -12,6 +12,13 @@ from __future__ import annotations
 from enum import StrEnum
 
 
+class JobTask(StrEnum):
+    """What a job asks of its worker (ARCHITECTURE §7, §13)."""
+
+    REPRODUCE = "reproduce"  # run the reference inputs R times; reproducibility/v1
+    EVALUATE = "evaluate"  # predict a channel's dataset, measure it; evaluation/v1
+
+
 class JobState(StrEnum):
     QUEUED = "queued"  # waiting for a worker
     RUNNING = "running"  # leased to one worker until its lease expires

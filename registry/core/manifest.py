@@ -30,6 +30,7 @@ from typing import Any, Literal
 import msgspec
 
 from registry.core.canonical import canonical_bytes, require_canonical
+from registry.core.datasets import Dataset, dataset_problems
 from registry.core.digest import BlobDigests, Digest, digest_bytes, is_hex64
 from registry.core.errors import CoreError, InvalidManifestError
 from registry.core.images import ImagePin, pin_problem
@@ -71,6 +72,7 @@ class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     metrics: dict[str, int | float] = {}
     labels: dict[str, str] = {}
     parents: tuple[str, ...] = ()
+    dataset: Dataset | None = None  # kind dataset only: what its files hold (core.datasets)
 
     def __post_init__(self) -> None:
         problems = _problems(self)
@@ -80,7 +82,7 @@ class Manifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def to_dict(self) -> dict[str, Any]:
         """The JSON object, leaving out optional fields that are empty."""
         out: dict[str, Any] = msgspec.to_builtins(self)
-        for key in ("runtime", "reference"):
+        for key in ("runtime", "reference", "dataset"):
             if out.get(key) is None:
                 out.pop(key, None)
         for key in ("metrics", "labels", "parents"):
@@ -285,7 +287,7 @@ def _problems(m: Manifest) -> list[str]:
     for i, parent in enumerate(m.parents):
         why = _digest_problem(parent, f"parents[{i}]")
         problems += [why] if why else []
-    return problems
+    return problems + dataset_problems(m.kind, m.dataset, {f.path: f.size for f in m.files})
 
 
 def parse_manifest(raw: bytes) -> ParsedManifest:

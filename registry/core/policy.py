@@ -8,8 +8,10 @@ unmet and why, so the status endpoint and promote explain the same thing.
 ```toml
 [channels.production]
 require_publisher_signature = true
-evaluation = { r2 = ">=0.85", mae = "<=8.0", rmse = "<=10.0" }
-evaluation_source = "attestation"          # or "attestation-or-manifest"
+evaluation = { source = "worker", dataset = "veid/golden@v3", profile = "cpu-tensorflow",
+               min_workers = 2, min_samples = 1000,
+               thresholds = { r2 = ">=0.85", mae = "<=8.0", mean_bias = "-2..2" },
+               drift = { tolerance = 1.0, max_moved = 0.25, max_mean_abs_diff = 2.0 } }
 approvals = { role = "governor", min = 1 }
 max_regression = { r2 = 0.02 }             # direction taken from the evaluation rule
 reproducibility = [{ profile = "cpu-tensorflow", min_workers = 2 }]
@@ -17,6 +19,18 @@ cross_profile = { max_abs_diff = 1e-4, min_token_agreement = 0.95 }  # CPU vs GP
 require_runtime_image = true               # runtime.image pinned, held here, publisher-signed
 runtime_image_channel = "stable"           # ... and that image is what NAME:stable holds
 ```
+
+``evaluation`` (ARCHITECTURE §13) names who measures the metrics (``source``):
+``worker``: the registry's own workers of ``profile`` measure them on the policy's
+dataset (``NAME@VERSION``, resolved to a digest by the caller: ``Facts.dataset``), at
+least ``min_workers`` of them agreeing bit for bit on the predictions, over at least
+``min_samples`` samples; ``drift`` bounds how far predictions moved from what the
+channel holds now. ``publisher``: the latest counted ``evaluation/v1`` statement (the
+trainer's word); ``publisher-or-manifest``: that, or the manifest's ``metrics``. The
+older flat form (``evaluation = { r2 = ">=0.85" }`` with ``evaluation_source =
+"attestation"`` or ``"attestation-or-manifest"``) means ``publisher`` and
+``publisher-or-manifest``. A threshold is ``"<op><number>"`` or a closed range
+``"<low>..<high>"``.
 
 A profile counts only while it is reproducible: any disagreement, within one
 worker's runs or between workers, blocks promotion (``reproducibility.judge``).
@@ -43,10 +57,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from registry.core.errors import CoreError
+from registry.core.evaluation import EvaluationVerdict, Measurement, metric_problem
 from registry.core.images import ImagePin
+from registry.core.manifest import validate_name, validate_version
+from registry.core.profiles import PROFILE_ENGINES
 from registry.core.reproducibility import ProfileVerdict, Tolerance, compare
 
-_RULE = re.compile(r"\s*(<=|>=|<|>|==)\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*")
+_NUMBER = r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)"
+_RULE = re.compile(r"\s*(<=|>=|<|>|==)\s*" + _NUMBER + r"\s*")
+_RANGE = re.compile(r"\s*" + _NUMBER + r"\s*\.\.\s*" + _NUMBER + r"\s*")
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
     ">=": operator.ge,
@@ -54,6 +73,12 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
     "==": operator.eq,
 }
+SOURCES = ("worker", "publisher", "publisher-or-manifest")
+_LEGACY_SOURCES = {"attestation": "publisher", "attestation-or-manifest": "publisher-or-manifest"}
+_EVALUATION_KEYS = frozenset(
+    {"source", "dataset", "profile", "min_workers", "min_samples", "thresholds", "drift"}
+)
+_DRIFT_KEYS = frozenset({"tolerance", "max_moved", "max_mean_abs_diff", "max_abs_diff"})
 _CHANNEL = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 _CHANNEL_KEYS = frozenset(
     {
@@ -82,19 +107,79 @@ def channel_problem(channel: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Threshold:
+    """``metric <op> value``, or with ``op == ".."`` the closed range ``value..high``."""
+
     metric: str
     op: str
     value: float
+    high: float | None = None  # only for a range
 
     def holds(self, actual: float) -> bool:
+        if self.op == "..":
+            return self.value <= actual <= (self.high if self.high is not None else self.value)
         return _OPS[self.op](actual, self.value)
 
     @property
     def higher_is_better(self) -> bool:
         return self.op in (">=", ">")
 
+    @property
+    def one_sided(self) -> bool:
+        return self.op in ("<=", ">=", "<", ">")
+
+    @property
+    def rule(self) -> str:
+        """The rule as the policy writes it (``>=0.85``, ``-2..2``)."""
+        if self.op == "..":
+            return f"{self.value:g}..{self.high:g}"
+        return f"{self.op}{self.value:g}"
+
     def __str__(self) -> str:
+        if self.op == "..":
+            return f"{self.value:g} <= {self.metric} <= {self.high:g}"
         return f"{self.metric} {self.op} {self.value:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetRef:
+    """The dataset a policy names, ``NAME@VERSION``; a digest once resolved (by the caller)."""
+
+    name: str
+    version: str
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class DriftBound:
+    """How far predictions may move from what the channel holds, on the same dataset."""
+
+    tolerance: float  # a sample moved when one of its predicted values changed by more
+    max_moved: float | None = None  # share of samples that moved (0..1)
+    max_mean_abs_diff: float | None = None
+    max_abs_diff: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """Who measures the metrics that gate the channel, on what, and the thresholds."""
+
+    thresholds: tuple[Threshold, ...] = ()
+    source: str = "publisher"  # one of SOURCES
+    dataset: DatasetRef | None = None  # source worker only
+    profile: str | None = None  # source worker only: the profile whose workers measure
+    min_workers: int = 1
+    min_samples: int = 1
+    drift: DriftBound | None = None  # source worker only
+
+    @property
+    def measured(self) -> bool:
+        return self.source == "worker"
+
+    def threshold_rules(self) -> dict[str, str]:
+        """metric -> rule, as a statement records the thresholds applied."""
+        return {t.metric: t.rule for t in self.thresholds}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +191,7 @@ class Reproducibility:
 @dataclass(frozen=True, slots=True)
 class ChannelPolicy:
     require_publisher_signature: bool = False
-    evaluation: tuple[Threshold, ...] = ()
-    evaluation_from_manifest: bool = False
+    evaluation: Evaluation | None = None
     approvals_min: int = 0
     max_regression: Mapping[str, float] = field(default_factory=dict)
     reproducibility: tuple[Reproducibility, ...] = ()
@@ -125,17 +209,135 @@ class Policy:
         """The channel's rules; a channel the policy does not name has none."""
         return self.channels.get(channel, ChannelPolicy())
 
+    @property
+    def datasets(self) -> tuple[DatasetRef, ...]:
+        """Every dataset a channel's evaluation names, sorted, once each."""
+        refs = {
+            str(c.evaluation.dataset): c.evaluation.dataset
+            for c in self.channels.values()
+            if c.evaluation is not None and c.evaluation.dataset is not None
+        }
+        return tuple(refs[k] for k in sorted(refs))
 
-def _thresholds(where: str, table: object) -> tuple[Threshold, ...]:
+
+def _thresholds(where: str, table: object, *, measured: bool) -> tuple[Threshold, ...]:
     if not isinstance(table, dict):
-        raise InvalidPolicyError(f'{where}.evaluation must be a table of metric = "<op><number>"')
+        raise InvalidPolicyError(
+            f'{where} must be a table of metric = "<op><number>" or "<low>..<high>"'
+        )
     out = []
     for metric, rule in sorted(table.items()):
-        match = _RULE.fullmatch(rule) if isinstance(rule, str) else None
-        if match is None:
-            raise InvalidPolicyError(f"{where}.evaluation.{metric}: {rule!r} is not like '>=0.85'")
-        out.append(Threshold(metric, match.group(1), float(match.group(2))))
+        text = rule if isinstance(rule, str) else ""
+        one, two = _RULE.fullmatch(text), _RANGE.fullmatch(text)
+        if one is not None:
+            out.append(Threshold(metric, one.group(1), float(one.group(2))))
+        elif two is not None and float(two.group(1)) <= float(two.group(2)):
+            out.append(Threshold(metric, "..", float(two.group(1)), float(two.group(2))))
+        else:
+            raise InvalidPolicyError(
+                f"{where}.{metric}: {rule!r} is not like '>=0.85' or '-2..2' (low <= high)"
+            )
+        if measured and (why := metric_problem(metric)) is not None:
+            raise InvalidPolicyError(f"{where}.{metric}: {why}")
     return tuple(out)
+
+
+def _count(where: str, doc: Mapping[str, object], key: str, default: int, least: int) -> int:
+    value = doc.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        raise InvalidPolicyError(f"{where}.{key} must be an integer >= {least}")
+    return value
+
+
+def _dataset_ref(where: str, value: object) -> DatasetRef:
+    name, _, version = value.partition("@") if isinstance(value, str) else ("", "", "")
+    if not version or validate_name(name) or validate_version(version):
+        raise InvalidPolicyError(
+            f'{where}.dataset: "NAME@VERSION" of a dataset artifact, got {value!r}'
+        )
+    return DatasetRef(name, version)
+
+
+def _drift(where: str, doc: object) -> DriftBound:
+    where = f"{where}.drift"
+    if not isinstance(doc, dict) or set(doc) - _DRIFT_KEYS or "tolerance" not in doc:
+        raise InvalidPolicyError(
+            f"{where}: {{ tolerance = <n >= 0>, max_moved = <0..1>, max_mean_abs_diff = "
+            "<n>, max_abs_diff = <n> }} (tolerance required, at least one bound)"
+        )
+    if not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in doc.values()
+    ):
+        raise InvalidPolicyError(f"{where}: every value is a number >= 0")
+    if len(doc) < 2 or doc.get("max_moved", 0) > 1:
+        raise InvalidPolicyError(f"{where}: at least one bound; max_moved is a share, 0..1")
+
+    def bound(key: str) -> float | None:
+        return None if key not in doc else float(doc[key])
+
+    return DriftBound(
+        tolerance=float(doc["tolerance"]),
+        max_moved=bound("max_moved"),
+        max_mean_abs_diff=bound("max_mean_abs_diff"),
+        max_abs_diff=bound("max_abs_diff"),
+    )
+
+
+def _evaluation(where: str, doc: Mapping[str, object]) -> Evaluation | None:
+    """The channel's ``evaluation`` (and the older ``evaluation_source`` beside it)."""
+    table = doc.get("evaluation")
+    legacy = doc.get("evaluation_source")
+    if table is None:
+        if legacy is not None:
+            raise InvalidPolicyError(f"{where}.evaluation_source needs an evaluation beside it")
+        return None
+    where = f"{where}.evaluation"
+    if not isinstance(table, dict):
+        raise InvalidPolicyError(f"{where} must be a table")
+    if "thresholds" not in table:  # the flat form: metric rules, evaluation_source beside
+        source = _LEGACY_SOURCES.get(str(legacy or "attestation"))
+        if source is None:
+            raise InvalidPolicyError(
+                f"{where}_source: attestation or attestation-or-manifest (or write "
+                'evaluation = { source = "worker" | "publisher" | "publisher-or-manifest", '
+                "thresholds = { … } })"
+            )
+        return Evaluation(_thresholds(where, table, measured=False), source=source)
+    if legacy is not None:
+        raise InvalidPolicyError(f"{where}: say source inside it, not evaluation_source")
+    unknown = set(table) - _EVALUATION_KEYS
+    if unknown:
+        raise InvalidPolicyError(f"{where}: unknown keys {sorted(unknown)}")
+    source = table.get("source", "worker")
+    if source not in SOURCES:
+        raise InvalidPolicyError(f"{where}.source: one of {', '.join(SOURCES)}")
+    measured = source == "worker"
+    thresholds = _thresholds(f"{where}.thresholds", table["thresholds"], measured=measured)
+    if not measured:
+        extra = sorted(set(table) - {"source", "thresholds"})
+        if extra:
+            raise InvalidPolicyError(
+                f'{where}: {extra} apply only to source = "worker" (the registry\'s workers '
+                "measure on the policy's dataset)"
+            )
+        return Evaluation(thresholds, source=source)
+    if "dataset" not in table or "profile" not in table:
+        raise InvalidPolicyError(
+            f'{where}: source = "worker" needs dataset = "NAME@VERSION" and profile = '
+            f"one of {sorted(PROFILE_ENGINES)}"
+        )
+    profile = table["profile"]
+    if profile not in PROFILE_ENGINES:
+        raise InvalidPolicyError(f"{where}.profile: one of {sorted(PROFILE_ENGINES)}")
+    return Evaluation(
+        thresholds,
+        source=source,
+        dataset=_dataset_ref(where, table["dataset"]),
+        profile=str(profile),
+        min_workers=_count(where, table, "min_workers", 1, 1),
+        min_samples=_count(where, table, "min_samples", 1, 1),
+        drift=None if "drift" not in table else _drift(where, table["drift"]),
+    )
 
 
 def _channel(name: str, doc: object) -> ChannelPolicy:
@@ -145,12 +347,7 @@ def _channel(name: str, doc: object) -> ChannelPolicy:
     unknown = set(doc) - _CHANNEL_KEYS
     if unknown:
         raise InvalidPolicyError(f"{where}: unknown keys {sorted(unknown)}")
-    evaluation = _thresholds(where, doc.get("evaluation", {}))
-    source = doc.get("evaluation_source", "attestation")
-    if source not in ("attestation", "attestation-or-manifest"):
-        raise InvalidPolicyError(
-            f"{where}.evaluation_source: attestation or attestation-or-manifest"
-        )
+    evaluation = _evaluation(where, doc)
     approvals = doc.get("approvals", {"min": 0})
     if (
         not isinstance(approvals, dict)
@@ -160,14 +357,14 @@ def _channel(name: str, doc: object) -> ChannelPolicy:
     ):
         raise InvalidPolicyError(f'{where}.approvals: {{ role = "governor", min = <n >= 0> }}')
     regression = doc.get("max_regression", {})
-    directions = {t.metric for t in evaluation}
+    directions = {t.metric for t in (evaluation.thresholds if evaluation else ()) if t.one_sided}
     if not isinstance(regression, dict) or any(
         m not in directions or not isinstance(v, int | float) or v < 0
         for m, v in regression.items()
     ):
         raise InvalidPolicyError(
-            f"{where}.max_regression: metric = <allowed drop >= 0>, for metrics that have an "
-            "evaluation rule (it says whether higher or lower is better)"
+            f"{where}.max_regression: metric = <allowed drop >= 0>, for metrics that have a "
+            "one-sided evaluation rule (it says whether higher or lower is better)"
         )
     repro = doc.get("reproducibility", [])
     if not isinstance(repro, list) or any(
@@ -196,7 +393,6 @@ def _channel(name: str, doc: object) -> ChannelPolicy:
     return ChannelPolicy(
         require_publisher_signature=signature,
         evaluation=evaluation,
-        evaluation_from_manifest=source == "attestation-or-manifest",
         approvals_min=int(approvals.get("min", 0)),
         max_regression={m: float(v) for m, v in regression.items()},
         reproducibility=tuple(
@@ -272,6 +468,16 @@ class RuntimeImage:
 
 
 @dataclass(frozen=True, slots=True)
+class DatasetFacts:
+    """What the registry holds for the dataset a channel's evaluation names."""
+
+    ref: DatasetRef
+    digest: str | None = None  # blake3:<hex>; None: NAME@VERSION is not in this registry
+    samples: int | None = None  # its description's sample count
+    problem: str | None = None  # why it cannot serve (not a dataset artifact, revoked)
+
+
+@dataclass(frozen=True, slots=True)
 class Facts:
     """What the registry verified about one artifact, for one channel."""
 
@@ -284,6 +490,10 @@ class Facts:
     revoked_reason: str | None = None  # a revoked artifact never goes to any channel
     kind: str = "model"  # the artifact's kind: only models pin a runtime image
     runtime_image: RuntimeImage | None = None  # None: the manifest pins no runtime image
+    subject: str | None = None  # the artifact's own digest (blake3:<hex>)
+    current: str | None = None  # the digest the channel holds now, if any
+    dataset: DatasetFacts | None = None  # the policy's dataset (source worker)
+    evaluation: EvaluationVerdict | None = None  # workers' measurements on that dataset
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,11 +507,150 @@ class Requirement:
 
 
 def _metrics(rules: ChannelPolicy, facts: Facts) -> tuple[Mapping[str, float] | None, str]:
+    evaluation = rules.evaluation
+    if evaluation is None:
+        return None, ""
+    if evaluation.measured:
+        verdict = facts.evaluation
+        agreed = None if verdict is None else verdict.agreed
+        if verdict is None or agreed is None or facts.dataset is None:
+            return None, ""
+        if agreed.dataset != facts.dataset.digest:
+            return None, ""
+        return agreed.metrics, f"the measurement of {len(verdict.measurements)} worker(s)"
     if facts.attested_metrics is not None:
         return facts.attested_metrics, "the signed evaluation"
-    if rules.evaluation_from_manifest and facts.manifest_metrics:
+    if evaluation.source == "publisher-or-manifest" and facts.manifest_metrics:
         return facts.manifest_metrics, "the manifest's metrics"
     return None, ""
+
+
+def _current_metrics(rules: ChannelPolicy, facts: Facts) -> Mapping[str, float] | None:
+    """What the channel's holder measured, to compare with: with worker measurement, the
+    baseline the agreeing workers measured beside this artifact, else the holder's own."""
+    evaluation = rules.evaluation
+    if evaluation is not None and evaluation.measured and facts.evaluation is not None:
+        agreed = facts.evaluation.agreed
+        if agreed is not None and agreed.baseline is not None and agreed.baseline == facts.current:
+            return agreed.baseline_metrics
+    return facts.current_metrics
+
+
+def _push_dataset(ref: DatasetRef) -> str:
+    return f"reliquary push DIR --kind dataset --name {ref.name} --version {ref.version}"
+
+
+def _measured(evaluation: Evaluation, facts: Facts) -> list[Requirement]:
+    """``evaluation`` with ``source = "worker"``: the dataset, the workers' agreement, each
+    threshold on the agreed metrics, and drift from what the channel holds."""
+    assert evaluation.dataset is not None and evaluation.profile is not None
+    ref, profile = evaluation.dataset, evaluation.profile
+    drift = evaluation.drift is not None and facts.current is not None
+    names = [
+        "evaluation.dataset",
+        "evaluation.workers",
+        *(f"evaluation.{t.metric}" for t in evaluation.thresholds),
+        *(["evaluation.drift"] if drift else []),
+    ]
+    dataset = facts.dataset
+    if dataset is None or dataset.digest is None or dataset.problem is not None:
+        why = (
+            f"dataset {ref}: {dataset.problem}"
+            if dataset is not None and dataset.problem is not None
+            else f"the policy's dataset {ref} is not in this registry: push it ({_push_dataset(ref)})"
+        )
+        return [Requirement(n, False, why) for n in names]
+    samples = dataset.samples or 0
+    out = [
+        Requirement(
+            "evaluation.dataset",
+            samples >= evaluation.min_samples,
+            f"{ref} = {dataset.digest}: {samples} samples"
+            + (
+                f" (the policy asks for at least {evaluation.min_samples})"
+                if samples >= evaluation.min_samples
+                else f", below the policy's minimum of {evaluation.min_samples}: push a "
+                "larger dataset version and name it in the policy"
+            ),
+        )
+    ]
+    verdict = facts.evaluation or EvaluationVerdict(profile)
+    agreeing, finding = verdict.agreeing_workers, verdict.finding
+    if finding is not None:
+        why = f"{profile} workers' measurements on {ref} disagree: {finding}"
+    else:
+        why = f"{agreeing} of {evaluation.min_workers} {profile} workers agree on the predictions"
+        agreed = verdict.agreed
+        if agreed is not None:
+            why += f" {agreed.predictions} ({agreed.samples} samples of {ref})"
+        if verdict.refusals and agreeing < evaluation.min_workers:
+            why += "; evaluation failed: " + "; ".join(verdict.refusals)
+    enough = finding is None and agreeing >= evaluation.min_workers
+    out.append(Requirement("evaluation.workers", enough, why))
+    agreed = verdict.agreed if enough else None
+    for rule in evaluation.thresholds:
+        name = f"evaluation.{rule.metric}"
+        value = None if agreed is None else agreed.metrics.get(rule.metric)
+        if value is None:
+            where = (
+                "not measured yet"
+                if agreed is None
+                else "the workers did not report it (is it a metric of this kind of model?)"
+            )
+            out.append(Requirement(name, False, f"{rule}: {where}"))
+        else:
+            out.append(
+                Requirement(
+                    name,
+                    rule.holds(value),
+                    f"{rule}: {value:.6g} measured on {ref} by {agreeing} workers",
+                )
+            )
+    if drift:
+        out.append(_drift_requirement(evaluation, facts, agreed))
+    return out
+
+
+def _drift_requirement(
+    evaluation: Evaluation, facts: Facts, agreed: Measurement | None
+) -> Requirement:
+    bound = evaluation.drift
+    assert bound is not None
+    name, current = "evaluation.drift", facts.current
+    if current == facts.subject:
+        return Requirement(name, True, "the channel holds this artifact: nothing drifted")
+    if agreed is None:
+        return Requirement(name, False, f"drift from {current}: not measured yet")
+    if agreed.baseline != current or agreed.moved is None:
+        return Requirement(
+            name,
+            False,
+            f"measured against {agreed.baseline or 'nothing'}, but the channel holds {current} "
+            "now: ask for a new measurement (reliquary verify REF --evaluate --channel CHANNEL)",
+        )
+    if agreed.tolerance != bound.tolerance:
+        return Requirement(
+            name,
+            False,
+            f"measured with tolerance {agreed.tolerance:g}, the policy's is {bound.tolerance:g}: "
+            "ask for a new measurement",
+        )
+    figures = (
+        f"mean |change| {agreed.mean_abs_diff:.4g}, max |change| {agreed.max_abs_diff:.4g}, "
+        f"{agreed.moved:.1%} of samples moved by more than {bound.tolerance:g}"
+    )
+    over = []
+    if bound.max_moved is not None and agreed.moved > bound.max_moved:
+        over.append(f"moved share above {bound.max_moved:.1%}")
+    if (
+        bound.max_mean_abs_diff is not None
+        and (agreed.mean_abs_diff or 0) > bound.max_mean_abs_diff
+    ):
+        over.append(f"mean |change| above {bound.max_mean_abs_diff:g}")
+    if bound.max_abs_diff is not None and (agreed.max_abs_diff or 0) > bound.max_abs_diff:
+        over.append(f"max |change| above {bound.max_abs_diff:g}")
+    verdict = f"drift past the bound ({'; '.join(over)})" if over else "within the bounds"
+    return Requirement(name, not over, f"against {current}: {figures}: {verdict}")
 
 
 def evaluate(rules: ChannelPolicy, facts: Facts) -> list[Requirement]:
@@ -325,19 +674,28 @@ def evaluate(rules: ChannelPolicy, facts: Facts) -> list[Requirement]:
     if rules.require_runtime_image:
         out += _runtime_image(rules, facts)
     metrics, source = _metrics(rules, facts)
-    for rule in rules.evaluation:
-        value = None if metrics is None else metrics.get(rule.metric)
-        if value is None or not math.isfinite(value):
-            where = "no signed evaluation/v1 statement" if metrics is None else f"{source} lacks it"
-            out.append(Requirement(f"evaluation.{rule.metric}", False, f"{rule}: {where}"))
-        else:
-            out.append(
-                Requirement(
-                    f"evaluation.{rule.metric}", rule.holds(value), f"{rule}: {value:g} in {source}"
+    evaluation = rules.evaluation
+    if evaluation is not None and evaluation.measured:
+        out += _measured(evaluation, facts)
+    elif evaluation is not None:
+        for rule in evaluation.thresholds:
+            value = None if metrics is None else metrics.get(rule.metric)
+            if value is None or not math.isfinite(value):
+                where = (
+                    "no signed evaluation/v1 statement" if metrics is None else f"{source} lacks it"
                 )
-            )
+                out.append(Requirement(f"evaluation.{rule.metric}", False, f"{rule}: {where}"))
+            else:
+                out.append(
+                    Requirement(
+                        f"evaluation.{rule.metric}",
+                        rule.holds(value),
+                        f"{rule}: {value:g} in {source}",
+                    )
+                )
+    current_metrics = _current_metrics(rules, facts)
     for metric, allowed in sorted(rules.max_regression.items()):
-        out.append(_regression(rules, metric, allowed, metrics, facts.current_metrics))
+        out.append(_regression(rules, metric, allowed, metrics, current_metrics))
     if rules.approvals_min:
         have = len(facts.approval_keys)
         out.append(
@@ -385,7 +743,8 @@ def _regression(
         return Requirement(name, True, "the channel holds nothing to compare with")
     if metrics is None or metric not in metrics:
         return Requirement(name, False, f"no evaluated {metric} to compare with the channel's")
-    rule = next(t for t in rules.evaluation if t.metric == metric)
+    assert rules.evaluation is not None  # parse_policy: max_regression needs its rule
+    rule = next(t for t in rules.evaluation.thresholds if t.metric == metric)
     drop = (
         current[metric] - metrics[metric]
         if rule.higher_is_better

@@ -171,23 +171,136 @@ def _check_publish(p: dict[str, Any]) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class Predictions:
+    """What a worker predicted over a whole dataset: how many, and the digest of their
+    canonical encoding (``registry.core.outputs``), which two workers must agree on."""
+
+    count: int
+    digest: Digest
+    extra: Extra = field(default_factory=dict, hash=False)
+
+    KNOWN: ClassVar[frozenset[str]] = frozenset({"count", "digest"})
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Predictions:
+        return cls(doc["count"], Digest.parse(doc["digest"]), _rest(doc, cls.KNOWN))
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.extra, "count": self.count, "digest": str(self.digest)}
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """The comparison with the artifact a channel held, on the same dataset: that
+    artifact's predictions digest and metrics, and how far predictions moved."""
+
+    against: Digest  # the artifact the channel held (blake3)
+    predictions: Digest  # its predictions digest on the same dataset
+    metrics: Mapping[str, Number] = field(hash=False)  # its metrics on the same dataset
+    mean_abs_diff: Number  # mean |new - old| over every predicted value
+    max_abs_diff: Number
+    moved: Number  # share (0..1) of samples with a value that moved by more than tolerance
+    tolerance: Number
+    extra: Extra = field(default_factory=dict, hash=False)
+
+    KNOWN: ClassVar[frozenset[str]] = frozenset(
+        {"against", "predictions", "metrics", "mean_abs_diff", "max_abs_diff", "moved", "tolerance"}
+    )
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Drift:
+        return cls(
+            against=Digest.parse(doc["against"]),
+            predictions=Digest.parse(doc["predictions"]),
+            metrics=dict(doc["metrics"]),
+            mean_abs_diff=doc["mean_abs_diff"],
+            max_abs_diff=doc["max_abs_diff"],
+            moved=doc["moved"],
+            tolerance=doc["tolerance"],
+            extra=_rest(doc, cls.KNOWN),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.extra,
+            "against": str(self.against),
+            "predictions": str(self.predictions),
+            "metrics": dict(self.metrics),
+            "mean_abs_diff": self.mean_abs_diff,
+            "max_abs_diff": self.max_abs_diff,
+            "moved": self.moved,
+            "tolerance": self.tolerance,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class EvaluationPredicate:
-    """``evaluation/v1``: metrics measured on a dataset, optionally with thresholds."""
+    """``evaluation/v1``: metrics measured on a dataset, optionally with thresholds.
+
+    A publisher's statement may carry only ``metrics`` (and ``dataset``, ``thresholds``).
+    A worker's measured statement (``measured``) carries all of ``profile``, ``samples``,
+    ``predictions``, ``worker`` and ``dataset``, and its prediction count equals the
+    sample count: a statement cannot claim a measurement its own counts contradict."""
 
     metrics: Mapping[str, Number] = field(hash=False)
     dataset: Digest | None = None  # a blake3 digest: the dataset artifact's identity
     thresholds: Mapping[str, str] | None = field(default=None, hash=False)
+    samples: int | None = None
+    predictions: Predictions | None = None
+    profile: str | None = None
+    engine: Engine | None = None
+    device: str | None = None
+    host: Host | None = None
+    determinism: Mapping[str, Scalar] | None = field(default=None, hash=False)
+    worker: str | None = None  # the keyid of the worker that measured it
+    job: str | None = None  # the evaluation job this statement completes
+    channel: str | None = None  # whose policy named the dataset and thresholds
+    drift: Drift | None = None
+    timings: Mapping[str, Number] | None = field(default=None, hash=False)
     extra: Extra = field(default_factory=dict, hash=False)
     settled: InitVar[bool] = False  # only from_json: it settled the JSON it read already
 
     TYPE: ClassVar[str] = EVALUATION
     SIGNERS: ClassVar[frozenset[Role]] = frozenset({Role.PUBLISHER, Role.WORKER})
-    KNOWN: ClassVar[frozenset[str]] = frozenset({"metrics", "dataset", "thresholds"})
+    KNOWN: ClassVar[frozenset[str]] = frozenset(
+        {
+            "metrics",
+            "dataset",
+            "thresholds",
+            "samples",
+            "predictions",
+            "profile",
+            "engine",
+            "device",
+            "host",
+            "determinism",
+            "worker",
+            "job",
+            "channel",
+            "drift",
+            "timings",
+        }
+    )
+    MEASURED: ClassVar[tuple[str, ...]] = ("profile", "samples", "predictions", "worker", "dataset")
 
     def __post_init__(self, settled: bool) -> None:
         if settled:
             return
-        _settle(EVALUATION, self.to_json(), _check_evaluation, ((self.extra, self.KNOWN),))
+        extras: tuple[tuple[Extra, frozenset[str]], ...] = ((self.extra, self.KNOWN),)
+        if self.predictions is not None:
+            extras += ((self.predictions.extra, Predictions.KNOWN),)
+        if self.drift is not None:
+            extras += ((self.drift.extra, Drift.KNOWN),)
+        if self.engine is not None:
+            extras += ((self.engine.extra, Engine.KNOWN),)
+        if self.host is not None:
+            extras += ((self.host.extra, Host.KNOWN),)
+        _settle(EVALUATION, self.to_json(), _check_evaluation, extras)
+
+    @property
+    def measured(self) -> bool:
+        """A worker measured it (every ``MEASURED`` field is present; checked on parse)."""
+        return self.predictions is not None
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> EvaluationPredicate:
@@ -195,10 +308,26 @@ class EvaluationPredicate:
         _settle(
             EVALUATION, doc, _check_evaluation, ()
         )  # the JSON as read: checked and encoded once
+
+        def opt(key: str, parse: Callable[[Any], Any]) -> Any:
+            return parse(doc[key]) if key in doc else None
+
         return cls(
             metrics=dict(doc["metrics"]),
-            dataset=Digest.parse(doc["dataset"]) if "dataset" in doc else None,
-            thresholds=dict(doc["thresholds"]) if "thresholds" in doc else None,
+            dataset=opt("dataset", Digest.parse),
+            thresholds=opt("thresholds", dict),
+            samples=doc.get("samples"),
+            predictions=opt("predictions", Predictions.from_json),
+            profile=doc.get("profile"),
+            engine=opt("engine", Engine.from_json),
+            device=doc.get("device"),
+            host=opt("host", Host.from_json),
+            determinism=opt("determinism", dict),
+            worker=doc.get("worker"),
+            job=doc.get("job"),
+            channel=doc.get("channel"),
+            drift=opt("drift", Drift.from_json),
+            timings=opt("timings", dict),
             extra=_rest(doc, cls.KNOWN),
             settled=True,
         )
@@ -209,33 +338,122 @@ class EvaluationPredicate:
             out["dataset"] = str(self.dataset)
         if self.thresholds is not None:
             out["thresholds"] = dict(self.thresholds)
+        for key in ("samples", "profile", "device", "worker", "job", "channel"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        for key in ("predictions", "engine", "host", "drift"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value.to_json()
+        for key in ("determinism", "timings"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = dict(value)
         return out
 
 
+def _eval_fail(problem: str) -> InvalidStatementError:
+    return _fail(EVALUATION, problem)
+
+
+def _eval_blake3(value: object, where: str) -> None:
+    if not isinstance(value, str):
+        raise _eval_fail(f"{where} must be a 'blake3:<hex>' digest string")
+    try:
+        digest = Digest.parse(value)
+    except CoreError as exc:
+        raise _eval_fail(f"{where}: {exc}") from None
+    if digest.algorithm is not Algorithm.BLAKE3:
+        raise _eval_fail(f"{where} must be a blake3 digest")
+
+
+def _finite_numbers(value: object, where: str, *, empty: bool = True, item: str = "") -> None:
+    if not isinstance(value, dict) or (not empty and not value):
+        raise _eval_fail(
+            f"{where!r} must be a{'' if empty else ' non-empty'} object of name -> number"
+        )
+    for name, number in value.items():
+        if not _number(number):
+            raise _eval_fail(f"{item or where} {name[:100]!r} must be a finite number")
+
+
+def _count(value: object, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise _eval_fail(f"{where} must be an integer >= 0")
+    return value
+
+
 def _check_evaluation(p: dict[str, Any]) -> None:
-    metrics = p.get("metrics")
-    if not isinstance(metrics, dict) or not metrics:
-        raise _fail(EVALUATION, "'metrics' must be a non-empty object of name -> number")
-    for name, value in metrics.items():
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        if not number or not math.isfinite(value):
-            raise _fail(EVALUATION, f"metric {name[:100]!r} must be a finite number")
+    _finite_numbers(p.get("metrics"), "metrics", empty=False, item="metric")
     if "dataset" in p:
-        dataset = p["dataset"]
-        if not isinstance(dataset, str):
-            raise _fail(EVALUATION, "'dataset' must be a 'blake3:<hex>' digest string")
-        try:
-            digest = Digest.parse(dataset)
-        except CoreError as exc:
-            raise _fail(EVALUATION, f"'dataset': {exc}") from None
-        if digest.algorithm is not Algorithm.BLAKE3:
-            raise _fail(EVALUATION, "'dataset' must be a blake3 digest (the artifact identity)")
+        _eval_blake3(p["dataset"], "'dataset'")
     if "thresholds" in p:
         thresholds = p["thresholds"]
         if not isinstance(thresholds, dict) or not all(
             isinstance(v, str) for v in thresholds.values()
         ):
-            raise _fail(EVALUATION, "'thresholds' must be an object of metric name -> string")
+            raise _eval_fail("'thresholds' must be an object of metric name -> string")
+    for key in ("profile", "device", "job", "channel"):
+        if key in p and (not isinstance(p[key], str) or not p[key]):
+            raise _eval_fail(f"{key!r} must be a non-empty string")
+    if "worker" in p and not (isinstance(p["worker"], str) and is_hex64(p["worker"])):
+        raise _eval_fail("'worker' must be the worker's keyid (64 lowercase hex)")
+    if "engine" in p and not (
+        isinstance(p["engine"], dict)
+        and all(isinstance(p["engine"].get(k), str) and p["engine"][k] for k in ("name", "version"))
+    ):
+        raise _eval_fail("'engine' must be an object with name and version")
+    if "host" in p and not (
+        isinstance(p["host"], dict)
+        and all(isinstance(p["host"].get(k), str) and p["host"][k] for k in ("cpu", "os", "python"))
+    ):
+        raise _eval_fail("'host' must be an object (cpu, os, python, libraries)")
+    if "determinism" in p and not (
+        isinstance(p["determinism"], dict)
+        and all(
+            isinstance(v, str | int | float | bool) or v is None for v in p["determinism"].values()
+        )
+    ):
+        raise _eval_fail("'determinism' must be an object of name -> string, number, bool or null")
+    if "timings" in p:
+        _finite_numbers(p["timings"], "timings")
+    present = [k for k in EvaluationPredicate.MEASURED if k in p]
+    if {"samples", "predictions", "profile"} & set(present) and len(present) != len(
+        EvaluationPredicate.MEASURED
+    ):
+        missing = sorted(set(EvaluationPredicate.MEASURED) - set(present))
+        raise _eval_fail(
+            f"a measured evaluation carries {', '.join(EvaluationPredicate.MEASURED)}; "
+            f"missing: {', '.join(missing)}"
+        )
+    if "samples" in p:
+        samples = _count(p["samples"], "'samples'")
+        predictions = p["predictions"]
+        if not isinstance(predictions, dict):
+            raise _eval_fail("'predictions' must be an object {count, digest}")
+        count = _count(predictions.get("count"), "predictions.count")
+        _eval_blake3(predictions.get("digest"), "predictions.digest")
+        if count != samples:
+            raise _eval_fail(
+                f"predictions.count {count} differs from samples {samples}: every sample is "
+                "predicted exactly once"
+            )
+    if "drift" in p:
+        _check_drift(p["drift"])
+
+
+def _check_drift(drift: object) -> None:
+    if not isinstance(drift, dict):
+        raise _eval_fail("'drift' must be an object")
+    _eval_blake3(drift.get("against"), "drift.against")
+    _eval_blake3(drift.get("predictions"), "drift.predictions")
+    _finite_numbers(drift.get("metrics"), "drift.metrics")
+    for key in ("mean_abs_diff", "max_abs_diff", "tolerance", "moved"):
+        if not _number(drift.get(key)) or drift[key] < 0:
+            raise _eval_fail(f"drift.{key} must be a number >= 0")
+    if drift["moved"] > 1:
+        raise _eval_fail("drift.moved is a share of samples, 0..1")
 
 
 # -- approval/v1 ------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from registry.core.jobs import JobState
+from registry.core.jobs import JobState, JobTask
 
 MAX_CLAIM_WAIT_SECONDS = 30.0
 
@@ -28,6 +28,19 @@ class Failure(msgspec.Struct, forbid_unknown_fields=True):
 class VerifyRequest(msgspec.Struct, forbid_unknown_fields=True):
     profile: str
     count: int = 1
+    task: JobTask = JobTask.REPRODUCE
+    channel: str | None = None  # evaluate: whose policy names the dataset and thresholds
+
+
+class EvaluationTask(msgspec.Struct):
+    """What an ``evaluate`` job measures, as the channel's policy says when it is claimed."""
+
+    dataset: str  # blake3 digest of the dataset artifact (the policy's NAME@VERSION)
+    dataset_ref: str  # NAME@VERSION as the policy names it
+    min_samples: int
+    thresholds: dict[str, str]  # metric -> rule, recorded in the statement
+    baseline: str | None = None  # the artifact the channel holds now: measure drift from it
+    tolerance: float | None = None  # drift: a sample moved when a value changed by more
 
 
 class Job(msgspec.Struct):
@@ -42,3 +55,6 @@ class Job(msgspec.Struct):
     last_error: str | None
     attestation_sha256: str | None
     created_at: datetime
+    task: JobTask = JobTask.REPRODUCE
+    channel: str | None = None  # evaluate: whose policy
+    evaluation: EvaluationTask | None = None  # evaluate, when claimed: what to measure
