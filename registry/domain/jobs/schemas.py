@@ -40,6 +40,7 @@ class EvaluationTask(msgspec.Struct):
     min_samples: int
     thresholds: dict[str, str]  # metric -> rule, recorded in the statement
     baseline: str | None = None  # the artifact the channel holds now: measure drift from it
+    baseline_predictions: str | None = None  # its agreed predictions digest here, if measured
     tolerance: float | None = None  # drift: a sample moved when a value changed by more
 
 
