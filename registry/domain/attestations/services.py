@@ -8,8 +8,8 @@ An envelope is stored only after every check passed, in this order:
    about another artifact cannot be replayed here);
 4. exactly one signature comes from a registered, unrevoked key whose role may make
    this predicate, and it verifies over the PAE of the payload (signatures by other
-   keys ride along, ignored); a reproducibility/v1 statement is signed by the worker
-   key it names.
+   keys ride along, ignored); a reproducibility/v1 statement, or a measured
+   evaluation/v1, is signed by the worker key it names.
 A statement is what one key signed (``dsse.statement_sha256``: payload type, payload,
 keyid), not the envelope's bytes: the same statement posted again, in any encoding or
 beside other signatures, is a no-op that answers the first acceptance and its log
@@ -223,6 +223,15 @@ class AttestationService:
                     raise AttestationRejectedError(
                         f"the statement names worker {predicate.worker[:64]} but is signed by "
                         f"{keyid}; a worker attests only its own runs"
+                    )
+                if (
+                    isinstance(predicate, EvaluationPredicate)
+                    and predicate.measured
+                    and predicate.worker != keyid
+                ):
+                    raise AttestationRejectedError(
+                        f"the measurement names worker {str(predicate.worker)[:64]} but is "
+                        f"signed by {keyid}; a worker signs only its own measurement"
                     )
                 index = self._log.append(
                     session,
