@@ -8,16 +8,21 @@ unmet and why, so the status endpoint and promote explain the same thing.
 ```toml
 [channels.production]
 require_publisher_signature = true
-evaluation = { source = "worker", dataset = "veid/golden@v3", profile = "cpu-tensorflow",
-               min_workers = 2, min_samples = 1000,
-               thresholds = { r2 = ">=0.85", mae = "<=8.0", mean_bias = "-2..2" },
-               drift = { tolerance = 1.0, max_moved = 0.25, max_mean_abs_diff = 2.0 } }
 approvals = { role = "governor", min = 1 }
 max_regression = { r2 = 0.02 }             # direction taken from the evaluation rule
 reproducibility = [{ profile = "cpu-tensorflow", min_workers = 2 }]
 cross_profile = { max_abs_diff = 1e-4, min_token_agreement = 0.95 }  # CPU vs GPU results
 require_runtime_image = true               # runtime.image pinned, held here, publisher-signed
 runtime_image_channel = "stable"           # ... and that image is what NAME:stable holds
+
+[channels.production.evaluation]           # an inline table must fit on one line (TOML 1.0)
+source = "worker"
+dataset = "veid/golden@v3"
+profile = "cpu-tensorflow"
+min_workers = 2
+min_samples = 1000
+thresholds = { r2 = ">=0.85", mae = "<=8.0", mean_bias = "-2..2" }
+drift = { tolerance = 1.0, max_moved = 0.25, max_mean_abs_diff = 2.0 }
 ```
 
 ``evaluation`` (ARCHITECTURE §13) names who measures the metrics (``source``):
