@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -104,11 +105,12 @@ class PolicyInForce:
         samples = None if description is None else description.samples
         return DatasetFacts(ref, digest, samples=samples)
 
-    def _entry(self, datasets: dict[str, str | None]) -> dict[str, object]:
-        fields: dict[str, object] = {"version": version_of(self.policy, datasets)}
-        if datasets:
-            fields |= {"source": self.policy.version, "datasets": datasets}
-        return fields
+    def _entry(self, datasets: dict[str, str | None]) -> dict[str, Any]:
+        return {
+            "version": version_of(self.policy, datasets),
+            "source": self.policy.version,
+            "datasets": datasets,
+        }
 
     def _log_if_new(self, session: Session, datasets: dict[str, str | None]) -> int | None:
         """Append ``policy.changed`` unless the last one logged has this version (the
