@@ -8,7 +8,8 @@ Invariants:
 - Every byte a run reads was pulled by hash into the worker's cache and verified.
 - A run is a fresh ``python -m workers.child`` with only ``CHILD_ENV`` of the worker's
   environment plus the profile's (its determinism controls): no token, no registry
-  settings, its own working directory. Its end is one of: exit 0 (its outputs), a
+  settings, its own working directory, and imports the worker code the worker itself
+  runs (``PYTHONPATH``: the directory holding this ``workers`` package). Its end is one of: exit 0 (its outputs), a
   refusal (``refusal.json``: reason, retry, nondeterministic), stopped by the worker
   (lease lost, shutting down, too slow: retry), killed by a signal (retry: another
   try may not be), or a crash. A crash that ends in a Python exception would repeat
@@ -61,6 +62,9 @@ CHILD_ENV = frozenset(
         "CUDA_VISIBLE_DEVICES",
     }
 )
+
+
+CODE = str(Path(__file__).resolve().parents[1])  # the directory that holds this ``workers``
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +149,7 @@ class JobRun:
         # the model is untrusted code: it gets no token, no registry settings, and runs
         # in its own directory (keep worker keys out of its reach; see README)
         env = {k: v for k, v in os.environ.items() if k in CHILD_ENV} | self.options.profile.env
+        env["PYTHONPATH"] = CODE  # the child runs this very worker code, wherever it came from
         command = [
             sys.executable,
             "-s",  # no user site-packages
