@@ -231,3 +231,159 @@ def test_labels_naming_an_output_the_model_lacks_are_refused_naming_it(
     )
     with pytest.raises(Refusal, match=r"no output 'risk'.*trust_score"):
         evaluate(reg, tmp_path, digest, dataset)
+
+
+# -- journeys: worker processes, evaluate jobs queued by the policy, promotion gated ------
+
+EVALUATE_JOBS = any(
+    "JobTask.EVALUATE" in path.read_text()
+    for path in (Path(__file__).resolve().parents[2] / "registry" / "domain").rglob("*.py")
+)
+needs_jobs = pytest.mark.skipif(
+    not EVALUATE_JOBS, reason="the registry does not queue evaluate jobs yet (i14-registry)"
+)
+
+
+def policy(min_workers: int = 2, min_samples: int = 100) -> bytes:
+    rules = ", ".join(f'{k} = "{v}"' for k, v in THRESHOLDS.items())
+    return (
+        "[channels.production]\nrequire_publisher_signature = true\n"
+        f'evaluation = {{ source = "worker", dataset = "{DATASET}@v1", '
+        f'profile = "cpu-tensorflow", min_workers = {min_workers}, '
+        f"min_samples = {min_samples}, thresholds = {{ {rules} }}, "
+        "drift = { tolerance = 1.0, max_moved = 0.25 } }\n"
+    ).encode()
+
+
+def evaluation_state(reg: Registry, digest: str) -> dict[str, Any]:
+    status = reg.api(f"/v1/artifacts/{digest}/status?channel=production")
+    state: dict[str, Any] = status["evaluation"]
+    return state
+
+
+def work(reg: Registry, workers: int = 1) -> None:
+    started = [reg.worker("--once") for _ in range(workers)]
+    for n, proc in enumerate(started):
+        assert proc.wait(timeout=300) == 0, reg.log_of(n)
+
+
+def promote(reg: Registry, version: str, expect: int = 0) -> str:
+    return reg.cli(
+        "promote",
+        f"{NAME}@{version}",
+        "--channel",
+        "production",
+        "--reason",
+        "evaluated",
+        role="governor",
+        expect=expect,
+    )
+
+
+@needs_jobs
+@pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
+def test_a_model_meeting_the_runbook_measured_by_two_agreeing_workers_is_promoted(
+    start_registry: Callable[..., Registry], tmp_path: Path
+) -> None:
+    reg = start_registry(policy(min_workers=2))
+    golden(reg, tmp_path)
+    digest = push_candidate(reg, build_model(tmp_path / "teacher"), "v1")
+    assert "evaluation" in promote(reg, "v1", expect=5)
+    work(reg, workers=2)
+    state = evaluation_state(reg, digest)
+    assert state["state"] == "measured" and len(state["workers"]) == 2, state
+    assert len({w["predictions"] for w in state["workers"]}) == 1
+    assert all(m["met"] for m in state["metrics"].values()), state["metrics"]
+    promote(reg, "v1")
+
+
+@needs_jobs
+@pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
+def test_a_bias_of_2_5_points_is_refused_naming_the_threshold(
+    start_registry: Callable[..., Registry], tmp_path: Path
+) -> None:
+    reg = start_registry(policy(min_workers=1))
+    golden(reg, tmp_path)
+    digest = push_candidate(reg, build_model(tmp_path / "biased", "--shift", "2.5"), "v1")
+    work(reg)
+    bias = evaluation_state(reg, digest)["metrics"]["mean_bias"]
+    assert bias["value"] == pytest.approx(2.5, abs=0.1) and bias["met"] is False
+    assert "evaluation.mean_bias" in promote(reg, "v1", expect=5)
+
+
+@needs_jobs
+@pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
+def test_a_model_passing_the_thresholds_but_drifting_from_the_live_one_is_refused(
+    start_registry: Callable[..., Registry], tmp_path: Path
+) -> None:
+    reg = start_registry(policy(min_workers=1))
+    golden(reg, tmp_path)
+    push_candidate(reg, build_model(tmp_path / "teacher"), "v1")
+    work(reg)
+    promote(reg, "v1")
+    digest = push_candidate(reg, build_model(tmp_path / "drift", "--shift", "1.5"), "v2")
+    work(reg)
+    state = evaluation_state(reg, digest)
+    assert all(m["met"] for m in state["metrics"].values()), state["metrics"]
+    drift = state["drift"]
+    assert drift["moved"] == 1.0 and drift["mean_abs_diff"] == pytest.approx(1.5, abs=0.01)
+    assert drift["met"] is False
+    refused = promote(reg, "v2", expect=5)
+    assert "drift" in refused and "moved" in refused
+
+
+@needs_jobs
+@pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
+def test_a_dataset_below_min_samples_fails_the_job_before_any_run(
+    start_registry: Callable[..., Registry], tmp_path: Path
+) -> None:
+    reg = start_registry(policy(min_workers=1, min_samples=100))
+    golden(reg, tmp_path, samples=50)
+    digest = push_candidate(reg, build_model(tmp_path / "teacher"), "v1")
+    work(reg)
+    [job] = [j for j in reg.jobs(digest) if j.get("task") == "evaluate"]
+    assert job["state"] == "failed" and job["attempts"] == 1
+    assert "50 samples" in job["last_error"] and "100 (min_samples)" in job["last_error"]
+    log = reg.log_of(0)
+    assert ": run " not in log and "pulled" not in log
+
+
+@needs_jobs
+@pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
+def test_a_model_whose_output_count_differs_from_its_input_count_fails_its_job(
+    start_registry: Callable[..., Registry], tmp_path: Path
+) -> None:
+    reg = start_registry(policy(min_workers=1))
+    golden(reg, tmp_path)
+    digest = push_candidate(reg, build_model(tmp_path / "pooled", "--pooled"), "v1")
+    work(reg)
+    [job] = [j for j in reg.jobs(digest) if j.get("task") == "evaluate"]
+    assert job["state"] == "failed" and "output count differs" in job["last_error"]
+    assert "evaluation" in promote(reg, "v1", expect=5)
+
+
+@needs_jobs
+@pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
+def test_a_publisher_signed_evaluation_is_ignored_where_workers_measure(
+    start_registry: Callable[..., Registry], tmp_path: Path
+) -> None:
+    reg = start_registry(policy(min_workers=1))
+    golden(reg, tmp_path)
+    digest = push_candidate(reg, build_model(tmp_path / "biased", "--shift", "2.5"), "v1")
+    reg.cli(
+        "sign",
+        f"{NAME}@v1",
+        "--predicate",
+        "evaluation",
+        "--metrics",
+        "mean_bias=0.0",
+        "--metrics",
+        "r2=0.99",
+        "--key",
+        str(reg.publisher_key),
+    )
+    assert evaluation_state(reg, digest)["state"] in ("queued", "none")
+    assert "evaluation" in promote(reg, "v1", expect=5)
+    work(reg)
+    assert evaluation_state(reg, digest)["metrics"]["mean_bias"]["met"] is False
+    assert "evaluation.mean_bias" in promote(reg, "v1", expect=5)
