@@ -8,16 +8,21 @@ unmet and why, so the status endpoint and promote explain the same thing.
 ```toml
 [channels.production]
 require_publisher_signature = true
-evaluation = { source = "worker", dataset = "veid/golden@v3", profile = "cpu-tensorflow",
-               min_workers = 2, min_samples = 1000,
-               thresholds = { r2 = ">=0.85", mae = "<=8.0", mean_bias = "-2..2" },
-               drift = { tolerance = 1.0, max_moved = 0.25, max_mean_abs_diff = 2.0 } }
 approvals = { role = "governor", min = 1 }
 max_regression = { r2 = 0.02 }             # direction taken from the evaluation rule
 reproducibility = [{ profile = "cpu-tensorflow", min_workers = 2 }]
 cross_profile = { max_abs_diff = 1e-4, min_token_agreement = 0.95 }  # CPU vs GPU results
 require_runtime_image = true               # runtime.image pinned, held here, publisher-signed
 runtime_image_channel = "stable"           # ... and that image is what NAME:stable holds
+
+[channels.production.evaluation]           # an inline table must fit on one line (TOML 1.0)
+source = "worker"
+dataset = "veid/golden@v3"
+profile = "cpu-tensorflow"
+min_workers = 2
+min_samples = 1000
+thresholds = { r2 = ">=0.85", mae = "<=8.0", mean_bias = "-2..2" }
+drift = { tolerance = 1.0, max_moved = 0.25, max_mean_abs_diff = 2.0 }
 ```
 
 ``evaluation`` (ARCHITECTURE §13) names who measures the metrics (``source``):
@@ -530,10 +535,22 @@ def _current_metrics(rules: ChannelPolicy, facts: Facts) -> Mapping[str, float] 
     baseline the agreeing workers measured beside this artifact, else the holder's own."""
     evaluation = rules.evaluation
     if evaluation is not None and evaluation.measured and facts.evaluation is not None:
-        agreed = facts.evaluation.agreed
+        agreed = against_current(facts.evaluation, facts.current)
         if agreed is not None and agreed.baseline is not None and agreed.baseline == facts.current:
             return agreed.baseline_metrics
     return facts.current_metrics
+
+
+def against_current(verdict: EvaluationVerdict, current: str | None) -> Measurement | None:
+    """The agreed measurement to judge drift with: one that compared with what the channel
+    holds now when a worker did (workers agree on the predictions, so any serves), else
+    the first; None while the workers disagree or none measured."""
+    if verdict.agreed is None:
+        return None
+    return next(
+        (m for m in verdict.measurements if current is not None and m.baseline == current),
+        verdict.agreed,
+    )
 
 
 def _push_dataset(ref: DatasetRef) -> str:
@@ -585,7 +602,11 @@ def _measured(evaluation: Evaluation, facts: Facts) -> list[Requirement]:
             why += f" {agreed.predictions} ({agreed.samples} samples of {ref})"
         if verdict.refusals and agreeing < evaluation.min_workers:
             why += "; evaluation failed: " + "; ".join(verdict.refusals)
-    enough = finding is None and agreeing >= evaluation.min_workers
+    partial = verdict.agreed is not None and verdict.agreed.samples != samples
+    if partial:
+        why += f"; they measured {verdict.agreed.samples if verdict.agreed else 0} samples, the "
+        why += f"dataset has {samples}: ask for a new measurement of the whole dataset"
+    enough = finding is None and agreeing >= evaluation.min_workers and not partial
     out.append(Requirement("evaluation.workers", enough, why))
     agreed = verdict.agreed if enough else None
     for rule in evaluation.thresholds:
@@ -607,7 +628,8 @@ def _measured(evaluation: Evaluation, facts: Facts) -> list[Requirement]:
                 )
             )
     if drift:
-        out.append(_drift_requirement(evaluation, facts, agreed))
+        current = None if agreed is None else against_current(verdict, facts.current)
+        out.append(_drift_requirement(evaluation, facts, current))
     return out
 
 

@@ -508,12 +508,28 @@ OPERATIONS: dict[str, Doc] = {
     "GET /v1/channels": Doc("A name's channels and what they point at", "channels"),
     "GET /v1/channels/history": Doc("A name's promotions and rollbacks", "channels"),
     "GET /v1/artifacts/{digest}/status": Doc(
-        "Every policy requirement of a channel, met or not, with why", "channels"
+        "Every policy requirement of a channel, met or not, with why",
+        "channels",
+        description=(
+            "`policy_version` is the version in force: the policy file's sha256, or with "
+            "evaluation datasets the sha256 of `{datasets: {NAME@VERSION: digest|null}, "
+            "source}` (logged as `policy.changed`). `evaluation` shows the channel's "
+            "evaluation of the artifact: who measures, on which dataset, the workers' "
+            "agreed metrics beside the thresholds, the change from what the channel holds "
+            "and the prediction drift; null when the policy measures nothing."
+        ),
     ),
     # -- jobs --------------------------------------------------------------------------
     "POST /v1/jobs/claim": Doc(
         "Claim a verification job for one of the worker's profiles",
         "jobs",
+        description=(
+            "A `reproduce` job runs the artifact's reference inputs; an `evaluate` job "
+            "carries `evaluation` (the channel policy's dataset digest, thresholds, minimum "
+            "sample count, and the channel's holder to measure drift from), read from the "
+            "policy in force at the claim. An evaluate job whose dataset is not held here "
+            "is failed with what to do, never leased."
+        ),
         responses={
             "200": answer("a job, leased to this worker", JSON, ref("Job"), links=JOB_LINKS),
             "201": None,
@@ -524,12 +540,23 @@ OPERATIONS: dict[str, Doc] = {
     "POST /v1/jobs/{job_id}/complete": Doc(
         "Complete a job with its signed reproducibility statement",
         "jobs",
+        description=(
+            "A reproduce job takes a reproducibility/v1 statement; an evaluate job a "
+            "measured evaluation/v1 of the job's profile, channel and dataset, by a worker "
+            "key that has not measured this artifact on that dataset before."
+        ),
         request_body=ENVELOPE_BODY,
         problems=(409, 413, 422),
     ),
     "POST /v1/jobs/{job_id}/fail": Doc("Give a job up, with the error", "jobs", problems=(409,)),
     "POST /v1/artifacts/{digest}/verify": Doc(
-        "Ask for more verification runs of an artifact", "jobs"
+        "Ask for more verification runs of an artifact",
+        "jobs",
+        description=(
+            'With `task: "evaluate"` and a `channel` whose policy has an evaluation '
+            'measured by workers (`source = "worker"`, same profile), the jobs measure the '
+            "artifact on that channel's dataset; otherwise 400."
+        ),
     ),
     "GET /v1/artifacts/{digest}/jobs": Doc("An artifact's verification jobs", "jobs"),
 }

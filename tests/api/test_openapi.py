@@ -302,3 +302,17 @@ def test_every_schema_reference_resolves(document: dict[str, Any]) -> None:
     assert named and named <= set(document["components"]["schemas"]), sorted(
         named - set(document["components"]["schemas"])
     )
+
+
+def test_evaluation_shapes_are_in_the_document(document: dict[str, Any]) -> None:
+    """A worker author finds what an evaluate job carries, a requester how to ask for one,
+    a reader where the channel's evaluation stands."""
+    schemas = document["components"]["schemas"]
+    job = schemas["Job"]["properties"]
+    assert {"task", "channel", "evaluation"} <= set(job)
+    task = schemas["EvaluationTask"]["properties"]
+    assert {"dataset", "thresholds", "baseline", "baseline_predictions", "tolerance"} <= set(task)
+    assert {"task", "channel"} <= set(schemas["VerifyRequest"]["properties"])
+    state = schemas["EvaluationState"]["properties"]
+    assert {"dataset", "digest", "metrics", "changes", "drift", "finding"} <= set(state)
+    assert "evaluation" in schemas["ChannelStatus"]["properties"]

@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from registry.core.evaluation import EvaluationVerdict, Measurement
 from registry.core.images import ImagePin
 from registry.core.policy import (
+    DatasetFacts,
+    DatasetRef,
     Facts,
     ImageArtifact,
     InvalidPolicyError,
+    Requirement,
     RuntimeImage,
     evaluate,
     parse_policy,
@@ -206,3 +212,135 @@ def test_invalid_runtime_image_rules_are_refused(bad: bytes) -> None:
     with pytest.raises(InvalidPolicyError) as info:
         parse_policy(bad)
     assert "runtime_image" in str(info.value)
+
+
+# -- evaluation measured by workers (ARCHITECTURE §13) -------------------------------------
+
+MEASURED = b"""
+[channels.production]
+max_regression = { r2 = 0.02 }
+
+[channels.production.evaluation]
+dataset = "veid/golden@v3"
+profile = "cpu-tensorflow"
+min_workers = 2
+min_samples = 8
+thresholds = { r2 = ">=0.85", mean_bias = "-2..2" }
+drift = { tolerance = 1.0, max_moved = 0.25 }
+"""
+GOLDEN = DatasetFacts(DatasetRef("veid/golden", "v3"), "blake3:" + "d0" * 32, samples=8)
+HELD, SUBJECT = "blake3:" + "01" * 32, "blake3:" + "02" * 32
+
+
+def measurement(keyid: str, predictions: str = "p1", **fields: object) -> Measurement:
+    values: dict[str, object] = {
+        "keyid": keyid,
+        "profile": "cpu-tensorflow",
+        "dataset": GOLDEN.digest,
+        "samples": 8,
+        "predictions": predictions,
+        "metrics": {"r2": 0.9, "mean_bias": 0.5},
+        **fields,
+    }
+    return Measurement(**values)  # type: ignore[arg-type]
+
+
+def measured_requirements(*measurements: Measurement, **facts: object) -> dict[str, Requirement]:
+    rules = parse_policy(MEASURED).for_channel("production")
+    verdict = EvaluationVerdict("cpu-tensorflow", tuple(measurements))
+    base: dict[str, object] = {"subject": SUBJECT, "dataset": GOLDEN, "evaluation": verdict}
+    return {r.name: r for r in evaluate(rules, Facts(**{**base, **facts}))}  # type: ignore[arg-type]
+
+
+def test_the_worker_source_is_the_default_and_the_flat_form_means_publisher() -> None:
+    measured = parse_policy(MEASURED).for_channel("production").evaluation
+    assert measured is not None and measured.measured and measured.min_workers == 2
+    assert measured.threshold_rules() == {"mean_bias": "-2..2", "r2": ">=0.85"}
+    assert [str(d) for d in parse_policy(MEASURED).datasets] == ["veid/golden@v3"]
+    flat = parse_policy(TRUST_SCORE).for_channel("production").evaluation
+    assert flat is not None and flat.source == "publisher-or-manifest" and not flat.measured
+    plain = b'[channels.p]\nevaluation = { r2 = ">=0.85" }'
+    legacy = parse_policy(plain).for_channel("p").evaluation
+    assert legacy is not None and legacy.source == "publisher"
+
+
+def test_a_range_holds_at_both_ends_only() -> None:
+    rules = parse_policy(MEASURED).for_channel("production").evaluation
+    assert rules is not None
+    bias = next(t for t in rules.thresholds if t.metric == "mean_bias")
+    assert [bias.holds(v) for v in (-2.0, 0.0, 2.0, 2.5, -2.01)] == [True, True, True, False, False]
+    assert str(bias) == "-2 <= mean_bias <= 2" and not bias.one_sided
+
+
+@pytest.mark.parametrize(
+    ("table", "named"),
+    [
+        ('thresholds = { r2 = ">=0.85" }', "needs dataset"),
+        ('dataset = "golden", profile = "cpu-tensorflow", thresholds = {}', ".dataset"),
+        ('dataset = "a/b@v1", profile = "gpu-magic", thresholds = {}', ".profile: one of"),
+        ('dataset = "a/b@v1", profile = "cpu-tensorflow", thresholds = { bias = "<1" }', "bias"),
+        ('dataset = "a/b@v1", profile = "cpu-tensorflow", thresholds = { r2 = "3..1" }', "low <="),
+        (
+            'dataset = "a/b@v1", profile = "cpu-tensorflow", min_workers = 0, thresholds = {}',
+            "min_workers must be an integer >= 1",
+        ),
+        (
+            'dataset = "a/b@v1", profile = "cpu-tensorflow", thresholds = {}, '
+            "drift = { max_moved = 0.2 }",
+            "tolerance required",
+        ),
+        (
+            'dataset = "a/b@v1", profile = "cpu-tensorflow", thresholds = {}, '
+            "drift = { tolerance = 1.0, max_moved = 2 }",
+            "max_moved is a share",
+        ),
+        ('source = "publisher", dataset = "a/b@v1", thresholds = {}', "apply only to source"),
+        ('source = "trainer", thresholds = {}', ".source: one of"),
+        ("thresholds = {}, extra = 1", "unknown keys ['extra']"),
+    ],
+)
+def test_each_bad_evaluation_is_named(table: str, named: str) -> None:
+    with pytest.raises(InvalidPolicyError, match=re.escape(named)):
+        parse_policy(f"[channels.production]\nevaluation = {{ {table} }}".encode())
+
+
+def test_two_agreeing_workers_over_the_whole_dataset_meet_it() -> None:
+    met = measured_requirements(measurement("k1"), measurement("k2"))
+    assert {n: r.met for n, r in met.items()} == {
+        "evaluation.dataset": True,
+        "evaluation.workers": True,
+        "evaluation.mean_bias": True,
+        "evaluation.r2": True,
+        "max_regression.r2": True,
+    }
+    partial = measured_requirements(measurement("k1", samples=4), measurement("k2", samples=4))
+    assert not partial["evaluation.workers"].met
+    assert "the dataset has 8" in partial["evaluation.workers"].reason
+
+
+def test_drift_is_judged_on_a_measurement_against_what_the_channel_holds_now() -> None:
+    """One worker compared with an older holder, the other with the current one: the
+    latter's figures count (both agree on the predictions)."""
+    old = measurement(
+        "k1",
+        baseline="blake3:" + "00" * 32,
+        baseline_predictions="q0",
+        moved=0.0,
+        tolerance=1.0,
+        mean_abs_diff=0.0,
+        max_abs_diff=0.0,
+    )
+    now = measurement(
+        "k2",
+        baseline=HELD,
+        baseline_predictions="q1",
+        moved=0.5,
+        tolerance=1.0,
+        mean_abs_diff=1.0,
+        max_abs_diff=3.0,
+        baseline_metrics={"r2": 0.95},
+    )
+    met = measured_requirements(old, now, current=HELD)
+    assert not met["evaluation.drift"].met
+    assert "50.0% of samples moved" in met["evaluation.drift"].reason
+    assert not met["max_regression.r2"].met  # 0.9 against the holder's 0.95

@@ -1,148 +1,132 @@
-"""Tiny evaluation fixtures the tests build themselves: a seeded teacher model (64 float
-features -> ``trust_score`` in 0..100), its variants, and a dataset labelled by the
-teacher plus small seeded noise; and pushing them to a registry.
-
-    python -m tests.support.evaluation OUT [--shift 2.5] [--pooled]
-
-builds ``OUT`` as a SavedModel: the teacher, its output shifted by ``--shift`` points
-(a biased or drifting variant), or ``--pooled``: one prediction per batch (a model
-whose output count differs from its input count). TensorFlow is imported only there,
-never in the test process.
-"""
+"""Independent evaluation as the registry sees it (ARCHITECTURE §13): a dataset artifact
+with real ``.npy`` files, a model a ``cpu-tensorflow`` worker can run, and the measured
+``evaluation/v1`` statements workers sign (built here: the registry's contract; the real
+worker is tested in tests/workers)."""
 
 from __future__ import annotations
 
-import argparse
-import os
-import subprocess
-import sys
-from pathlib import Path
+import io
 from typing import Any
 
 import numpy as np
 
-from clients.client import RegistryClient
-from registry.core.canonical import canonical_bytes
-from registry.core.digest import digest_bytes
-from registry.core.manifest import SCHEMA_V1, Manifest
+from registry.core.digest import Digest
+from registry.core.predicates import Drift, Engine, EvaluationPredicate, Host, Predictions
+from tests.conftest import Api
+from tests.support.api import publish
+from tests.support.content import NAME, digests
 
-FEATURES = 64
-HIDDEN = 16
-SEED = 20261122
-NOISE = 0.5  # points of seeded label noise around the teacher
+DATASET = "veid/golden"
+SAMPLES = 8
+EVALUATION_POLICY = b"""
+[channels.production]
+max_regression = { r2 = 0.02 }
+
+[channels.production.evaluation]
+source = "worker"
+dataset = "veid/golden@v3"
+profile = "cpu-tensorflow"
+min_workers = 2
+min_samples = 8
+thresholds = { r2 = ">=0.85", mae = "<=8.0", mean_bias = "-2..2" }
+drift = { tolerance = 1.0, max_moved = 0.25, max_mean_abs_diff = 2.0 }
+"""
+"""Production takes a model two cpu-tensorflow workers measured on veid/golden@v3."""
+
+GOOD = {"r2": 0.91, "mae": 5.2, "rmse": 7.0, "mean_bias": 0.4, "samples": float(SAMPLES)}
 
 
-def _weights() -> tuple[np.ndarray[Any, Any], ...]:
-    rng = np.random.default_rng(SEED)
-    w1 = rng.normal(0, 1 / np.sqrt(FEATURES), (FEATURES, HIDDEN)).astype(np.float32)
-    w2 = rng.normal(0, 1 / np.sqrt(HIDDEN), (HIDDEN, 1)).astype(np.float32)
-    return w1, w2
+def npy(array: Any) -> bytes:
+    out = io.BytesIO()
+    np.save(out, array)
+    return out.getvalue()
 
 
-def teacher(features: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """The teacher's scores in NumPy (float64): what the labels are built from."""
-    w1, w2 = _weights()
-    hidden = np.maximum(features.astype(np.float64) @ w1, 0)
-    result: np.ndarray[Any, Any] = 100 / (1 + np.exp(-(hidden @ w2)[:, 0]))
-    return result
-
-
-def build_dataset(out: Path, samples: int, seed: int = 7) -> dict[str, Any]:
-    """``out/features.npy`` (float32 [samples, 64]) and ``out/labels.npy`` (float32
-    [samples]: the teacher's scores plus seeded noise); the dataset description."""
-    out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    features = rng.normal(0, 1, (samples, FEATURES)).astype(np.float32)
-    labels = (teacher(features) + rng.normal(0, NOISE, samples)).astype(np.float32)
-    np.save(out / "features.npy", features)
-    np.save(out / "labels.npy", labels)
+def dataset_files(samples: int = SAMPLES) -> dict[str, bytes]:
     return {
+        "features.npy": npy(np.arange(samples * 3, dtype=np.float32).reshape(samples, 3)),
+        "labels.npy": npy(np.linspace(0, 100, samples, dtype=np.float32)),
+    }
+
+
+def description(samples: int = SAMPLES, **changes: Any) -> dict[str, Any]:
+    """The ``dataset`` field describing ``dataset_files(samples)`` (``changes`` replace
+    top-level keys)."""
+    doc: dict[str, Any] = {
         "samples": samples,
         "split": "test",
-        "source": f"seeded teacher {SEED} + noise {NOISE} (tests)",
+        "source": "veid golden set, 2026-11",
         "features": {
-            "features": {"path": "features.npy", "dtype": "float32", "shape": [samples, FEATURES]}
+            "features": {"path": "features.npy", "dtype": "float32", "shape": [samples, 3]}
         },
         "labels": {"trust_score": {"path": "labels.npy", "dtype": "float32", "shape": [samples]}},
     }
+    doc.update(changes)
+    return doc
 
 
-def build_model(out: Path, *args: str) -> Path:
-    """Build a model variant (see the module) in a fresh process; ``out``."""
-    subprocess.run(
-        [sys.executable, "-m", "tests.support.evaluation", str(out), *args],
-        check=True,
-        capture_output=True,
-        timeout=300,
-        env={**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"},
+def push_dataset(api: Api, version: str = "v3", samples: int = SAMPLES) -> str:
+    """Push ``veid/golden@version`` (201); its digest."""
+    raw = publish(
+        api,
+        DATASET,
+        version,
+        dataset_files(samples),
+        kind="dataset",
+        dataset=description(samples),
     )
-    return out
+    return str(digests(raw).blake3)
 
 
-def push_dataset(
-    url: str, token: str, root: Path, name: str, version: str, description: dict[str, Any]
-) -> str:
-    """Push ``root`` as a ``kind: dataset`` artifact with ``description``; its digest."""
-    files = sorted(p for p in root.iterdir() if p.is_file())
-    digests = {p: digest_bytes(p.read_bytes()) for p in files}
-    doc = {
-        "schema": SCHEMA_V1,
-        "kind": "dataset",
-        "name": name,
-        "version": version,
-        "files": [
-            {
-                "path": p.name,
-                "size": d.size_bytes,
-                "blake3": d.blake3.hex,
-                "sha256": d.sha256.hex,
-            }
-            for p, d in digests.items()
-        ],
-        "labels": {},
-        "dataset": description,
-    }
-    import msgspec
-
-    raw = canonical_bytes(msgspec.convert(doc, Manifest, strict=True).to_dict())
-    with RegistryClient(url, token) as client:
-        for path, d in digests.items():
-            client.put_blob(d.blake3, path)
-        artifact, _ = client.put_manifest(raw)
-    return str(artifact["digest"])
+def push_evaluable(api: Api, version: str) -> bytes:
+    """A ``NAME`` TensorFlow model at ``version`` (201); its manifest."""
+    files = {"saved_model.pb": f"graph {version}".encode()}
+    return publish(api, NAME, version, files, runtime={"engine": "tensorflow-savedmodel"})
 
 
-def _build(out: Path, shift: float, pooled: bool) -> None:
-    import tensorflow as tf
+def measured(
+    keyid: str,
+    dataset: str,
+    predictions: str,
+    metrics: dict[str, float] | None = None,
+    *,
+    job: str | None = None,
+    channel: str | None = "production",
+    samples: int = SAMPLES,
+    drift: Drift | None = None,
+) -> EvaluationPredicate:
+    """A worker's measured evaluation/v1 on ``dataset`` whose predictions digest is
+    ``predictions``."""
+    return EvaluationPredicate(
+        metrics=dict(metrics or GOOD),
+        dataset=Digest.parse(dataset),
+        thresholds={"r2": ">=0.85"},
+        samples=samples,
+        predictions=Predictions(samples, Digest.parse(predictions)),
+        profile="cpu-tensorflow",
+        engine=Engine("tensorflow", "2.21.0"),
+        device="cpu",
+        host=Host(cpu="test cpu", os="Linux", python="3.11.7", libraries={}),
+        determinism={"PYTHONHASHSEED": "0"},
+        worker=keyid,
+        job=job,
+        channel=channel,
+        timings={"predict_seconds": 0.1},
+        drift=drift,
+    )
 
-    w1, w2 = _weights()
 
-    class Model(tf.Module):  # type: ignore[misc]
-        def __init__(self) -> None:
-            super().__init__()
-            self.w1 = tf.Variable(w1)
-            self.w2 = tf.Variable(w2)
-
-        @tf.function(input_signature=[tf.TensorSpec([None, FEATURES], tf.float32, name="features")])
-        def serve(self, features: tf.Tensor) -> dict[str, tf.Tensor]:
-            hidden = tf.nn.relu(tf.matmul(features, self.w1))
-            score = 100.0 * tf.sigmoid(tf.matmul(hidden, self.w2)) + shift
-            if pooled:
-                score = tf.reduce_mean(score, axis=0)
-            return {"trust_score": score}
-
-    model = Model()
-    tf.saved_model.save(model, str(out), signatures={"serving_default": model.serve})
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("out", type=Path)
-    parser.add_argument("--shift", type=float, default=0.0)
-    parser.add_argument("--pooled", action="store_true")
-    args = parser.parse_args()
-    _build(args.out, args.shift, args.pooled)
-
-
-if __name__ == "__main__":
-    main()
+def drift(
+    against: bytes, predictions: str, *, moved: float, mean: float, metrics: dict[str, float]
+) -> Drift:
+    """The comparison with the model ``against`` (a manifest) whose predictions were
+    ``predictions``."""
+    return Drift(
+        against=digests(against).blake3,
+        predictions=Digest.parse(predictions),
+        metrics=metrics,
+        mean_abs_diff=mean,
+        max_abs_diff=mean * 3,
+        moved=moved,
+        tolerance=1.0,
+    )

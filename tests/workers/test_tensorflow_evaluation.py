@@ -1,5 +1,5 @@
 """Independent evaluation on cpu-tensorflow with real TensorFlow, on tiny models and
-datasets the tests build (``tests.support.evaluation``): a teacher, a biased variant
+datasets the tests build (``tests.support.tf_evaluation``): a teacher, a biased variant
 (+2.5 points), a drifting one (+1.5), and one that pools a batch into one prediction.
 
 The first tests drive one evaluate job as a worker does (a real registry process for
@@ -24,7 +24,7 @@ from clients.cache import BlobCache
 from clients.client import RegistryClient
 from registry.core.keys import SigningKey
 from tests.support.content import NAME
-from tests.support.evaluation import build_dataset, build_model, push_dataset
+from tests.support.tf_evaluation import build_dataset, build_model, push_dataset
 from tests.support.workers import Registry
 from workers.errors import Refusal
 from workers.evaluate import Evaluation
