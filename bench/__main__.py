@@ -5,7 +5,8 @@ Runs, one after the other (never two at once, so none disturbs another):
 ``bench.manifests`` (manifest GET at 1/16/64 connections, wrk), ``bench.cli`` (20-file
 2 GiB ``reliquary push``/``pull`` beside a Distribution client), ``bench.log`` (proofs at
 10^6 entries), ``bench.jobs`` (claim/complete latency with 8 workers, and a real worker
-beside the bare inference it wraps), ``bench.oci`` (skopeo push/pull of a 1 GiB 8-layer
+beside the bare inference it wraps), ``bench.evaluation`` (a worker's evaluation of
+10 000 x 768 beside a bare predict), ``bench.oci`` (skopeo push/pull of a 1 GiB 8-layer
 image and manifest HEAD by tag, beside Distribution). Each prints its own table; at the
 end one table gathers every figure that has a target, with its verdict.
 
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             ["bench.cli", "--size", "256MiB", "--rounds", "1"],
             ["bench.log", "--entries", "20000", "--requests", "200", "--budget", "3", *pg],
             ["bench.jobs", "--jobs", "80", "--think-ms", "0", "--inference", "--rounds", "1", *pg],
+            ["bench.evaluation", "--samples", "2000", "--rounds", "1"],
             ["bench.oci", "--size", "64MiB", "--rounds", "1", "--head-requests", "500"],
         ]
     else:
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             ["bench.cli", "--rounds", "2"],
             ["bench.log", *pg],
             ["bench.jobs", "--inference", *pg],
+            ["bench.evaluation"],
             ["bench.oci", "--rounds", "3"],
         ]
     verdicts: list[tuple[str, str]] = []

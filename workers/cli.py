@@ -21,7 +21,7 @@ from clients.errors import ReliquaryError
 from clients.signing import load_signing_key, public_key_path
 from workers.loop import Worker
 from workers.profiles import PROFILES
-from workers.verify import WorkerOptions
+from workers.runs import WorkerOptions
 
 EXIT_REFUSED = 5
 

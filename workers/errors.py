@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class Refusal(Exception):
     """The worker will not attest this job.
@@ -17,3 +19,35 @@ class Refusal(Exception):
         self.reason = reason
         self.retry = retry
         self.nondeterministic = nondeterministic
+
+
+STDERR_TAIL = 1500  # characters of a crashed run's stderr reported when no error line is found
+_ERROR_LINE = re.compile(
+    r"(?:^|[\s\](|])((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception)): (\S.*)$"
+)
+_GENERIC = (  # wrappers that re-raise an engine's own error under a vaguer line
+    re.compile(r"^RuntimeError: Engine core initialization failed"),
+    re.compile(r"See root cause above", re.IGNORECASE),
+    re.compile(r"^RuntimeError: Worker failed with error"),
+)
+
+
+def exception_line(stderr: str) -> str | None:
+    """The last ``SomethingError: message`` (or ``…Exception: …``) line of a traceback in
+    ``stderr`` that is not a generic wrapper around another error; None when no line has
+    that form (the process did not end in a Python exception)."""
+    found = []
+    for line in stderr.splitlines():
+        match = _ERROR_LINE.search(line.rstrip())
+        if match:
+            found.append(f"{match.group(1)}: {match.group(2).strip()}")
+    specific = [line for line in found if not any(g.search(line) for g in _GENERIC)]
+    chosen = specific or found
+    return chosen[-1] if chosen else None
+
+
+def engine_error_line(stderr: str) -> str:
+    """The engine's own error line from a crashed run's stderr (``exception_line``), or,
+    when there is none, the last ``STDERR_TAIL`` characters of it."""
+    line = exception_line(stderr)
+    return line if line is not None else stderr[-STDERR_TAIL:].strip()

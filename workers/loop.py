@@ -1,4 +1,4 @@
-"""The worker loop: claim, heartbeat, verify, complete or fail; shut down gracefully.
+"""The worker loop: claim, heartbeat, verify or evaluate, complete or fail; shut down gracefully.
 
 Invariants:
 - A job is worked on only while its lease is ours: a heartbeat thread extends it at a
@@ -32,7 +32,9 @@ from typing import Any
 from clients.client import RegistryClient
 from clients.errors import InvalidRequestError, RefusedError, ReliquaryError, TransportError
 from workers.errors import Refusal
-from workers.verify import Verification, WorkerOptions
+from workers.evaluate import Evaluation
+from workers.runs import WorkerOptions
+from workers.verify import Verification
 
 log = logging.getLogger("reliquary.worker")
 
@@ -46,6 +48,19 @@ def _refuses_long_poll(exc: InvalidRequestError) -> bool:
         if isinstance(error, dict):
             said += [error.get("key"), error.get("message")]
     return any(isinstance(text, str) and "wait_seconds" in text for text in said)
+
+
+def _work(task: object) -> type[Verification | Evaluation]:
+    """The kind of work a job's ``task`` asks for.
+
+    Raises:
+        Refusal: (retry: a newer worker may know it) an unknown task.
+    """
+    if task == "reproduce":
+        return Verification
+    if task == "evaluate":
+        return Evaluation
+    raise Refusal(f"this worker does not know the job task {task!r}; upgrade it", retry=True)
 
 
 class _WaitInterruptedError(BaseException):  # raised by the signal handler, like KeyboardInterrupt
@@ -165,7 +180,14 @@ class Worker:
 
     def handle(self, job: dict[str, Any]) -> None:
         job_id = str(job["id"])
-        log.info("job %s: verifying %s (attempt %s)", job_id, job["artifact"], job.get("attempts"))
+        task = job.get("task") or "reproduce"  # a registry before evaluation sends none
+        log.info(
+            "job %s: %s %s (attempt %s)",
+            job_id,
+            "evaluating" if task == "evaluate" else "verifying",
+            job["artifact"],
+            job.get("attempts"),
+        )
         cancel = threading.Event()
         relay = threading.Thread(target=self._relay_abort, args=(cancel,), daemon=True)
         relay.start()
@@ -173,7 +195,7 @@ class Worker:
         heartbeat.start()
         started = time.monotonic()
         try:
-            envelope = Verification(self.client, self.options, job, cancel, log).run()
+            envelope = _work(task)(self.client, self.options, job, cancel, log).run()
         except Refusal as refusal:
             heartbeat.stop()
             self._give_up(job_id, refusal, heartbeat.lost)

@@ -20,68 +20,25 @@ Order, each step fail-closed (``Refusal``, nothing attested):
 from __future__ import annotations
 
 import json
-import logging
-import os
 import shutil
-import subprocess
-import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clients.cache import BlobCache
-from clients.client import RegistryClient
-from clients.errors import ReliquaryError
-from clients.progress import TransferProgress
-from clients.pull import fetch_parsed_manifest, pull
-from clients.trust import TrustRoot, check_attestations
-from registry.core import intoto
 from registry.core.digest import Digest, digest_bytes
-from registry.core.dsse import sign_envelope
-from registry.core.keys import SigningKey
 from registry.core.manifest import ParsedManifest
 from registry.core.predicates import (
-    PUBLISH,
     Engine,
     ReproducibilityPredicate,
     Run,
-    short_name,
     values_from_json,
 )
-from workers.child import REFUSED
 from workers.errors import Refusal
 from workers.host import fingerprint
-from workers.profiles import Profile
+from workers.runs import JobRun, WorkerOptions
 
-STDERR_TAIL = 1500
-CHILD_ENV = frozenset(
-    {
-        "PATH",
-        "HOME",
-        "LANG",
-        "LC_ALL",
-        "TMPDIR",
-        "USER",
-        "VIRTUAL_ENV",
-        "LD_LIBRARY_PATH",
-        "RELIQUARY_VLLM_MEMORY_FRACTION",
-        "HF_HUB_OFFLINE",
-        "OMP_NUM_THREADS",
-        "CUDA_VISIBLE_DEVICES",
-    }
-)
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerOptions:
-    profile: Profile
-    key: SigningKey
-    work_dir: Path
-    cache: BlobCache
-    runs: int = 3
-    run_timeout_seconds: float = 1800.0
+__all__ = ["RunResult", "Verification", "WorkerOptions"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,23 +48,8 @@ class RunResult:
     about: dict[str, Any]
 
 
-class Verification:
-    """One claimed job; ``run()`` returns the signed envelope or raises Refusal."""
-
-    def __init__(
-        self,
-        client: RegistryClient,
-        options: WorkerOptions,
-        job: dict[str, Any],
-        cancelled: threading.Event,
-        log: logging.Logger,
-    ) -> None:
-        self.log = log
-        self.client = client
-        self.options = options
-        self.job = job
-        self.cancelled = cancelled
-        self.dir = options.work_dir / str(job["id"])
+class Verification(JobRun):
+    """One claimed reproduce job; ``run()`` returns the signed envelope or raises Refusal."""
 
     def run(self) -> bytes:
         started = time.monotonic()
@@ -135,21 +77,10 @@ class Verification:
             shutil.rmtree(self.dir, ignore_errors=True)
         return self._sign(parsed, inputs_ref, results, pull_seconds, time.monotonic() - started)
 
-    # -- 1. the manifest ----------------------------------------------------------------
-    def _manifest(self, ref: str) -> ParsedManifest:
-        try:
-            return fetch_parsed_manifest(self.client, ref)
-        except ReliquaryError as exc:
-            raise Refusal(f"cannot fetch a verified manifest for {ref}: {exc}", retry=True) from exc
-
+    # -- 1. the manifest (JobRun._manifest) and its engine ---------------------------------
     def _check_runnable(self, parsed: ParsedManifest) -> str:
-        manifest, profile = parsed.manifest, self.options.profile
-        engine = (manifest.runtime or {}).get("engine")
-        if engine not in profile.engines:
-            raise Refusal(
-                f"{manifest.name}@{manifest.version} has runtime.engine {engine!r}; "
-                f"{profile.name} runs {sorted(profile.engines)}"
-            )
+        self._check_engine(parsed)
+        manifest = parsed.manifest
         if manifest.reference is None:
             raise Refusal(
                 f"{manifest.name}@{manifest.version} names no reference inputs "
@@ -157,22 +88,7 @@ class Verification:
             )
         return manifest.reference.inputs
 
-    # -- 2. the publisher's signature -----------------------------------------------------
-    def _check_publisher(self, parsed: ParsedManifest) -> None:
-        try:
-            keys = self.client.keys()
-            listed = self.client.attestations(parsed.digests.blake3, PUBLISH)
-        except ReliquaryError as exc:
-            raise Refusal(f"cannot read keys and attestations: {exc}", retry=True) from exc
-        root = TrustRoot.from_json(json.dumps(keys).encode(), "the registry's keys")
-        checks = check_attestations(listed, parsed, root)
-        if not any(c.verified and c.predicate_type == short_name(PUBLISH) for c in checks):
-            why = "; ".join(c.reason for c in checks) or "none is stored"
-            raise Refusal(
-                f"no publish/v1 statement about {parsed.digests.blake3} verifies with a "
-                f"registered publisher key ({why}); sign it (`reliquary sign REF --predicate "
-                "publish`) and request verification again"
-            )
+    # -- 2. the publisher's signature: JobRun._check_publisher ------------------------------
 
     # -- 3. pull by hash ----------------------------------------------------------------
     def _pull(self, parsed: ParsedManifest, inputs_ref: str) -> tuple[Path, Path]:
@@ -183,68 +99,24 @@ class Verification:
                 "reference-inputs"
             )
         model_dir, inputs_dir = self.dir / "model", self.dir / "inputs"
-        quiet = TransferProgress(enabled=False)
-        try:
-            for ref, where in ((str(parsed.digests.blake3), model_dir), (inputs_ref, inputs_dir)):
-                pull(self.client, ref, where, cache=self.options.cache, progress=quiet)
-        except ReliquaryError as exc:
-            raise Refusal(
-                f"refusing before running anything: pulling by hash failed: {exc}", retry=True
-            ) from exc
+        self._pull_all([(str(parsed.digests.blake3), model_dir), (inputs_ref, inputs_dir)])
         return model_dir, inputs_dir
 
     # -- 4. R runs, each a fresh process ----------------------------------------------------
     def _run_once(self, index: int, model: Path, inputs: Path, parsed: ParsedManifest) -> RunResult:
         out = self.dir / f"run-{index}"
         out.mkdir(parents=True)
-        # the model is untrusted code: it gets no token, no registry settings, and runs
-        # in its own directory (keep worker keys out of its reach; see README)
-        env = {k: v for k, v in os.environ.items() if k in CHILD_ENV} | self.options.profile.env
-        command = [
-            sys.executable,
-            "-s",  # no user site-packages
-            "-P",  # no script dir on sys.path; not -I: its -E would drop PYTHONHASHSEED
-            "-m",
-            "workers.child",
-            self.options.profile.name,
-            str(model),
-            str(inputs),
-            json.dumps(dict(parsed.manifest.runtime or {})),
-            str(out),
-        ]
-        stderr_path = out / "stderr.txt"
-        started = time.monotonic()
-        with stderr_path.open("wb") as stderr:
-            child = subprocess.Popen(command, env=env, stdout=stderr, stderr=stderr, cwd=out)
-            while True:
-                try:
-                    code = child.wait(timeout=0.5)
-                    break
-                except subprocess.TimeoutExpired:
-                    late = time.monotonic() - started > self.options.run_timeout_seconds
-                    if self.cancelled.is_set() or late:
-                        child.kill()
-                        child.wait()
-                        raise Refusal(
-                            f"run {index + 1} was stopped: "
-                            + (
-                                "the worker is shutting down or lost its lease"
-                                if not late
-                                else f"it took over {self.options.run_timeout_seconds:.0f} s"
-                            ),
-                            retry=True,
-                        ) from None
-        seconds = time.monotonic() - started
-        if code == REFUSED:
-            refusal = json.loads((out / "refusal.json").read_text())
-            raise Refusal(
-                str(refusal["reason"]),
-                retry=bool(refusal["retry"]),
-                nondeterministic=bool(refusal["nondeterministic"]),
-            )
-        if code != 0:
-            tail = stderr_path.read_bytes()[-STDERR_TAIL:].decode(errors="replace")
-            raise Refusal(f"run {index + 1} crashed with exit code {code}: {tail}", retry=True)
+        seconds = self._run_child(
+            f"run {index + 1}",
+            out,
+            [
+                self.options.profile.name,
+                str(model),
+                str(inputs),
+                json.dumps(dict(parsed.manifest.runtime or {})),
+                str(out),
+            ],
+        )
         encoded = (out / "outputs.bin").read_bytes()
         about = json.loads((out / "about.json").read_text())
         return RunResult(str(digest_bytes(encoded).blake3), seconds, about)
@@ -280,6 +152,4 @@ class Verification:
             values=None if values is None else values_from_json(values),
             job=str(self.job["id"]),
         )
-        manifest = parsed.manifest
-        statement = intoto.statement_for(manifest.name, manifest.version, parsed.digests, predicate)
-        return sign_envelope(statement.to_payload(), self.options.key).to_json()
+        return self._signed(parsed, predicate)

@@ -21,7 +21,7 @@ from clients.client import RegistryClient
 from registry.core.keys import SigningKey
 from workers.loop import Worker
 from workers.profiles import PROFILES
-from workers.verify import WorkerOptions
+from workers.runs import WorkerOptions
 
 Answer = tuple[int, dict[str, Any] | None]
 UNKNOWN_FIELD: Answer = (  # what a registry older than long polling answers

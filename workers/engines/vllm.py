@@ -19,11 +19,19 @@ from typing import Any
 from registry.core.outputs import Tensor, token_tensors
 from workers.errors import Refusal
 
-CPU_ENV = {"CUDA_VISIBLE_DEVICES": "", "VLLM_CPU_KVCACHE_SPACE": "1", "PYTHONHASHSEED": "0"}
+CPU_ENV = {
+    "CUDA_VISIBLE_DEVICES": "",
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+    "PYTHONHASHSEED": "0",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+}
 CUDA_ENV = {
     "VLLM_BATCH_INVARIANT": "1",
     "PYTHONHASHSEED": "0",
     "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
 }
 MAX_PROMPTS = 256
 MEMORY_FRACTION = "RELIQUARY_VLLM_MEMORY_FRACTION"  # of RAM on CPU, of GPU memory on CUDA
