@@ -233,12 +233,15 @@ def push(
 
 
 def _dataset_line(dataset: dict[str, Any]) -> str:
-    files = [
-        f"{role} {name}={spec['path']} ({spec['dtype']}{spec['shape']})"
+    roles = [
+        f"{role}: "
+        + ", ".join(
+            f"{name}={spec['path']} ({spec['dtype']}{spec['shape']})"
+            for name, spec in dataset[role].items()
+        )
         for role in ("features", "labels")
-        for name, spec in dataset[role].items()
     ]
-    return f"dataset: {dataset['samples']} samples ({dataset['split']}): " + ", ".join(files)
+    return f"dataset: {dataset['samples']} samples ({dataset['split']}); " + "; ".join(roles)
 
 
 def _pairs(pairs: tuple[str, ...], option: str) -> dict[str, str]:

@@ -82,7 +82,7 @@ def test_a_dataset_carries_the_description_of_its_files(registry: Registry, tmp_
         *("push", str(ds), "--kind", "dataset", "--name", "veid/golden", "--version", "v1"),
         *("--label-name", "trust_score", "--source", "veid golden set, 2026-11"),
     )
-    assert "dataset: 24 samples (test)" in pushed.stderr
+    assert "dataset: 24 samples (test); features: features=features.npy" in pushed.stderr
     manifest = registry.json("inspect", "veid/golden@v1")["manifest"]
     assert manifest["kind"] == "dataset"
     assert manifest["dataset"] == {
