@@ -3,10 +3,10 @@
 
 The status answer's ``evaluation`` section (ARCHITECTURE §13; absent from older
 registries and for channels whose policy names no dataset, and then nothing is printed):
-``{source, dataset_ref, digest, samples, min_samples, profile, min_workers, state,
-workers: [{keyid, predictions, metrics}], metrics: {name: {value, rule, met}},
-changes: {name: delta vs the holder}, drift: {against, mean_abs_diff, max_abs_diff,
-moved, tolerance, bounds, met}, finding, failed}``. Rendering reads what is there and
+``{source, dataset (NAME@VERSION), digest, samples, min_samples, profile, min_workers,
+state, queued, running, workers: [{keyid, predictions, samples, metrics}], metrics:
+{name: {value, rule, met}}, changes: {name: delta vs the holder}, drift: {against,
+mean_abs_diff, max_abs_diff, moved, tolerance, bounds, met}, finding, failed}``. Rendering reads what is there and
 prints ``-`` for what is not, so a registry one field ahead or behind still renders.
 """
 
@@ -46,13 +46,22 @@ def _bounds(bounds: object) -> str:
 
 def evaluation_lines(section: Mapping[str, Any]) -> tuple[str, list[str]]:
     """The heading and the drift/finding/failure lines of an ``evaluation`` section."""
+    state = section.get("state", "-")
+    if section.get("source") != "worker":
+        return f"evaluation: {state} — the publisher's signed metrics ({section.get('source')})", []
     ref = section.get("dataset_ref") or section.get("dataset")
     heading = (
-        f"evaluation: {section.get('state', '-')} — {section.get('source', '-')} measured, "
-        f"dataset {ref or '-'} ({_short(section.get('digest'))}), "
+        f"evaluation: {state} — dataset {ref or '-'} ({_short(section.get('digest'))}), "
         f"{_number(section.get('samples'))} samples (min {_number(section.get('min_samples'))}), "
-        f"{_number(section.get('min_workers'))} {section.get('profile') or '-'} workers"
+        f"measured by {_number(section.get('min_workers'))} {section.get('profile') or '-'} workers"
     )
+    doing = []
+    if section.get("queued"):
+        doing.append(f"{section['queued']} job(s) queued")
+    if section.get("running"):
+        doing.append("running by " + ", ".join(str(w) for w in section["running"]))
+    if doing:
+        heading += f" ({'; '.join(doing)})"
     lines = []
     drift = section.get("drift")
     if isinstance(drift, Mapping):
@@ -96,7 +105,7 @@ def workers_table(section: Mapping[str, Any]) -> Table | None:
         return None
     table = Table("worker key", "predictions", "samples", box=None)
     for w in workers:
-        samples = (w.get("metrics") or {}).get("samples")
+        samples = w.get("samples", (w.get("metrics") or {}).get("samples"))
         table.add_row(Text(str(w.get("keyid"))), Text(str(w.get("predictions"))), _number(samples))
     return table
 
