@@ -47,6 +47,7 @@ from registry.domain.channels.controllers import (
 )
 from registry.domain.channels.evidence import Evidence
 from registry.domain.channels.findings import NondeterminismRecorder
+from registry.domain.channels.policy import PolicyInForce
 from registry.domain.channels.services import ChannelService
 from registry.domain.jobs.controllers import JobController, VerifyController
 from registry.domain.jobs.services import JobService
@@ -223,6 +224,10 @@ class Services:
             now=clock,
         )
         artifacts.add_push_hook(jobs.enqueue_required)
+        in_force = PolicyInForce(policy, artifacts, log)
+        artifacts.add_push_hook(in_force.on_push)  # a dataset the policy names: logged
+        channels = ChannelService(artifacts, evidence, jobs, writes, reads, log, in_force)
+        jobs.plan_evaluations_with(channels)
         return cls(
             settings=settings,
             engine=engine,
@@ -243,7 +248,7 @@ class Services:
             log=log,
             keys=keys,
             attestations=attestations,
-            channels=ChannelService(artifacts, evidence, jobs, writes, reads, log, policy),
+            channels=channels,
             jobs=jobs,
             oci=OciService(blobs, writes, reads, ImagePublisher(blobs, artifacts)),
         )

@@ -530,10 +530,22 @@ def _current_metrics(rules: ChannelPolicy, facts: Facts) -> Mapping[str, float] 
     baseline the agreeing workers measured beside this artifact, else the holder's own."""
     evaluation = rules.evaluation
     if evaluation is not None and evaluation.measured and facts.evaluation is not None:
-        agreed = facts.evaluation.agreed
+        agreed = against_current(facts.evaluation, facts.current)
         if agreed is not None and agreed.baseline is not None and agreed.baseline == facts.current:
             return agreed.baseline_metrics
     return facts.current_metrics
+
+
+def against_current(verdict: EvaluationVerdict, current: str | None) -> Measurement | None:
+    """The agreed measurement to judge drift with: one that compared with what the channel
+    holds now when a worker did (workers agree on the predictions, so any serves), else
+    the first; None while the workers disagree or none measured."""
+    if verdict.agreed is None:
+        return None
+    return next(
+        (m for m in verdict.measurements if current is not None and m.baseline == current),
+        verdict.agreed,
+    )
 
 
 def _push_dataset(ref: DatasetRef) -> str:
@@ -585,7 +597,11 @@ def _measured(evaluation: Evaluation, facts: Facts) -> list[Requirement]:
             why += f" {agreed.predictions} ({agreed.samples} samples of {ref})"
         if verdict.refusals and agreeing < evaluation.min_workers:
             why += "; evaluation failed: " + "; ".join(verdict.refusals)
-    enough = finding is None and agreeing >= evaluation.min_workers
+    partial = verdict.agreed is not None and verdict.agreed.samples != samples
+    if partial:
+        why += f"; they measured {verdict.agreed.samples if verdict.agreed else 0} samples, the "
+        why += f"dataset has {samples}: ask for a new measurement of the whole dataset"
+    enough = finding is None and agreeing >= evaluation.min_workers and not partial
     out.append(Requirement("evaluation.workers", enough, why))
     agreed = verdict.agreed if enough else None
     for rule in evaluation.thresholds:
@@ -607,7 +623,8 @@ def _measured(evaluation: Evaluation, facts: Facts) -> list[Requirement]:
                 )
             )
     if drift:
-        out.append(_drift_requirement(evaluation, facts, agreed))
+        current = None if agreed is None else against_current(verdict, facts.current)
+        out.append(_drift_requirement(evaluation, facts, current))
     return out
 
 

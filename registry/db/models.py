@@ -30,7 +30,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from registry.core.jobs import MAX_ERROR_CHARS, JobState
+from registry.core.jobs import MAX_ERROR_CHARS, JobState, JobTask
 from registry.core.roles import KEY_ROLES, Role
 
 NAMING = {
@@ -318,7 +318,8 @@ class ChannelEventRow(Base):
 
 
 class JobRow(Base):
-    """One verification job: a worker of ``profile`` must reproduce this artifact."""
+    """One verification job: a worker of ``profile`` must reproduce this artifact, or
+    (``task`` evaluate) measure it on ``channel``'s evaluation dataset."""
 
     __tablename__ = "jobs"
     __table_args__ = (
@@ -326,6 +327,9 @@ class JobRow(Base):
             "state IN (" + ", ".join(f"'{s.value}'" for s in JobState) + ")", name="state_known"
         ),
         CheckConstraint("attempts >= 0 AND attempts <= max_attempts", name="attempts_bounded"),
+        CheckConstraint(
+            "task IN (" + ", ".join(f"'{t.value}'" for t in JobTask) + ")", name="task_known"
+        ),
         Index("ix_jobs_claimable", "state", "profile", "created_at"),
         Index("ix_jobs_artifact_profile", "artifact_digest", "profile"),
     )
@@ -345,6 +349,9 @@ class JobRow(Base):
     attestation_sha256: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # what the worker is asked: reproduce reference inputs, or evaluate on a dataset
+    task: Mapped[str] = mapped_column(String(16), server_default=JobTask.REPRODUCE.value)
+    channel: Mapped[str | None] = mapped_column(String(64))  # evaluate: whose policy
 
 
 # -- OCI distribution (``registry/domain/oci``) --------------------------------------

@@ -334,6 +334,18 @@ class ArtifactService:
         stored = self.manifest(digest)
         return self.resolve(stored.name, stored.version)
 
+    def find_version(
+        self, name: str, version: str, session: Session | None = None
+    ) -> Artifact | None:
+        """``name@version`` if this registry holds it (read in ``session`` when given,
+        e.g. a push transaction, else in a read of its own); None when it does not."""
+        if session is None:
+            with self._reads() as fresh:
+                return self.find_version(name, version, fresh)
+        repo = ArtifactRepository(session)
+        row = repo.by_name_version(name, version)
+        return None if row is None else _dto(row, repo.labels_of([row.digest])[row.digest])
+
     def resolve(self, name: str, version: str) -> Artifact:
         """Raises ArtifactNotFoundError."""
         with self._reads() as session:

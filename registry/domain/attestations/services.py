@@ -37,11 +37,14 @@ from registry.core.errors import CoreError, InvalidSignatureError
 from registry.core.keys import PublicKey
 from registry.core.manifest import parse_manifest
 from registry.core.predicates import (
+    EVALUATION,
     REPRODUCIBILITY,
     SIGNING_ROLES,
+    EvaluationPredicate,
     ReproducibilityPredicate,
 )
 from registry.core.profiles import runs
+from registry.core.roles import Role
 from registry.db.models import AttestationRow
 from registry.domain.artifacts.schemas import StoredManifest
 from registry.domain.artifacts.services import ArtifactService
@@ -65,6 +68,11 @@ class Accepted:
     """For a reproducibility statement, (keyid, predicate) of the artifact's
     reproducibility attestations stored before it that still parse (read and parsed
     once, in this transaction, for every hook that compares); empty for other types."""
+    earlier_measured: tuple[tuple[str, EvaluationPredicate], ...] = ()
+    """For a measured evaluation/v1 statement by a worker key, (keyid, predicate) of the
+    artifact's measured evaluation statements by worker keys stored before it, in log
+    order; empty otherwise."""
+    by_worker: bool = False  # the signing key is a worker key
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,17 +91,29 @@ AcceptHook = Callable[[Session, Accepted], None]
 """Called in the accepting transaction, after the row is added."""
 
 
-def reproducibility_of(envelope_json: bytes) -> ReproducibilityPredicate | None:
-    """The reproducibility predicate of a stored envelope (verified when it was accepted),
-    or None for a row stored under older rules that no longer parses (it counts for
-    nothing: the gate stays closed through ``min_workers``) or of another type."""
+def _predicate_of(envelope_json: bytes) -> object:
     try:
         statement = intoto.Statement.from_payload(Envelope.from_json(envelope_json).payload)
     except CoreError:
         log.warning("skipping a stored attestation that no longer parses")
         return None
-    predicate = statement.predicate
+    return statement.predicate
+
+
+def reproducibility_of(envelope_json: bytes) -> ReproducibilityPredicate | None:
+    """The reproducibility predicate of a stored envelope (verified when it was accepted),
+    or None for a row stored under older rules that no longer parses (it counts for
+    nothing: the gate stays closed through ``min_workers``) or of another type."""
+    predicate = _predicate_of(envelope_json)
     return predicate if isinstance(predicate, ReproducibilityPredicate) else None
+
+
+def measured_of(envelope_json: bytes) -> EvaluationPredicate | None:
+    """The measured evaluation predicate of a stored envelope, else None (as
+    ``reproducibility_of``)."""
+    predicate = _predicate_of(envelope_json)
+    measured = isinstance(predicate, EvaluationPredicate) and predicate.measured
+    return predicate if measured and isinstance(predicate, EvaluationPredicate) else None
 
 
 def _check_reproducibility(stored: StoredManifest, predicate: ReproducibilityPredicate) -> None:
@@ -236,8 +256,16 @@ class AttestationService:
                     if isinstance(predicate, ReproducibilityPredicate)
                     else ()
                 )
+                by_worker = self._is_worker(session, keyid)
+                measured = (
+                    self._earlier_measured(session, repo, stored)
+                    if by_worker
+                    and isinstance(predicate, EvaluationPredicate)
+                    and predicate.measured
+                    else ()
+                )
                 repo.add(row)
-                accepted = Accepted(stored, row, statement, earlier)
+                accepted = Accepted(stored, row, statement, earlier, measured, by_worker)
                 for hook in self._hooks:
                     hook(session, accepted)
                 if also is not None:
@@ -248,6 +276,23 @@ class AttestationService:
                 raise
             return existing, False
         return _dto(row), True
+
+    def _is_worker(self, session: Session, keyid: str) -> bool:
+        key = self._keys.find_in(session, keyid)
+        return key is not None and key.role == Role.WORKER.value
+
+    def _earlier_measured(
+        self, session: Session, repo: AttestationRepository, stored: StoredManifest
+    ) -> tuple[tuple[str, EvaluationPredicate], ...]:
+        """The artifact's measured evaluation statements by worker keys, in log order."""
+        out = []
+        for other in repo.of_artifact(stored.digest.hex, EVALUATION):
+            if other.statement_sha256 is None or not self._is_worker(session, other.keyid):
+                continue
+            predicate = measured_of(other.envelope)
+            if predicate is not None:
+                out.append((other.keyid, predicate))
+        return tuple(out)
 
     def _verify(self, session: Session, envelope: Envelope, predicate_type: str) -> list[str]:
         """The keyids (sorted) of registered, unrevoked, allowed keys whose signatures

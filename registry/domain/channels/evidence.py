@@ -30,9 +30,10 @@ from registry.core import intoto
 from registry.core.digest import Digest
 from registry.core.dsse import Envelope, statement_sha256, verify_envelope
 from registry.core.errors import CoreError
+from registry.core.evaluation import EvaluationVerdict, Measurement, judge
 from registry.core.images import ImagePin
 from registry.core.manifest import Manifest, parse_manifest
-from registry.core.policy import Facts, ImageArtifact, RuntimeImage
+from registry.core.policy import DatasetFacts, Evaluation, Facts, ImageArtifact, RuntimeImage
 from registry.core.predicates import (
     SIGNING_ROLES,
     ApprovalPredicate,
@@ -41,6 +42,7 @@ from registry.core.predicates import (
     PublishPredicate,
     ReproducibilityPredicate,
 )
+from registry.core.roles import Role
 from registry.domain.artifacts.schemas import StoredManifest
 from registry.domain.artifacts.services import ArtifactService
 from registry.domain.attestations.services import AttestationService, Proven
@@ -62,6 +64,18 @@ class Counted:
 
     keyid: str
     predicate: Predicate
+    role: str = ""  # the signing key's role, as the log records it
+
+
+@dataclass(frozen=True, slots=True)
+class Measuring:
+    """What a channel's measured evaluation (``source = "worker"``) is judged on: the
+    policy's rules, its dataset as this registry holds it, and why evaluate jobs failed
+    for good (``JobService.evaluation_refusals``)."""
+
+    rules: Evaluation
+    dataset: DatasetFacts
+    refusals: tuple[str, ...] = ()
 
 
 def _verified(attestation: Proven, key: LoggedKey, stored: StoredManifest) -> Predicate | None:
@@ -131,7 +145,7 @@ class Evidence:
                 with self._lock:
                     self._checked[memo] = hit
             if hit is not None:
-                out.append(Counted(key.keyid, hit))
+                out.append(Counted(key.keyid, hit, str(key.role)))
         return out
 
     def _manifest(self, ref: Digest) -> Manifest:
@@ -151,6 +165,28 @@ class Evidence:
     @staticmethod
     def _publishers(counted: list[Counted]) -> frozenset[str]:
         return frozenset(c.keyid for c in counted if isinstance(c.predicate, PublishPredicate))
+
+    @staticmethod
+    def _judged(
+        counted: list[Counted], profile: str, dataset: str, refusals: tuple[str, ...] = ()
+    ) -> EvaluationVerdict:
+        """The verdict over the measured ``evaluation/v1`` statements of worker keys of
+        ``profile`` on ``dataset`` (first per key, in log order)."""
+        return judge(
+            profile,
+            dataset,
+            (
+                (c.keyid, c.predicate)
+                for c in counted
+                if c.role == Role.WORKER and isinstance(c.predicate, EvaluationPredicate)
+            ),
+            refusals,
+        )
+
+    def agreed_measurement(self, ref: Digest, profile: str, dataset: str) -> Measurement | None:
+        """What the workers of ``profile`` agreed ``ref`` predicts on ``dataset`` (the
+        first counted measurement, when no two disagree), or None."""
+        return self._judged(self._counted(ref), profile, dataset).agreed
 
     def _image_artifact(self, pin: ImagePin, tag: str) -> ImageArtifact | None:
         """The artifact ``NAME@TAG`` if it is an image artifact of ``pin``, else None (no
@@ -196,17 +232,28 @@ class Evidence:
         *,
         runtime_image: bool = False,
         image_channel: ChannelHolder | None = None,
+        measuring: Measuring | None = None,
     ) -> Facts:
         """What the policy is evaluated against; ``refusals``: per profile, the engines'
         refusals to run ``ref`` deterministically (failed jobs). Each statement is read
         once. ``runtime_image``: gather the facts of the image the manifest pins (the
         policy asks for them), and with ``image_channel`` what the named channel of the
-        image's repository holds."""
+        image's repository holds. ``measuring``: the channel's evaluation is measured by
+        workers: judge their statements on its dataset, and take the channel holder's
+        metrics from its own agreed measurement there."""
         counted = self._counted(ref)
         manifest = self._manifest(ref)
         attested, manifest_metrics = self._metrics(manifest, counted)
         current_metrics = None
-        if current is not None:
+        verdict = None
+        digest = None if measuring is None else measuring.dataset.digest
+        profile = "" if measuring is None else str(measuring.rules.profile)
+        if measuring is not None and digest is not None:
+            verdict = self._judged(counted, profile, digest, measuring.refusals)
+        if current is not None and measuring is not None:
+            held = None if digest is None else self.agreed_measurement(current, profile, digest)
+            current_metrics = None if held is None else dict(held.metrics)
+        elif current is not None:
             current_attested, current_manifest = self._metrics(
                 self._manifest(current), self._counted(current)
             )
@@ -234,4 +281,8 @@ class Evidence:
             revoked_reason=revoked_reason,
             kind=manifest.kind,
             runtime_image=None if pin is None else self._runtime_image(pin, image_channel),
+            subject=str(ref),
+            current=None if current is None else str(current),
+            dataset=None if measuring is None else measuring.dataset,
+            evaluation=verdict,
         )

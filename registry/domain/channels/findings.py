@@ -3,8 +3,10 @@ statements, where reproducing each profile stands, and nondeterminism findings r
 the moment they appear.
 
 Invariants:
-- A finding (a worker whose runs disagree, or a worker whose output differs from an
-  earlier worker's for the same profile) is recorded in the transaction that accepts
+- A finding (a worker whose runs disagree, a worker whose output differs from an
+  earlier worker's for the same profile, or a worker key's first measurement whose
+  predictions differ from an earlier worker's on the same dataset and profile) is
+  recorded in the transaction that accepts
   the attestation: a ``verification.nondeterministic`` log entry naming the differing
   digests, a ``nondeterministic`` event in the artifact's channel history, and
   ``reliquary_nondeterministic_total{profile}``. Findings are never withdrawn.
@@ -18,7 +20,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from registry.core.predicates import ReproducibilityPredicate
+from registry.core.evaluation import judge as judge_measurements
+from registry.core.predicates import EvaluationPredicate, ReproducibilityPredicate
 from registry.core.reproducibility import ProfileVerdict, WorkerResult, judge
 from registry.db.engine import after_commit
 from registry.db.models import ChannelEventRow
@@ -57,6 +60,9 @@ class NondeterminismRecorder:
 
     def __call__(self, session: Session, accepted: Accepted) -> None:
         predicate, row = accepted.statement.predicate, accepted.row
+        if isinstance(predicate, EvaluationPredicate):
+            self._measured(session, accepted, predicate)
+            return
         if not isinstance(predicate, ReproducibilityPredicate):
             return
         profile = predicate.profile
@@ -76,6 +82,38 @@ class NondeterminismRecorder:
             row.token_id,
             row.keyid,
         )
+
+    def _measured(
+        self, session: Session, accepted: Accepted, predicate: EvaluationPredicate
+    ) -> None:
+        """A worker key's first measurement on a dataset that disagrees with the earlier
+        workers' there (predictions, or the predictions of the baseline they compared)."""
+        if not (accepted.by_worker and predicate.measured):
+            return
+        row, profile, dataset = accepted.row, str(predicate.profile), str(predicate.dataset)
+        earlier = [
+            (k, p)
+            for k, p in accepted.earlier_measured
+            if p.profile == profile and str(p.dataset) == dataset
+        ]
+        if not earlier or any(k == row.keyid for k, _ in earlier):
+            return  # the first measurement there, or this key's second (not counted)
+        after = judge_measurements(profile, dataset, [*earlier, (row.keyid, predicate)])
+        new = after.measurements[-1]
+        differs = any(
+            m.predictions != new.predictions
+            or (
+                new.baseline is not None
+                and m.baseline == new.baseline
+                and m.baseline_predictions != new.baseline_predictions
+            )
+            for m in after.measurements[:-1]
+        )
+        if after.finding is None or not differs:
+            return
+        outputs = {m.keyid: m.predictions for m in after.measurements}
+        finding = f"evaluation on {dataset}: {after.finding}"
+        self.record(session, accepted.stored, profile, finding, outputs, row.token_id, row.keyid)
 
     def record(
         self,

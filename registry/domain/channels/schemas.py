@@ -58,6 +58,46 @@ class ProfileState(msgspec.Struct):
     failed: list[str]  # last errors of jobs that ended failed
 
 
+class MetricState(msgspec.Struct):
+    value: float | None  # as measured (None: not measured yet)
+    rule: str | None  # the policy's threshold (None: measured, not gated)
+    met: bool | None  # None: no rule
+
+
+class DriftState(msgspec.Struct):
+    """How far the agreed predictions moved from the channel holder's, and the bounds."""
+
+    against: str | None  # the holder the workers compared with (None: not measured yet)
+    mean_abs_diff: float | None
+    max_abs_diff: float | None
+    moved: float | None  # share of samples that moved by more than tolerance
+    tolerance: float | None
+    bounds: dict[str, float]  # the policy's: tolerance, max_moved, max_mean_abs_diff, …
+    met: bool
+
+
+class EvaluationState(msgspec.Struct):
+    """The channel's evaluation of this artifact: who measures, on what, and where it
+    stands (state none / queued / running / measured / disagree / failed)."""
+
+    source: str  # worker, publisher, publisher-or-manifest
+    dataset: str | None  # NAME@VERSION the policy names (source worker)
+    digest: str | None  # what it resolves to here (None: not pushed)
+    samples: int | None  # the dataset's sample count
+    min_samples: int
+    profile: str | None
+    min_workers: int
+    state: str
+    workers: list[dict[str, Any]]  # {keyid, predictions, samples, metrics} per worker key
+    metrics: dict[str, MetricState]
+    changes: dict[str, float]  # measured minus the channel holder's, per metric
+    drift: DriftState | None  # None: the policy bounds no drift, or the channel holds nothing
+    finding: str | None  # why the workers' measurements cannot count
+    failed: list[str]  # why evaluate jobs failed for good
+    queued: int = 0
+    running: list[str] = []
+
+
 class ChannelStatus(msgspec.Struct):
     digest: str
     channel: str
@@ -65,6 +105,7 @@ class ChannelStatus(msgspec.Struct):
     promotable: bool
     requirements: list[dict[str, Any]]
     verification: list[ProfileState]
+    evaluation: EvaluationState | None = None  # None: the channel's policy measures nothing
 
 
 class HistoryPage(msgspec.Struct):

@@ -12,7 +12,11 @@ Invariants:
   the channel's latest logged move (``ChannelLedger``); rollback targets are the
   digests the log says the channel held. A disagreement is refused (503), never served.
 - The policy in force is logged (``policy.changed``) whenever its version
-  differs from the last one logged.
+  differs from the last one logged; its version includes the digests of the datasets
+  it names (``PolicyInForce``).
+- An evaluate job's task (``plan``) is what the policy in force says when it is
+  claimed: the dataset's digest, the thresholds, and the channel's holder (proven like
+  any pointer) with its own agreed predictions on that dataset.
 """
 
 from __future__ import annotations
@@ -22,14 +26,17 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.core.digest import Digest
+from registry.core.jobs import JobTask
 from registry.core.manifest import validate_name
 from registry.core.numbers import parse_decimal
-from registry.core.policy import Facts, Policy, channel_problem, evaluate
+from registry.core.policy import Facts, channel_problem, evaluate
 from registry.db.models import ChannelEventRow, ChannelRow
 from registry.domain.artifacts.services import ArtifactService
-from registry.domain.channels.evidence import ChannelHolder, Evidence
+from registry.domain.channels.evidence import ChannelHolder, Evidence, Measuring
 from registry.domain.channels.findings import profile_states
 from registry.domain.channels.ledger import ChannelLedger, horizon
+from registry.domain.channels.measured import evaluation_state
+from registry.domain.channels.policy import PolicyInForce
 from registry.domain.channels.repositories import ChannelRepository
 from registry.domain.channels.schemas import (
     ChannelEvent,
@@ -37,6 +44,7 @@ from registry.domain.channels.schemas import (
     ChannelStatus,
     HistoryPage,
 )
+from registry.domain.jobs.schemas import EvaluationTask
 from registry.domain.jobs.services import JobService
 from registry.domain.log.services import LogEntry, TransparencyLog
 from registry.errors import (
@@ -112,7 +120,7 @@ class ChannelService:
         writes: sessionmaker[Session],
         reads: sessionmaker[Session],
         log: TransparencyLog,
-        policy: Policy,
+        policy: PolicyInForce,
     ) -> None:
         self._artifacts = artifacts
         self._evidence = evidence
@@ -120,17 +128,56 @@ class ChannelService:
         self._writes = writes
         self._reads = reads
         self._log = log
-        self.policy = policy
+        self.in_force = policy
+        self.policy = policy.policy
         self._ledger = ChannelLedger(log)
 
     def record_policy(self) -> int | None:
         """Log the policy in force if it differs from the last one logged; the index."""
         with self._writes.begin() as session:
-            self._log.lock_head(session)
-            last = self._log.last_of_kind(session, "policy.changed")
-            if last is not None and last.document().get("version") == self.policy.version:
-                return None
-            return self._log.append(session, "policy.changed", {"version": self.policy.version})
+            return self.in_force.record(session)
+
+    def dataset(self, channel: str) -> str | None:
+        """The digest of the dataset ``channel``'s evaluation names, if it resolves now."""
+        evaluation = self.policy.for_channel(channel).evaluation
+        if evaluation is None or evaluation.dataset is None:
+            return None
+        return self.in_force.dataset(evaluation.dataset).digest
+
+    def plan(self, artifact: Digest, channel: str) -> EvaluationTask | str:
+        """What an evaluate job of ``artifact`` for ``channel`` measures now, or why it
+        cannot (``JobService`` fails such a job with these words). Raises LogIntegrityError."""
+        evaluation = self.policy.for_channel(channel).evaluation
+        if evaluation is None or evaluation.dataset is None or evaluation.profile is None:
+            return f"channel {channel!r}'s policy has no evaluation measured by workers"
+        ref = evaluation.dataset
+        dataset = self.in_force.dataset(ref)
+        if dataset.digest is None:
+            return (
+                f"the policy's dataset {ref} is not in this registry: push it (reliquary push "
+                f"DIR --kind dataset --name {ref.name} --version {ref.version}), then "
+                f"`reliquary verify {artifact} --evaluate --channel {channel}`"
+            )
+        if dataset.problem is not None:
+            return f"the policy's dataset {ref} cannot serve: {dataset.problem}"
+        name = self._artifacts.manifest(artifact).name
+        with self._reads() as session:
+            held = self._current(session, name, channel)
+        baseline = None if held is None or held == artifact else held
+        agreed = (
+            None
+            if baseline is None
+            else self._evidence.agreed_measurement(baseline, evaluation.profile, dataset.digest)
+        )
+        return EvaluationTask(
+            dataset=dataset.digest,
+            dataset_ref=str(ref),
+            min_samples=evaluation.min_samples,
+            thresholds=evaluation.threshold_rules(),
+            baseline=None if baseline is None else str(baseline),
+            baseline_predictions=None if agreed is None else agreed.predictions,
+            tolerance=None if evaluation.drift is None else evaluation.drift.tolerance,
+        )
 
     def _current(self, session: Session, name: str, channel: str) -> Digest | None:
         """The channel's pointer, proven to be its latest logged move (``ChannelLedger``).
@@ -181,6 +228,14 @@ class ChannelService:
                 with self._reads() as fresh:
                     return self._current(fresh, image, image_channel)
 
+        evaluation = rules.evaluation
+        measuring = None
+        if evaluation is not None and evaluation.measured and evaluation.dataset is not None:
+            measuring = Measuring(
+                evaluation,
+                self.in_force.dataset(evaluation.dataset),
+                tuple(self._jobs.evaluation_refusals(digest, channel)),
+            )
         return self._evidence.facts(
             digest,
             channel,
@@ -189,6 +244,7 @@ class ChannelService:
             self._jobs.refusals(digest),
             runtime_image=rules.require_runtime_image,
             image_channel=holder,
+            measuring=measuring,
         )
 
     def status(self, ref: Digest, channel: str) -> ChannelStatus:
@@ -202,16 +258,20 @@ class ChannelService:
         facts = self._facts(stored.digest, channel, current, revoked, None)
         rules = self.policy.for_channel(channel)
         requirements = evaluate(rules, facts)
+        jobs = self._jobs.of_artifact(stored.digest)
         return ChannelStatus(
             digest=str(stored.digest),
             channel=channel,
-            policy_version=self.policy.version,
+            policy_version=self.in_force.version,
             promotable=all(r.met for r in requirements),
             requirements=[r.to_dict() for r in requirements],
             verification=profile_states(
                 [r.profile for r in rules.reproducibility],
                 facts.reproducibility,
-                self._jobs.of_artifact(stored.digest),
+                [j for j in jobs if j.task == JobTask.REPRODUCE],
+            ),
+            evaluation=evaluation_state(
+                rules, facts, requirements, [j for j in jobs if j.channel == channel]
             ),
         )
 
@@ -249,7 +309,7 @@ class ChannelService:
                     f"{name}:{channel} cannot move to {stored.digest}: "
                     + "; ".join(f"{r.name}: {r.reason}" for r in unmet),
                     requirements=[r.to_dict() for r in requirements],
-                    policy_version=self.policy.version,
+                    policy_version=self.in_force.version,
                 )
             if current == stored.digest:  # a retried promote: the move it made, nothing new
                 moved = ChannelRepository(session).event(

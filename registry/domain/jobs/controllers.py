@@ -104,7 +104,12 @@ class VerifyController(Controller):
         self, digest: FromPath[str], data: JSONBody[VerifyRequest], job_service: JobServiceDep
     ) -> list[Job]:
         return await anyio.to_thread.run_sync(
-            job_service.request, Digest.parse(digest), data.profile, data.count
+            job_service.request,
+            Digest.parse(digest),
+            data.profile,
+            data.count,
+            data.task,
+            data.channel,
         )
 
     @get("/jobs", guards=[readers])

@@ -31,8 +31,8 @@ class JobRepository:
         """The job this worker may take next, locked against other claimers.
 
         First a running job whose lease expired (it has waited longest), else the
-        oldest queued one; never a second job of an artifact+profile this worker
-        already holds or attested (distinct workers). Two index-ordered queries
+        oldest queued one; never a second job of an artifact+profile (+task, channel) this
+        worker already holds or attested (distinct workers). Two index-ordered queries
         rather than one with an OR, which SQLite answered by sorting every job;
         both are built once (``_CLAIM``), so a claim pays no query construction.
         PostgreSQL skips rows other transactions locked; SQLite writers are serial.
@@ -68,6 +68,8 @@ def _claim_query(state: ColumnElement[bool], lock: bool) -> Select[JobRow]:
             ~exists().where(
                 mine.artifact_digest == JobRow.artifact_digest,
                 mine.profile == JobRow.profile,
+                mine.task == JobRow.task,
+                mine.channel.is_not_distinct_from(JobRow.channel),
                 mine.worker_token == bindparam("token"),
                 mine.id != JobRow.id,
                 mine.state.in_([JobState.RUNNING, JobState.ATTESTED]),

@@ -8,8 +8,16 @@ Invariants:
   attempt, or that failed for good, ends ``failed`` with its last error.
 - Only the lease holder may heartbeat, complete or fail a job. Completing posts the
   worker's signed statement through the attestation checks; nothing bypasses them.
-- One worker (token) never holds two jobs of the same artifact and profile, so
-  ``min_workers`` means distinct workers.
+- One worker (token) never holds two jobs of the same artifact, profile, task and
+  channel, so ``min_workers`` means distinct workers.
+- An ``evaluate`` job (ARCHITECTURE §13) measures its artifact on the dataset its
+  channel's policy names. What to measure (``EvaluationTask``: the dataset's digest,
+  the thresholds, the channel's holder to measure drift from) is read from the policy
+  in force when the job is claimed (``EvaluationPlanner``); a job whose dataset cannot
+  serve (not pushed, not a dataset, revoked) is failed at once with what to do, never
+  leased. It is completed only by a measured ``evaluation/v1`` of the job's profile,
+  channel and dataset (resolved again then), signed by a worker key that has not
+  measured this artifact on that dataset for that profile before.
 - A failure is an engine's refusal to run deterministically only when the worker says
   so (``refused_nondeterministic``): final, and a finding. The row keeps the worker's
   words; users read them after ``NONDETERMINISTIC``, as before that was a column.
@@ -29,6 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import anyio.to_thread
 from cachetools import LRUCache
@@ -36,10 +45,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from registry.core.clock import Clock, utc_now
 from registry.core.digest import Digest
-from registry.core.jobs import MAX_ERROR_CHARS, JobState
+from registry.core.jobs import MAX_ERROR_CHARS, JobState, JobTask
 from registry.core.manifest import ParsedManifest
-from registry.core.policy import Policy
-from registry.core.predicates import ReproducibilityPredicate
+from registry.core.policy import Evaluation, Policy
+from registry.core.predicates import EvaluationPredicate, ReproducibilityPredicate
 from registry.core.profiles import PROFILE_ENGINES, runs
 from registry.db.engine import after_commit
 from registry.db.models import JobRow
@@ -47,7 +56,7 @@ from registry.domain.artifacts.schemas import StoredManifest
 from registry.domain.artifacts.services import ArtifactService
 from registry.domain.attestations.services import Accepted, AttestationService
 from registry.domain.jobs.repositories import JobRepository
-from registry.domain.jobs.schemas import Job
+from registry.domain.jobs.schemas import EvaluationTask, Job
 from registry.domain.jobs.signal import WorkSignal
 from registry.errors import (
     AttestationRejectedError,
@@ -62,6 +71,20 @@ CLAIM_POLL_SECONDS = 1.0  # how often a waiting claim reads the queue between wa
 NONDETERMINISTIC = "nondeterministic: "  # shown before an engine refusal's error
 FindingRecorder = Callable[[Session, StoredManifest, str, str, Mapping[str, str], str | None], None]
 """Records a nondeterminism finding in the caller's transaction (see channels.findings)."""
+
+
+class EvaluationPlanner(Protocol):
+    """What an evaluate job measures, from the policy in force (the channels context
+    implements it; this context never imports that one)."""
+
+    def plan(self, artifact: Digest, channel: str) -> EvaluationTask | str:
+        """The task for an evaluate job of ``artifact`` for ``channel``, or why there is
+        none now (the dataset is not pushed, not a dataset, revoked): what to do next."""
+        ...
+
+    def dataset(self, channel: str) -> str | None:
+        """The digest of the dataset ``channel``'s policy names, if it resolves now."""
+        ...
 
 
 def _shown_error(row: JobRow) -> str | None:
@@ -85,10 +108,19 @@ def _dto(row: JobRow) -> Job:
         last_error=_shown_error(row),
         attestation_sha256=row.attestation_sha256,
         created_at=row.created_at,
+        task=JobTask(row.task),
+        channel=row.channel,
     )
 
 
-def _new(digest_hex: str, profile: str, max_attempts: int, now: datetime) -> JobRow:
+def _new(
+    digest_hex: str,
+    profile: str,
+    max_attempts: int,
+    now: datetime,
+    task: JobTask = JobTask.REPRODUCE,
+    channel: str | None = None,
+) -> JobRow:
     return JobRow(
         id=secrets.token_hex(16),
         artifact_digest=digest_hex,
@@ -104,6 +136,8 @@ def _new(digest_hex: str, profile: str, max_attempts: int, now: datetime) -> Job
         attestation_sha256=None,
         created_at=now,
         updated_at=now,
+        task=task.value,
+        channel=channel,
     )
 
 
@@ -142,9 +176,18 @@ class JobService:
         self._leases: LRUCache[str, tuple[str, str, datetime]] = LRUCache(maxsize=10_000)
         self._leases_lock = threading.Lock()
         self.work = WorkSignal()  # jobs this process made claimable wake waiting claims
+        self._planner: EvaluationPlanner | None = None
+
+    def plan_evaluations_with(self, planner: EvaluationPlanner) -> None:
+        """Set what evaluate jobs measure (wired once at start, ``registry.app``); without
+        a planner every evaluate job fails when claimed."""
+        self._planner = planner
 
     def required(self, parsed: ParsedManifest) -> dict[str, int]:
-        """Jobs the policy needs for this artifact: profile -> workers (over all channels)."""
+        """Reproduce jobs the policy needs for this artifact: profile -> workers (over all
+        channels). Only models and reference inputs are reproduced, never datasets."""
+        if parsed.manifest.kind == "dataset":
+            return {}
         engine = (parsed.manifest.runtime or {}).get("engine")
         need: dict[str, int] = {}
         for rules in self._policy.channels.values():
@@ -153,29 +196,91 @@ class JobService:
                     need[r.profile] = max(need.get(r.profile, 0), r.min_workers)
         return need
 
+    def evaluations(self, parsed: ParsedManifest) -> dict[str, Evaluation]:
+        """Channel -> its measured evaluation, for each channel whose workers' profile
+        runs this model's engine (a model only: the channel measures it on its dataset)."""
+        if parsed.manifest.kind != "model":
+            return {}
+        engine = (parsed.manifest.runtime or {}).get("engine")
+        out = {}
+        for channel, rules in sorted(self._policy.channels.items()):
+            evaluation = rules.evaluation
+            if (
+                evaluation is not None
+                and evaluation.measured
+                and runs(str(evaluation.profile), engine if isinstance(engine, str) else None)
+            ):
+                out[channel] = evaluation
+        return out
+
     def enqueue_required(self, session: Session, parsed: ParsedManifest) -> None:
-        """Called in the push transaction: one job per worker the policy requires."""
+        """Called in the push transaction: one job per worker the policy requires, and
+        ``min_workers`` evaluate jobs per channel whose workers measure this model."""
         now = self._now()
-        need = self.required(parsed)
-        for profile, count in need.items():
-            session.add_all(
-                _new(parsed.digests.blake3.hex, profile, self.max_attempts, now)
-                for _ in range(count)
-            )
-        if need:
+        digest = parsed.digests.blake3.hex
+        rows = [
+            _new(digest, profile, self.max_attempts, now)
+            for profile, count in self.required(parsed).items()
+            for _ in range(count)
+        ]
+        rows += [
+            _new(digest, str(e.profile), self.max_attempts, now, JobTask.EVALUATE, channel)
+            for channel, e in self.evaluations(parsed).items()
+            for _ in range(e.min_workers)
+        ]
+        session.add_all(rows)
+        if rows:
             after_commit(session, self.work.notify)
 
-    def request(self, ref: Digest, profile: str, count: int) -> list[Job]:
-        """More verification of ``ref`` by ``count`` workers of ``profile``."""
+    def _evaluate_problem(self, profile: str, channel: str | None) -> str | None:
+        """Why evaluate jobs of ``profile`` cannot serve ``channel`` (None: they can)."""
+        if channel is None:
+            return "an evaluate request names the channel whose policy names the dataset"
+        evaluation = self._policy.for_channel(channel).evaluation
+        if evaluation is None or not evaluation.measured:
+            return (
+                f"channel {channel!r}'s policy has no evaluation measured by workers "
+                '(evaluation = { source = "worker", dataset = …, profile = … })'
+            )
+        if evaluation.profile != profile:
+            return (
+                f"channel {channel!r}'s workers measure with profile {evaluation.profile!r}, "
+                f"not {profile!r}"
+            )
+        return None
+
+    def request(
+        self,
+        ref: Digest,
+        profile: str,
+        count: int,
+        task: JobTask = JobTask.REPRODUCE,
+        channel: str | None = None,
+    ) -> list[Job]:
+        """More verification of ``ref`` by ``count`` workers of ``profile``: reproduce its
+        reference inputs, or (``evaluate``) measure it on ``channel``'s dataset.
+
+        Raises:
+            InvalidRequestError: unknown profile, count out of range, a channel with a
+                reproduce task, or an evaluate task the channel's policy does not ask for.
+            ArtifactNotFoundError.
+        """
         if profile not in PROFILE_ENGINES:
             raise InvalidRequestError(
                 f"unknown profile {profile!r}; known: {sorted(PROFILE_ENGINES)}"
             )
         if not 1 <= count <= 16:
             raise InvalidRequestError("count must be 1..16")
+        if task == JobTask.REPRODUCE and channel is not None:
+            raise InvalidRequestError("a reproduce job serves every channel: name no channel")
+        if task == JobTask.EVALUATE and (why := self._evaluate_problem(profile, channel)):
+            raise InvalidRequestError(why)
         stored = self._artifacts.manifest(ref)
         now = self._now()
-        rows = [_new(stored.digest.hex, profile, self.max_attempts, now) for _ in range(count)]
+        rows = [
+            _new(stored.digest.hex, profile, self.max_attempts, now, task, channel)
+            for _ in range(count)
+        ]
         with self._writes.begin() as session:
             session.add_all(rows)
         self.work.notify()
@@ -194,23 +299,46 @@ class JobService:
                 if row is None:
                     return None
                 if row.attempts >= row.max_attempts:  # its last lease expired
-                    row.state, row.updated_at = JobState.FAILED, now
-                    after_commit(session, self._metrics.jobs_failed.labels(profile=row.profile).inc)
                     note = " [lease expired on the last attempt]"
-                    row.last_error = (row.last_error or "")[: MAX_ERROR_CHARS - len(note)] + note
-                    row.worker_token = row.lease_expires_at = None
-                    session.flush()
+                    self._fail_unleased(session, row, (row.last_error or ""), note, now)
+                    continue
+                task = self._evaluation_task(row)
+                if isinstance(task, str):  # fail closed: never lease what cannot be measured
+                    self._fail_unleased(session, row, task, "", now)
                     continue
                 row.state, row.attempts, row.updated_at = JobState.RUNNING, row.attempts + 1, now
                 row.worker_token, row.worker_name = token_id, worker[:128] or None
                 row.lease_expires_at = now + timedelta(seconds=self.lease_seconds)
                 session.flush()
                 claimed = _dto(row)
+                claimed.evaluation = task
                 break
             else:
                 return None
         self._remember_lease(row)
         return claimed
+
+    def _fail_unleased(
+        self, session: Session, row: JobRow, error: str, note: str, now: datetime
+    ) -> None:
+        """End a job that is not leased as ``failed`` with ``error`` (and ``note``)."""
+        row.state, row.updated_at = JobState.FAILED, now
+        after_commit(session, self._metrics.jobs_failed.labels(profile=row.profile).inc)
+        row.last_error = error[: MAX_ERROR_CHARS - len(note)] + note
+        row.worker_token = row.lease_expires_at = None
+        session.flush()
+
+    def _evaluation_task(self, row: JobRow) -> EvaluationTask | str | None:
+        """What an evaluate job measures now, or why it cannot be measured; None for a
+        reproduce job."""
+        if row.task != JobTask.EVALUATE:
+            return None
+        why = self._evaluate_problem(row.profile, row.channel)
+        if why is not None:
+            return f"{why} (any more): nothing to measure"
+        if self._planner is None or row.channel is None:
+            return "this registry does not plan evaluations"
+        return self._planner.plan(Digest.blake3(row.artifact_digest), row.channel)
 
     async def claim_waiting(
         self,
@@ -360,13 +488,17 @@ class JobService:
             return row
         return self._check_lease(row, job_id, token_id, self._now())
 
-    @staticmethod
-    def _check_evidence(job: JobRow, accepted: Accepted) -> None:
+    def _check_evidence(self, job: JobRow, accepted: Accepted) -> None:
         """A job is completed only by new evidence: this job's profile, from a key that has
         not attested this artifact for that profile before (the gate counts keys)."""
         predicate, attestation = accepted.statement.predicate, accepted.row
+        if job.task == JobTask.EVALUATE:
+            self._check_measurement(job, accepted)
+            return
         if not isinstance(predicate, ReproducibilityPredicate):
-            raise AttestationRejectedError("a job is completed with a reproducibility/v1 statement")
+            raise AttestationRejectedError(
+                "a reproduce job is completed with a reproducibility/v1 statement"
+            )
         if predicate.profile != job.profile or predicate.job not in (None, job.id):
             raise AttestationRejectedError(
                 f"the statement is about profile {predicate.profile!r}, job "
@@ -376,6 +508,45 @@ class JobService:
             if keyid == attestation.keyid and other.profile == job.profile:
                 raise AttestationRejectedError(
                     f"key {attestation.keyid[:16]}… already attested this artifact for "
+                    f"{job.profile}; another worker key must take this job"
+                )
+
+    def _check_measurement(self, job: JobRow, accepted: Accepted) -> None:
+        """An evaluate job is completed by a worker key's measured evaluation/v1 of this
+        job's profile, channel and dataset (resolved now), that key's first measurement
+        of this artifact on that dataset for that profile."""
+        predicate, keyid = accepted.statement.predicate, accepted.row.keyid
+        if not isinstance(predicate, EvaluationPredicate) or not predicate.measured:
+            raise AttestationRejectedError(
+                "an evaluate job is completed with a measured evaluation/v1 statement "
+                "(profile, samples, predictions, worker, dataset)"
+            )
+        if not accepted.by_worker:
+            raise AttestationRejectedError(
+                f"key {keyid[:16]}… is not a worker key: only workers measure for a channel"
+            )
+        dataset = None if self._planner is None else self._planner.dataset(job.channel or "")
+        if (
+            predicate.profile != job.profile
+            or predicate.job not in (None, job.id)
+            or predicate.channel != job.channel
+            or dataset is None
+            or str(predicate.dataset) != dataset
+        ):
+            raise AttestationRejectedError(
+                f"the statement measures profile {predicate.profile!r}, job {predicate.job!r}, "
+                f"channel {predicate.channel!r}, dataset {predicate.dataset}; this is job "
+                f"{job.id} of {job.profile} for channel {job.channel!r}, whose dataset is "
+                f"{dataset or 'not in this registry'}"
+            )
+        for other, earlier in accepted.earlier_measured:
+            if (
+                other == keyid
+                and earlier.profile == job.profile
+                and str(earlier.dataset) == dataset
+            ):
+                raise AttestationRejectedError(
+                    f"key {keyid[:16]}… already measured this artifact on {dataset} for "
                     f"{job.profile}; another worker key must take this job"
                 )
 
@@ -412,12 +583,26 @@ class JobService:
         return failed
 
     def refusals(self, ref: Digest) -> dict[str, list[str]]:
-        """Per profile, why engines refused to run ``ref`` deterministically (final)."""
+        """Per profile, why engines refused to reproduce ``ref`` deterministically (final)."""
         out: dict[str, list[str]] = {}
         for row in self._rows_of(ref):
-            if row.state == JobState.FAILED and row.refused_nondeterministic:
+            if (
+                row.task == JobTask.REPRODUCE
+                and row.state == JobState.FAILED
+                and row.refused_nondeterministic
+            ):
                 out.setdefault(row.profile, []).append(str(_shown_error(row)))
         return out
+
+    def evaluation_refusals(self, ref: Digest, channel: str) -> list[str]:
+        """Why evaluate jobs of ``ref`` for ``channel`` failed for good, oldest first."""
+        return [
+            str(_shown_error(row) or "no reason given")
+            for row in self._rows_of(ref)
+            if row.task == JobTask.EVALUATE
+            and row.channel == channel
+            and row.state == JobState.FAILED
+        ]
 
     def of_artifact(self, ref: Digest) -> list[Job]:
         return [_dto(r) for r in self._rows_of(ref)]
