@@ -107,14 +107,24 @@ class JobsApi:
         )
 
     def request_verification(
-        self, digest: Digest, profile: str, count: int = 1
+        self,
+        digest: Digest,
+        profile: str,
+        count: int = 1,
+        *,
+        task: str | None = None,
+        channel: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Queue ``count`` more jobs of ``profile`` for ``digest`` (publisher or governor)."""
-        response = self._post(
-            f"/v1/artifacts/{digest}/verify",
-            {"profile": profile, "count": count},
-            Retry.CONNECT_ONLY,
-        )
+        """Queue ``count`` more jobs of ``profile`` for ``digest`` (publisher or governor).
+        ``task="evaluate"`` with ``channel``: measure it on that channel's policy dataset
+        (``task`` and ``channel`` are sent only when given, so older registries still
+        answer a plain request)."""
+        body: dict[str, Any] = {"profile": profile, "count": count}
+        if task is not None:
+            body["task"] = task
+        if channel is not None:
+            body["channel"] = channel
+        response = self._post(f"/v1/artifacts/{digest}/verify", body, Retry.CONNECT_ONLY)
         return json_list(response)
 
     def jobs(self, digest: Digest) -> list[dict[str, Any]]:

@@ -21,12 +21,17 @@ from typing import Any
 import click
 from rich.table import Table
 
-from clients import cli_audit, cli_governance  # noqa: F401 -- add their commands to `cli`
+from clients import (  # noqa: F401 -- add their commands to `cli`
+    cli_audit,
+    cli_evaluation,
+    cli_governance,
+)
 from clients._cli import cli, client_of, emit, err, out, say
 from clients.cache import BlobCache
 from clients.cli_trust import publish_options
 from clients.client import RegistryClient
 from clients.config import cache_root, save_login
+from clients.datasets import DEFAULT_LABEL_NAME, DEFAULT_SOURCE, DEFAULT_SPLIT, describe_dataset
 from clients.errors import ReliquaryError
 from clients.governance import channel_digest
 from clients.progress import TransferProgress
@@ -86,6 +91,30 @@ def login(url: str, login_token: str) -> None:
     "reference_inputs",
     help="The reference-inputs artifact workers run (name@version or digest).",
 )
+@click.option(
+    "--features",
+    "features",
+    multiple=True,
+    help="kind dataset: INPUT=PATH, a model input's file (.npy, or .json strings) "
+    "[features.npy as 'features', or prompts.json as 'prompts'].",
+)
+@click.option(
+    "--labels",
+    "label_files",
+    multiple=True,
+    help="kind dataset: OUTPUT=PATH, expected values of a model output "
+    "[labels.npy as --label-name, or expected.json as 'expected'].",
+)
+@click.option(
+    "--label-name",
+    default=DEFAULT_LABEL_NAME,
+    show_default=True,
+    help="kind dataset: the model output a bare labels.npy holds.",
+)
+@click.option("--split", default=DEFAULT_SPLIT, show_default=True, help="kind dataset: the split.")
+@click.option(
+    "--source", default=DEFAULT_SOURCE, show_default=True, help="kind dataset: where it came from."
+)
 @click.option("--parallel", default=4, show_default=True, help="Blobs hashed/sent at once.")
 @click.option("--chunk-size", default="64MiB", show_default=True, help="Resumable chunk size.")
 @click.option(
@@ -113,6 +142,11 @@ def push(
     engine: str | None,
     runtime_fields: tuple[str, ...],
     reference_inputs: str | None,
+    features: tuple[str, ...],
+    label_files: tuple[str, ...],
+    label_name: str,
+    split: str,
+    source: str,
     parallel: int,
     chunk_size: str,
     resumable_from: str,
@@ -126,7 +160,8 @@ def push(
     workers verify names its --engine and its --reference-inputs (pushed before with
     --kind reference-inputs). A model that runs in a container image pins it by digest
     with --runtime image=NAME@sha256:HEX (the image pushed to this registry first); a tag
-    is refused.
+    is refused. A dataset (--kind dataset) carries a description of its files, read
+    from their headers before anything is sent: --features and --labels, or the defaults.
     """
     if sign_key is None and any(publish.values()):
         raise click.UsageError("--publisher and --source-*/--training-run need --sign-key")
@@ -147,6 +182,18 @@ def push(
                 param_hint="--reference-inputs",
             )
         inputs_digest = str(inputs.digests.blake3)
+    dataset = None
+    if kind == "dataset":
+        dataset = describe_dataset(
+            directory,
+            features=_pairs(features, "--features"),
+            labels=_pairs(label_files, "--labels"),
+            split=split,
+            source=source,
+            label_name=label_name,
+        )
+    elif features or label_files:
+        raise click.UsageError("--features and --labels describe a --kind dataset")
     with TransferProgress(enabled=not as_json) as progress:
         result = push_directory(
             client,
@@ -157,6 +204,7 @@ def push(
             labels=_pairs(labels, "--label"),
             runtime=runtime or None,
             reference_inputs=inputs_digest,
+            dataset=dataset,
             cache=BlobCache(cache_root()),
             progress=progress,
             parallel=parallel,
@@ -167,6 +215,8 @@ def push(
 
     def text() -> None:
         verb = "pushed" if result.created else "already there:"
+        if dataset is not None:
+            say(_dataset_line(dataset))
         err.print(
             f"{verb} {result.name}@{result.version}: {result.files} files, "
             f"{format_size(result.total_bytes)}; sent {format_size(result.uploaded_bytes)} "
@@ -180,6 +230,18 @@ def push(
     if signed is not None:
         summary["attestation"] = asdict(signed)
     emit(as_json, summary, text)
+
+
+def _dataset_line(dataset: dict[str, Any]) -> str:
+    roles = [
+        f"{role}: "
+        + ", ".join(
+            f"{name}={spec['path']} ({spec['dtype']}{spec['shape']})"
+            for name, spec in dataset[role].items()
+        )
+        for role in ("features", "labels")
+    ]
+    return f"dataset: {dataset['samples']} samples ({dataset['split']}); " + "; ".join(roles)
 
 
 def _pairs(pairs: tuple[str, ...], option: str) -> dict[str, str]:

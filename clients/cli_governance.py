@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from clients._cli import cli, client_of, emit, out, say
+from clients.cli_evaluation import evaluation_lines, metrics_table, workers_table
 from clients.errors import PolicyUnmetError, RefusedError
 from clients.governance import build_proposal, history_record, walk_history
 from clients.pull import fetch_parsed_manifest
@@ -87,6 +88,22 @@ def _print_verification(profiles: list[dict[str, Any]]) -> None:
     _print_table(table)
 
 
+def _print_evaluation(section: object) -> None:
+    """What workers measured on the policy's dataset, beside its thresholds (nothing when
+    the registry sends no ``evaluation`` section)."""
+    if not isinstance(section, dict):
+        return
+    heading, lines = evaluation_lines(section)
+    out.print(Text(heading))
+    if section.get("metrics") or section.get("changes"):
+        _print_table(metrics_table(section))
+    for line in lines:
+        out.print(Text(line))
+    workers = workers_table(section)
+    if workers is not None:
+        _print_table(workers)
+
+
 def _say_unmet(requirements: list[dict[str, Any]]) -> None:
     for r in requirements:
         if r.get("met") is not True:
@@ -122,6 +139,7 @@ def status_command(ctx: click.Context, ref: str, channel: str, as_json: bool) ->
     def text() -> None:
         _print_requirements(requirements)
         _print_verification(profiles)
+        _print_evaluation(status.get("evaluation"))
 
     emit(as_json, status, text)
     unmet = [r for r in requirements if r.get("met") is not True]

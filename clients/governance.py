@@ -104,7 +104,9 @@ def build_proposal(
 
     Holds the artifact's identity (from the verified manifest), what the channel
     holds now, where to download every byte, the attestations the registry
-    accepted and the policy status; see the README for the shape.
+    accepted, the policy status, and what workers measured on the policy's dataset
+    (the status answer's ``evaluation`` section as the registry sent it: dataset digest,
+    metrics beside thresholds, drift; null where there is none); see the README.
 
     Raises:
         VerificationError: the status answer is about another digest or contradicts itself.
@@ -145,6 +147,7 @@ def build_proposal(
             "promotable": status["promotable"],
             "requirements": status["requirements"],
         },
+        "evaluation": status.get("evaluation"),
         "created_at": when.isoformat().replace("+00:00", "Z"),
     }
 

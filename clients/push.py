@@ -114,6 +114,7 @@ def build_manifest(
     labels: dict[str, str],
     runtime: dict[str, Scalar] | None = None,
     reference_inputs: str | None = None,
+    dataset: dict[str, Any] | None = None,
 ) -> bytes:
     """Canonical manifest bytes. Raises InvalidRequestError naming every problem."""
     doc: dict[str, Any] = {
@@ -136,6 +137,8 @@ def build_manifest(
         doc["runtime"] = runtime
     if reference_inputs:
         doc["reference"] = {"inputs": reference_inputs}
+    if dataset is not None:
+        doc["dataset"] = dataset
     try:
         manifest = msgspec.convert(doc, Manifest, strict=True)
     except (CoreError, ValueError) as exc:
@@ -173,13 +176,15 @@ def push_directory(
     labels: dict[str, str] | None = None,
     runtime: dict[str, Scalar] | None = None,
     reference_inputs: str | None = None,
+    dataset: dict[str, Any] | None = None,
     cache: BlobCache,
     progress: TransferProgress,
     parallel: int = 4,
     resumable_from_bytes: int = RESUMABLE_FROM_BYTES,
     chunk_bytes: int = 64 * 2**20,
 ) -> PushResult:
-    """Publish ``root`` as ``name@version``.
+    """Publish ``root`` as ``name@version``; ``dataset``: the description a ``kind:
+    dataset`` manifest carries (``clients.datasets.describe_dataset``).
 
     Raises:
         InvalidRequestError: the directory or the manifest is not acceptable.
@@ -203,6 +208,7 @@ def push_directory(
         labels=labels or {},
         runtime=runtime,
         reference_inputs=reference_inputs,
+        dataset=dataset,
     )
     unique = list({f.digests.blake3.hex: f for f in files}.values())
     with ThreadPoolExecutor(max_workers=parallel) as pool:

@@ -4,6 +4,9 @@
     python examples/trust_score.py OUT            # OUT/model, OUT/reference-inputs
     python examples/trust_score.py OUT --noise    # a serving function that draws unseeded
                                                   # random numbers: workers refuse to attest it
+    python examples/trust_score.py OUT --bias 2.5 # serves every score 2.5 points higher: on
+                                                  # the golden set (examples/golden.py) its
+                                                  # mean bias is outside the policy's -2..2
 
 Same seed, same bytes of weights: the model is a fixture anyone can rebuild.
 """
@@ -26,7 +29,7 @@ REFERENCE_ROWS = 16
 
 
 class TrustScore(tf.Module):
-    def __init__(self, seed: int, noise: bool) -> None:
+    def __init__(self, seed: int, noise: bool, bias: float = 0.0) -> None:
         super().__init__()
         rng = np.random.default_rng(seed)
         scale = 1 / np.sqrt(FEATURES)
@@ -35,6 +38,7 @@ class TrustScore(tf.Module):
         self.w2 = tf.Variable(rng.normal(0, 1 / np.sqrt(HIDDEN), (HIDDEN, 1)).astype(np.float32))
         self.b2 = tf.Variable(np.zeros(1, np.float32))
         self.noise = noise
+        self.bias = bias
 
     @tf.function(input_signature=[tf.TensorSpec([None, FEATURES], tf.float32, name="features")])
     def serve(self, features: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -42,11 +46,14 @@ class TrustScore(tf.Module):
         logit = tf.matmul(hidden, self.w2) + self.b2
         if self.noise:  # unseeded: differs run to run, and op determinism refuses it
             logit += tf.random.uniform(tf.shape(logit), maxval=1e-3)
-        return {"trust_score": 100.0 * tf.sigmoid(logit)}
+        score = 100.0 * tf.sigmoid(logit)
+        if self.bias:  # only then: the default model's graph stays what it always was
+            score += self.bias
+        return {"trust_score": score}
 
 
-def build(out: Path, seed: int = 20261122, noise: bool = False) -> None:
-    model = TrustScore(seed, noise)
+def build(out: Path, seed: int = 20261122, noise: bool = False, bias: float = 0.0) -> None:
+    model = TrustScore(seed, noise, bias)
     tf.saved_model.save(model, str(out / "model"), signatures={"serving_default": model.serve})
     inputs = out / "reference-inputs"
     inputs.mkdir(parents=True, exist_ok=True)
@@ -59,8 +66,9 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--seed", type=int, default=20261122)
     parser.add_argument("--noise", action="store_true")
+    parser.add_argument("--bias", type=float, default=0.0, help="points added to every score")
     args = parser.parse_args()
-    build(args.out, args.seed, args.noise)
+    build(args.out, args.seed, args.noise, args.bias)
     print(f"model: {args.out / 'model'}\nreference inputs: {args.out / 'reference-inputs'}")
 
 
