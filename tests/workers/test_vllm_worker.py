@@ -107,6 +107,23 @@ def test_a_prompt_longer_than_the_context_fails_the_job_once_naming_it(
     assert reg.reproducibility_predicates(digest) == []
 
 
+@pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
+def test_an_engine_that_cannot_start_fails_the_job_once_with_its_own_error_line(
+    start_registry: Callable[..., Registry], tiny_llama: Path, tmp_path: Path
+) -> None:
+    reg = start_registry(policy("cpu-vllm"))
+    source = tmp_path / "llama"
+    shutil.copytree(tiny_llama, source)
+    weights = source / "model" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:4096])  # cut short: vLLM's loader refuses it
+    digest = reg.push_model(source, "v1", "vllm")
+    assert reg.worker("--once", profile="cpu-vllm").wait(timeout=300) == 0
+    [job] = reg.jobs(digest)
+    assert job["state"] == "failed" and job["attempts"] == 1, job
+    reason = reg.profile_state(digest)["failed"][0]
+    assert reason.startswith("vLLM did not start: SafetensorError: "), reason
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
 def test_cuda_vllm_worker_attests_with_batch_invariance(

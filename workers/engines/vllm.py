@@ -30,6 +30,7 @@ import os
 import re
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,9 +172,9 @@ class Engine:
         max_model_len = fit(counts, sampling.max_tokens, context, runtime.get("max_model_len"))
         import vllm
 
-        stderr = StderrTail()
+        output = OutputTail()
         try:
-            with stderr:
+            with output:
                 llm = vllm.LLM(
                     model=str(model),
                     tokenizer=str(model),
@@ -188,7 +189,7 @@ class Engine:
                     ),
                 )
         except Exception as exc:
-            raise Refusal(f"vLLM did not start: {engine_error(exc, stderr.text())}") from exc
+            raise Refusal(f"vLLM did not start: {engine_error(exc, output.text())}") from exc
         params = vllm.SamplingParams(
             temperature=sampling.temperature, seed=sampling.seed, max_tokens=sampling.max_tokens
         )
@@ -317,11 +318,11 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ENGINE_WRAPPER = "Engine core initialization failed"
 
 
-def engine_error(exc: BaseException, stderr: str) -> str:
+def engine_error(exc: BaseException, output: str) -> str:
     """The engine's own error line: the exception's message, or, for vLLM's "Engine core
     initialization failed" wrapper, the root cause its engine-core process printed."""
     if ENGINE_WRAPPER in str(exc):
-        root = last_error_line(stderr)
+        root = last_error_line(output)
         if root:
             return root
     errors = getattr(exc, "errors", None)  # pydantic's ValidationError: vLLM's config checks
@@ -344,44 +345,50 @@ def last_error_line(text: str) -> str | None:
     return None
 
 
-class StderrTail:
-    """While entered, file descriptor 2 (ours and every process started meanwhile, such as
-    vLLM's engine core) goes through a pipe that a thread copies to the real stderr for
-    the life of this process, keeping the last 64 KiB for ``text()``."""
+class OutputTail:
+    """While entered, file descriptors 1 and 2 (ours and those of every process started
+    meanwhile, such as vLLM's engine core and its workers, which log to stdout) go through
+    pipes that threads copy to the real destinations for the life of this process, keeping
+    the last 64 KiB of both for ``text()``."""
 
     KEEP = 65536
+    FDS = (1, 2)
 
     def __init__(self) -> None:
         self._tail = b""
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._stderr = -1
+        self._threads: list[threading.Thread] = []
+        self._saved: dict[int, int] = {}
 
-    def __enter__(self) -> StderrTail:
-        sys.stderr.flush()
-        self._stderr = os.dup(2)
-        read, write = os.pipe()
-        self._thread = threading.Thread(target=self._copy, args=(read,), daemon=True)
-        self._thread.start()
-        os.dup2(write, 2)
-        os.close(write)
+    def __enter__(self) -> OutputTail:
+        for fd in self.FDS:
+            (sys.stdout if fd == 1 else sys.stderr).flush()
+            self._saved[fd] = os.dup(fd)
+            read, write = os.pipe()
+            thread = threading.Thread(target=self._copy, args=(read, self._saved[fd]), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+            os.dup2(write, fd)
+            os.close(write)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        sys.stderr.flush()
-        os.dup2(self._stderr, 2)  # the engine's processes keep the pipe; the thread copies on
+        for fd in self.FDS:  # the engine's processes keep the pipes; the threads copy on
+            (sys.stdout if fd == 1 else sys.stderr).flush()
+            os.dup2(self._saved[fd], fd)
 
-    def _copy(self, read: int) -> None:
+    def _copy(self, read: int, destination: int) -> None:
         while chunk := os.read(read, self.KEEP):
-            os.write(self._stderr, chunk)
+            os.write(destination, chunk)
             with self._lock:
                 self._tail = (self._tail + chunk)[-self.KEEP :]
         os.close(read)
 
     def text(self, wait_seconds: float = 2.0) -> str:
         """What went through so far, after up to ``wait_seconds`` for exited processes'
-        last lines to drain (returns at once when every writer is gone)."""
-        if self._thread is not None:
-            self._thread.join(timeout=wait_seconds)
+        last lines to drain (at once when every writer is gone)."""
+        deadline = time.monotonic() + wait_seconds
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         with self._lock:
             return self._tail.decode(errors="replace")
