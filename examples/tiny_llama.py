@@ -2,6 +2,7 @@
 plus its reference inputs (prompts and sampling parameters).
 
     python examples/tiny_llama.py OUT      # OUT/model, OUT/reference-inputs/prompts.json
+    python examples/tiny_llama.py OUT --context 128   # a model with 128 positions
 
 Nothing is downloaded: the tokenizer is trained on a few sentences and the weights are
 drawn from a fixed seed. head_dim is 64: vLLM's CPU attention rejects head_dim 16.
@@ -31,7 +32,7 @@ PROMPTS = [
 ]
 
 
-def build(out: Path, seed: int = 0) -> None:
+def build(out: Path, seed: int = 0, context: int = 256) -> None:
     model_dir = out / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
@@ -51,7 +52,7 @@ def build(out: Path, seed: int = 0) -> None:
         num_hidden_layers=2,
         num_attention_heads=2,
         num_key_value_heads=2,
-        max_position_embeddings=256,
+        max_position_embeddings=context,
         bos_token_id=1,
         eos_token_id=2,
         torch_dtype="float32",
@@ -68,8 +69,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--context", type=int, default=256, help="max_position_embeddings (default 256)"
+    )
     args = parser.parse_args()
-    build(args.out, args.seed)
+    build(args.out, args.seed, args.context)
     print(f"model: {args.out / 'model'}\nreference inputs: {args.out / 'reference-inputs'}")
 
 

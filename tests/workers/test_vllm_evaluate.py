@@ -1,0 +1,99 @@
+"""The LLM evaluation entry point (``workers.engines.vllm.evaluate``) in fresh processes,
+as the worker's evaluate child calls it, on a tiny random-weight Llama of 128 positions."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tokenizers import Tokenizer
+
+from tests.support.workers import REPO, build_example
+from workers.engines.vllm import CPU_ENV
+
+pytestmark = pytest.mark.slow
+
+PROMPTS = ["validators must run", "a registry pins models", "the trust score of"]
+EXPECTED = ["bit identical inference", "by hash", "an account is computed from its history"]
+SCRIPT = """
+import json, sys
+from pathlib import Path
+
+if __name__ == "__main__":
+    from workers.engines import vllm
+    from workers.errors import Refusal
+
+    model, out = Path(sys.argv[1]), Path(sys.argv[2])
+    doc = json.loads(sys.argv[3])
+    try:
+        ids, texts, expected, about = vllm.evaluate(
+            model, doc["prompts"], doc["expected"], {"max_tokens": 8}, cuda=False
+        )
+    except Refusal as refusal:
+        out.write_text(json.dumps({"refusal": refusal.reason, "retry": refusal.retry}))
+    else:
+        out.write_text(json.dumps(
+            {"ids": ids, "texts": texts, "expected": expected, "about": about}
+        ))
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = build_example("tiny_llama.py", tmp_path_factory.mktemp("llama"), "--context", "128")
+    return out / "model"
+
+
+def evaluate_in_fresh_process(
+    model: Path, tmp_path: Path, name: str, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    script, out = tmp_path / "evaluate.py", tmp_path / f"{name}.json"
+    script.write_text(SCRIPT)
+    doc = json.dumps({"prompts": PROMPTS, "expected": EXPECTED})
+    done = subprocess.run(
+        [sys.executable, str(script), str(model), str(out), doc],
+        env=env if env is not None else {**os.environ, **CPU_ENV, "PYTHONPATH": str(REPO)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+def test_evaluate_is_deterministic_across_fresh_processes(tiny_llama: Path, tmp_path: Path) -> None:
+    first = evaluate_in_fresh_process(tiny_llama, tmp_path, "first")
+    second = evaluate_in_fresh_process(tiny_llama, tmp_path, "second")
+    assert "refusal" not in first, first
+
+    tokenizer = Tokenizer.from_file(str(tiny_llama / "tokenizer.json"))
+    assert first["expected"] == [
+        tokenizer.encode(e, add_special_tokens=False).ids for e in EXPECTED
+    ]
+    assert len(first["ids"]) == len(first["texts"]) == len(PROMPTS)
+    assert all(len(ids) == 8 and all(0 <= t < 512 for t in ids) for ids in first["ids"])
+    assert all(isinstance(text, str) and text for text in first["texts"])
+    assert (second["ids"], second["texts"]) == (first["ids"], first["texts"])
+
+    determinism = first["about"]["determinism"]
+    longest = max(len(tokenizer.encode(p).ids) for p in PROMPTS)
+    assert determinism["max_model_len"] == longest + 8 and determinism["context"] == 128
+    assert determinism["concurrency"] == 1 and determinism["temperature"] == 0.0
+    assert determinism["seed"] == 0 and determinism["max_tokens"] == 8
+    assert first["about"]["engine"]["name"] == "vllm" and first["about"]["device"] == "cpu"
+
+
+def test_evaluate_refuses_where_a_determinism_control_is_not_applied(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ, **CPU_ENV, "PYTHONPATH": str(REPO)}
+    del env["OPENBLAS_NUM_THREADS"]
+    answer = evaluate_in_fresh_process(tiny_llama, tmp_path, "unpinned", env)
+    assert "OPENBLAS_NUM_THREADS=1" in answer["refusal"] and answer["retry"] is False, answer
