@@ -78,7 +78,7 @@ def evaluate(argv: list[str]) -> None:
         from workers.engines import vllm
 
         expected = _texts(labels["expected"])
-        generated, texts, expected_ids, about = vllm.evaluate(  # type: ignore[attr-defined]
+        generated, texts, expected_ids, about = vllm.evaluate(
             Path(model),
             _texts(features["prompts"]),
             expected,

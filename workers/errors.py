@@ -25,22 +25,25 @@ STDERR_TAIL = 1500  # characters of a crashed run's stderr reported when no erro
 _ERROR_LINE = re.compile(
     r"(?:^|[\s\](|])((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception)): (\S.*)$"
 )
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # terminal colours some engines log with
 _GENERIC = (  # wrappers that re-raise an engine's own error under a vaguer line
-    re.compile(r"^RuntimeError: Engine core initialization failed"),
-    re.compile(r"See root cause above", re.IGNORECASE),
+    re.compile(r"Engine core initialization failed"),
+    re.compile(r"root cause", re.IGNORECASE),
     re.compile(r"^RuntimeError: Worker failed with error"),
 )
 
 
 def exception_line(stderr: str) -> str | None:
     """The last ``SomethingError: message`` (or ``…Exception: …``) line of a traceback in
-    ``stderr`` that is not a generic wrapper around another error; None when no line has
-    that form (the process did not end in a Python exception)."""
+    ``stderr`` that is not a generic wrapper around another error (vLLM's engine core wraps
+    its worker process's error, and the parent wraps the engine core's: "… See root cause
+    above"), without module prefix or colours; None when no line has that form (the
+    process did not end in a Python exception)."""
     found = []
-    for line in stderr.splitlines():
+    for line in _ANSI.sub("", stderr).splitlines():
         match = _ERROR_LINE.search(line.rstrip())
         if match:
-            found.append(f"{match.group(1)}: {match.group(2).strip()}")
+            found.append(f"{match.group(1).rsplit('.', 1)[-1]}: {match.group(2).strip()}"[:1000])
     specific = [line for line in found if not any(g.search(line) for g in _GENERIC)]
     chosen = specific or found
     return chosen[-1] if chosen else None

@@ -235,14 +235,6 @@ def test_labels_naming_an_output_the_model_lacks_are_refused_naming_it(
 
 # -- journeys: worker processes, evaluate jobs queued by the policy, promotion gated ------
 
-EVALUATE_JOBS = any(
-    "JobTask.EVALUATE" in path.read_text()
-    for path in (Path(__file__).resolve().parents[2] / "registry" / "domain").rglob("*.py")
-)
-needs_jobs = pytest.mark.skipif(
-    not EVALUATE_JOBS, reason="the registry does not queue evaluate jobs yet (i14-registry)"
-)
-
 
 def policy(min_workers: int = 2, min_samples: int = 100) -> bytes:
     rules = ", ".join(f'{k} = "{v}"' for k, v in THRESHOLDS.items())
@@ -280,7 +272,6 @@ def promote(reg: Registry, version: str, expect: int = 0) -> str:
     )
 
 
-@needs_jobs
 @pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
 def test_a_model_meeting_the_runbook_measured_by_two_agreeing_workers_is_promoted(
     start_registry: Callable[..., Registry], tmp_path: Path
@@ -297,7 +288,6 @@ def test_a_model_meeting_the_runbook_measured_by_two_agreeing_workers_is_promote
     promote(reg, "v1")
 
 
-@needs_jobs
 @pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
 def test_a_bias_of_2_5_points_is_refused_naming_the_threshold(
     start_registry: Callable[..., Registry], tmp_path: Path
@@ -311,7 +301,6 @@ def test_a_bias_of_2_5_points_is_refused_naming_the_threshold(
     assert "evaluation.mean_bias" in promote(reg, "v1", expect=5)
 
 
-@needs_jobs
 @pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
 def test_a_model_passing_the_thresholds_but_drifting_from_the_live_one_is_refused(
     start_registry: Callable[..., Registry], tmp_path: Path
@@ -332,7 +321,6 @@ def test_a_model_passing_the_thresholds_but_drifting_from_the_live_one_is_refuse
     assert "drift" in refused and "moved" in refused
 
 
-@needs_jobs
 @pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
 def test_a_dataset_below_min_samples_fails_the_job_before_any_run(
     start_registry: Callable[..., Registry], tmp_path: Path
@@ -348,7 +336,6 @@ def test_a_dataset_below_min_samples_fails_the_job_before_any_run(
     assert ": run " not in log and "pulled" not in log
 
 
-@needs_jobs
 @pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
 def test_a_model_whose_output_count_differs_from_its_input_count_fails_its_job(
     start_registry: Callable[..., Registry], tmp_path: Path
@@ -362,7 +349,6 @@ def test_a_model_whose_output_count_differs_from_its_input_count_fails_its_job(
     assert "evaluation" in promote(reg, "v1", expect=5)
 
 
-@needs_jobs
 @pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
 def test_a_publisher_signed_evaluation_is_ignored_where_workers_measure(
     start_registry: Callable[..., Registry], tmp_path: Path

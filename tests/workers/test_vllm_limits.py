@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ValidationError, field_validator
 
-from workers.engines.vllm import engine_error, fit, last_error_line, model_context
-from workers.errors import Refusal
+from workers.engines.vllm import engine_error, fit, model_context
+from workers.errors import Refusal, exception_line
 
 # what vLLM 0.32 (CPU) printed when a model's weights file was cut short: the worker
 # process's error, then the engine core's wrapper of it, then the parent's wrapper
@@ -91,7 +91,7 @@ def test_the_root_cause_is_the_worker_process_error_not_vllms_wrappers() -> None
         "SafetensorError: Error while deserializing header: incomplete metadata, "
         "file not fully covered"
     )
-    assert last_error_line("\x1b[31mValueError: bad head_dim 16\x1b[0m\nshutting down") == (
+    assert exception_line("\x1b[31mValueError: bad head_dim 16\x1b[0m\nshutting down") == (
         "ValueError: bad head_dim 16"
     )
     assert engine_error(wrapper, "no error line here").startswith(

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.core.outputs import Tensor, token_tensors
-from workers.errors import Refusal
+from workers.errors import Refusal, exception_line
 
 PINNED_THREADS = {"MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 CPU_ENV = {
@@ -313,8 +313,6 @@ def fit(counts: list[int], max_tokens: int, context: int, requested: Any) -> int
 
 
 # -- why the engine failed ------------------------------------------------------------------
-ERROR_LINE = re.compile(r"\b((?:\w+\.)*\w*(?:Error|Exception)): (\S.*)$")
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ENGINE_WRAPPER = "Engine core initialization failed"
 
 
@@ -322,7 +320,7 @@ def engine_error(exc: BaseException, output: str) -> str:
     """The engine's own error line: the exception's message, or, for vLLM's "Engine core
     initialization failed" wrapper, the root cause its engine-core process printed."""
     if ENGINE_WRAPPER in str(exc):
-        root = last_error_line(output)
+        root = exception_line(output)
         if root:
             return root
     errors = getattr(exc, "errors", None)  # pydantic's ValidationError: vLLM's config checks
@@ -332,17 +330,6 @@ def engine_error(exc: BaseException, output: str) -> str:
     else:
         message = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
     return f"{type(exc).__name__}: {message}"[:1000]
-
-
-def last_error_line(text: str) -> str | None:
-    """The last ``XxxError: message`` line of ``text`` that is not one of vLLM's wrappers
-    ("... See root cause above", "... See stack trace for root cause"): the engine core
-    wraps its worker process's error, and the parent wraps the engine core's."""
-    for line in reversed(ANSI.sub("", text).splitlines()):
-        match = ERROR_LINE.search(line)
-        if match and ENGINE_WRAPPER not in line and "root cause" not in match.group(2):
-            return f"{match.group(1).rsplit('.', 1)[-1]}: {match.group(2).strip()}"[:1000]
-    return None
 
 
 class OutputTail:
