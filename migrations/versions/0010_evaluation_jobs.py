@@ -6,6 +6,9 @@
   inputs, which the server default records.
 - ``jobs.channel`` (nullable): the channel whose policy names an evaluate job's dataset
   and thresholds; empty for reproduce jobs.
+- ``jobs.baseline`` (nullable, hex): the artifact the channel held when an evaluate job
+  was made, which the worker compares predictions with (drift); a worker measures an
+  artifact once per baseline.
 
 Only a defaulted and a nullable column: old replicas keep working beside this revision,
 but they do not know evaluate jobs: upgrade every replica before a policy names an
@@ -33,6 +36,7 @@ def upgrade() -> None:
             sa.Column("task", sa.String(16), nullable=False, server_default="reproduce")
         )
         batch.add_column(sa.Column("channel", sa.String(64), nullable=True))
+        batch.add_column(sa.Column("baseline", sa.String(64), nullable=True))
         batch.create_check_constraint(
             "ck_jobs_task_known", sa.text("task IN ('reproduce', 'evaluate')")
         )
@@ -41,5 +45,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
         batch.drop_constraint("ck_jobs_task_known", type_="check")
+        batch.drop_column("baseline")
         batch.drop_column("channel")
         batch.drop_column("task")

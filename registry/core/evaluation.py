@@ -14,10 +14,13 @@ Metrics a worker computes (``workers.metrics``), by name:
   same position);
 - both: ``samples``, the number of samples measured.
 
-Verdict (``judge``): measured statements count per worker key (the first one each key
-made about this dataset, in log order: a replay changes nothing); every worker must
-agree bit for bit on the predictions digest (and, with drift, on the baseline it
-compared with), else the disagreement is a finding that stays.
+Verdict (``judge``): measured statements count per worker key and baseline (the first
+one each key made about this dataset against each artifact it compared with, in log
+order: a replay changes nothing, and a new measurement counts only once the channel
+holds another artifact to compare with); every statement must agree bit for bit on the
+predictions digest, and those that compared with one baseline on its predictions,
+else the disagreement is a finding that stays. Drift is judged only on the
+measurements that compared with what the channel holds now (``against``).
 """
 
 from __future__ import annotations
@@ -99,7 +102,7 @@ class EvaluationVerdict:
     """The measurements of one artifact on one dataset by one profile's workers."""
 
     profile: str
-    measurements: tuple[Measurement, ...] = ()  # one per key, in log order
+    measurements: tuple[Measurement, ...] = ()  # one per (key, baseline), in log order
     refusals: tuple[str, ...] = ()  # evaluation jobs that failed for good: why
 
     @property
@@ -135,8 +138,20 @@ class EvaluationVerdict:
         return self.measurements[0]
 
     @property
+    def workers(self) -> tuple[str, ...]:
+        """The keys that measured, in the order they first did."""
+        return tuple(dict.fromkeys(m.keyid for m in self.measurements))
+
+    @property
     def agreeing_workers(self) -> int:
-        return 0 if self.finding is not None else len(self.measurements)
+        return 0 if self.finding is not None else len(self.workers)
+
+    def against(self, baseline: str | None) -> tuple[Measurement, ...]:
+        """The measurements that compared with ``baseline`` (one per key); none while the
+        workers disagree, or when ``baseline`` is None."""
+        if baseline is None or self.finding is not None:
+            return ()
+        return tuple(m for m in self.measurements if m.baseline == baseline)
 
 
 def judge(
@@ -146,16 +161,18 @@ def judge(
     refusals: Iterable[str] = (),
 ) -> EvaluationVerdict:
     """(signing keyid, predicate) pairs in log order -> the verdict for ``profile`` on
-    ``dataset``: measured statements of that profile about that dataset, first per key."""
-    seen: dict[str, Measurement] = {}
+    ``dataset``: measured statements of that profile about that dataset, the first per
+    key and baseline."""
+    seen: dict[tuple[str, str | None], Measurement] = {}
     for keyid, predicate in results:
         if (
             predicate.measured
             and predicate.profile == profile
             and str(predicate.dataset) == dataset
-            and keyid not in seen
         ):
-            seen[keyid] = Measurement.of(keyid, predicate)
+            baseline = None if predicate.drift is None else str(predicate.drift.against)
+            if (keyid, baseline) not in seen:
+                seen[keyid, baseline] = Measurement.of(keyid, predicate)
     return EvaluationVerdict(profile, tuple(seen.values()), tuple(refusals))
 
 

@@ -81,9 +81,19 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 SOURCES = ("worker", "publisher", "publisher-or-manifest")
 _LEGACY_SOURCES = {"attestation": "publisher", "attestation-or-manifest": "publisher-or-manifest"}
 _EVALUATION_KEYS = frozenset(
-    {"source", "dataset", "profile", "min_workers", "min_samples", "thresholds", "drift"}
+    {
+        "source",
+        "dataset",
+        "dataset_digest",
+        "profile",
+        "min_workers",
+        "min_samples",
+        "thresholds",
+        "drift",
+    }
 )
 _DRIFT_KEYS = frozenset({"tolerance", "max_moved", "max_mean_abs_diff", "max_abs_diff"})
+_BLAKE3 = re.compile(r"blake3:[0-9a-f]{64}")
 _CHANNEL = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 _CHANNEL_KEYS = frozenset(
     {
@@ -173,6 +183,7 @@ class Evaluation:
     thresholds: tuple[Threshold, ...] = ()
     source: str = "publisher"  # one of SOURCES
     dataset: DatasetRef | None = None  # source worker only
+    dataset_digest: str | None = None  # pins what ``dataset`` must resolve to (blake3:<hex>)
     profile: str | None = None  # source worker only: the profile whose workers measure
     min_workers: int = 1
     min_samples: int = 1
@@ -334,14 +345,26 @@ def _evaluation(where: str, doc: Mapping[str, object]) -> Evaluation | None:
     profile = table["profile"]
     if profile not in PROFILE_ENGINES:
         raise InvalidPolicyError(f"{where}.profile: one of {sorted(PROFILE_ENGINES)}")
+    drift = None if "drift" not in table else _drift(where, table["drift"])
+    if drift is not None and drift.tolerance != 0 and "vllm" in PROFILE_ENGINES[profile]:
+        raise InvalidPolicyError(
+            f"{where}.drift.tolerance: an LLM's prediction moved when any of its tokens did; "
+            "the tolerance is 0 (bound max_moved, the share of prompts that changed)"
+        )
+    pinned = table.get("dataset_digest")
+    if pinned is not None and (not isinstance(pinned, str) or not _BLAKE3.fullmatch(pinned)):
+        raise InvalidPolicyError(
+            f'{where}.dataset_digest: "blake3:<64 lowercase hex>", the dataset artifact\'s digest'
+        )
     return Evaluation(
         thresholds,
         source=source,
         dataset=_dataset_ref(where, table["dataset"]),
+        dataset_digest=pinned,
         profile=str(profile),
         min_workers=_count(where, table, "min_workers", 1, 1),
         min_samples=_count(where, table, "min_samples", 1, 1),
-        drift=None if "drift" not in table else _drift(where, table["drift"]),
+        drift=drift,
     )
 
 
@@ -532,25 +555,21 @@ def _metrics(rules: ChannelPolicy, facts: Facts) -> tuple[Mapping[str, float] | 
 
 def _current_metrics(rules: ChannelPolicy, facts: Facts) -> Mapping[str, float] | None:
     """What the channel's holder measured, to compare with: with worker measurement, the
-    baseline the agreeing workers measured beside this artifact, else the holder's own."""
+    baseline that enough agreeing workers measured beside this artifact, else the
+    holder's own agreed measurement on the same dataset."""
     evaluation = rules.evaluation
     if evaluation is not None and evaluation.measured and facts.evaluation is not None:
-        agreed = against_current(facts.evaluation, facts.current)
-        if agreed is not None and agreed.baseline is not None and agreed.baseline == facts.current:
-            return agreed.baseline_metrics
+        compared = facts.evaluation.against(facts.current)
+        if len(compared) >= evaluation.min_workers:
+            return compared[0].baseline_metrics
     return facts.current_metrics
 
 
 def against_current(verdict: EvaluationVerdict, current: str | None) -> Measurement | None:
-    """The agreed measurement to judge drift with: one that compared with what the channel
-    holds now when a worker did (workers agree on the predictions, so any serves), else
-    the first; None while the workers disagree or none measured."""
-    if verdict.agreed is None:
-        return None
-    return next(
-        (m for m in verdict.measurements if current is not None and m.baseline == current),
-        verdict.agreed,
-    )
+    """The first measurement that compared with what the channel holds now; None when
+    none did or the workers disagree (``EvaluationVerdict.against``)."""
+    compared = verdict.against(current)
+    return compared[0] if compared else None
 
 
 def _push_dataset(ref: DatasetRef) -> str:
@@ -628,34 +647,47 @@ def _measured(evaluation: Evaluation, facts: Facts) -> list[Requirement]:
                 )
             )
     if drift:
-        current = None if agreed is None else against_current(verdict, facts.current)
-        out.append(_drift_requirement(evaluation, facts, current))
+        out.append(_drift_requirement(evaluation, facts, verdict if enough else None))
     return out
 
 
+_MEASURE_AGAIN = "reliquary verify REF --evaluate --channel CHANNEL"
+
+
 def _drift_requirement(
-    evaluation: Evaluation, facts: Facts, agreed: Measurement | None
+    evaluation: Evaluation, facts: Facts, verdict: EvaluationVerdict | None
 ) -> Requirement:
+    """Drift from what the channel holds now, on the measurements of at least
+    ``min_workers`` workers that compared with exactly that artifact."""
     bound = evaluation.drift
     assert bound is not None
     name, current = "evaluation.drift", facts.current
     if current == facts.subject:
         return Requirement(name, True, "the channel holds this artifact: nothing drifted")
-    if agreed is None:
+    if verdict is None:
         return Requirement(name, False, f"drift from {current}: not measured yet")
-    if agreed.baseline != current or agreed.moved is None:
+    compared = verdict.against(current)
+    if len(compared) < evaluation.min_workers:
+        others = sorted(
+            {str(m.baseline or "nothing") for m in verdict.measurements} - {str(current)}
+        )
         return Requirement(
             name,
             False,
-            f"measured against {agreed.baseline or 'nothing'}, but the channel holds {current} "
-            "now: ask for a new measurement (reliquary verify REF --evaluate --channel CHANNEL)",
+            f"{len(compared)} of {evaluation.min_workers} workers compared with {current}, "
+            f"which the channel holds now"
+            + (f" (they compared with {', '.join(others)})" if others else "")
+            + f": ask for a new measurement ({_MEASURE_AGAIN})",
         )
+    agreed = compared[0]
+    if agreed.moved is None:
+        return Requirement(name, False, f"drift from {current}: no figures in the measurement")
     if agreed.tolerance != bound.tolerance:
         return Requirement(
             name,
             False,
             f"measured with tolerance {agreed.tolerance:g}, the policy's is {bound.tolerance:g}: "
-            "ask for a new measurement",
+            f"ask for a new measurement ({_MEASURE_AGAIN})",
         )
     figures = (
         f"mean |change| {agreed.mean_abs_diff:.4g}, max |change| {agreed.max_abs_diff:.4g}, "
@@ -671,8 +703,8 @@ def _drift_requirement(
         over.append(f"mean |change| above {bound.max_mean_abs_diff:g}")
     if bound.max_abs_diff is not None and (agreed.max_abs_diff or 0) > bound.max_abs_diff:
         over.append(f"max |change| above {bound.max_abs_diff:g}")
-    verdict = f"drift past the bound ({'; '.join(over)})" if over else "within the bounds"
-    return Requirement(name, not over, f"against {current}: {figures}: {verdict}")
+    said = f"drift past the bound ({'; '.join(over)})" if over else "within the bounds"
+    return Requirement(name, not over, f"against {current}: {figures}: {said}")
 
 
 def evaluate(rules: ChannelPolicy, facts: Facts) -> list[Requirement]:
@@ -717,7 +749,7 @@ def evaluate(rules: ChannelPolicy, facts: Facts) -> list[Requirement]:
                 )
     current_metrics = _current_metrics(rules, facts)
     for metric, allowed in sorted(rules.max_regression.items()):
-        out.append(_regression(rules, metric, allowed, metrics, current_metrics))
+        out.append(_regression(rules, metric, allowed, metrics, current_metrics, facts))
     if rules.approvals_min:
         have = len(facts.approval_keys)
         out.append(
@@ -759,9 +791,22 @@ def _regression(
     allowed: float,
     metrics: Mapping[str, float] | None,
     current: Mapping[str, float] | None,
+    facts: Facts,
 ) -> Requirement:
+    """With worker measurement, a channel that holds an artifact must be compared with it
+    (fail closed); otherwise a holder without the metric compares with nothing."""
     name = f"max_regression.{metric}"
-    if current is None or metric not in current:
+    measured = rules.evaluation is not None and rules.evaluation.measured
+    if measured and facts.current is not None and facts.current != facts.subject:
+        if current is None or metric not in current:
+            return Requirement(
+                name,
+                False,
+                f"the channel holds {facts.current}, and no measurement of it on the policy's "
+                f"dataset gives its {metric}: ask for a new measurement ({_MEASURE_AGAIN}), "
+                "which also measures what the channel holds",
+            )
+    elif current is None or metric not in current:
         return Requirement(name, True, "the channel holds nothing to compare with")
     if metrics is None or metric not in metrics:
         return Requirement(name, False, f"no evaluated {metric} to compare with the channel's")

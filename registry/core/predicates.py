@@ -378,6 +378,12 @@ def _finite_numbers(value: object, where: str, *, empty: bool = True, item: str 
             raise _eval_fail(f"{item or where} {name[:100]!r} must be a finite number")
 
 
+def _scalar_map(value: object) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(v, str | int | float | bool) or v is None for v in value.values()
+    )
+
+
 def _count(value: object, where: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise _eval_fail(f"{where} must be an integer >= 0")
@@ -409,12 +415,11 @@ def _check_evaluation(p: dict[str, Any]) -> None:
         and all(isinstance(p["host"].get(k), str) and p["host"][k] for k in ("cpu", "os", "python"))
     ):
         raise _eval_fail("'host' must be an object (cpu, os, python, libraries)")
-    if "determinism" in p and not (
-        isinstance(p["determinism"], dict)
-        and all(
-            isinstance(v, str | int | float | bool) or v is None for v in p["determinism"].values()
+    if "host" in p and not _scalar_map(p["host"].get("libraries", {})):
+        raise _eval_fail(
+            "'host.libraries' must be an object of name -> string, number, bool or null"
         )
-    ):
+    if "determinism" in p and not _scalar_map(p["determinism"]):
         raise _eval_fail("'determinism' must be an object of name -> string, number, bool or null")
     if "timings" in p:
         _finite_numbers(p["timings"], "timings")

@@ -352,6 +352,8 @@ class JobRow(Base):
     # what the worker is asked: reproduce reference inputs, or evaluate on a dataset
     task: Mapped[str] = mapped_column(String(16), server_default=JobTask.REPRODUCE.value)
     channel: Mapped[str | None] = mapped_column(String(64))  # evaluate: whose policy
+    # evaluate: what the channel held when the job was made (hex), to compare with
+    baseline: Mapped[str | None] = mapped_column(String(64))
 
 
 # -- OCI distribution (``registry/domain/oci``) --------------------------------------

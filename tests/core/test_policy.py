@@ -318,9 +318,10 @@ def test_two_agreeing_workers_over_the_whole_dataset_meet_it() -> None:
     assert "the dataset has 8" in partial["evaluation.workers"].reason
 
 
-def test_drift_is_judged_on_a_measurement_against_what_the_channel_holds_now() -> None:
-    """One worker compared with an older holder, the other with the current one: the
-    latter's figures count (both agree on the predictions)."""
+def test_drift_is_judged_on_enough_workers_that_compared_with_what_the_channel_holds_now() -> None:
+    """A worker that compared with an older holder does not count for drift; once two
+    workers (the policy's min_workers) compared with the current one, their figures do."""
+    drift = {"moved": 0.5, "tolerance": 1.0, "mean_abs_diff": 1.0, "max_abs_diff": 3.0}
     old = measurement(
         "k1",
         baseline="blake3:" + "00" * 32,
@@ -330,17 +331,21 @@ def test_drift_is_judged_on_a_measurement_against_what_the_channel_holds_now() -
         mean_abs_diff=0.0,
         max_abs_diff=0.0,
     )
-    now = measurement(
-        "k2",
-        baseline=HELD,
-        baseline_predictions="q1",
-        moved=0.5,
-        tolerance=1.0,
-        mean_abs_diff=1.0,
-        max_abs_diff=3.0,
-        baseline_metrics={"r2": 0.95},
-    )
-    met = measured_requirements(old, now, current=HELD)
+    now = [
+        measurement(
+            k, baseline=HELD, baseline_predictions="q1", baseline_metrics={"r2": 0.95}, **drift
+        )
+        for k in ("k1", "k2")
+    ]
+    one = measured_requirements(old, now[1], current=HELD)
+    assert not one["evaluation.drift"].met
+    assert "1 of 2 workers compared with " + HELD in one["evaluation.drift"].reason
+    assert "reliquary verify REF --evaluate" in one["evaluation.drift"].reason
+    # the holder has no measurement of its own, and too few compared with it: fail closed
+    assert not one["max_regression.r2"].met
+    assert "no measurement of it" in one["max_regression.r2"].reason
+    met = measured_requirements(old, *now, current=HELD)
+    assert met["evaluation.workers"].met  # k1 counted once per baseline, two keys agree
     assert not met["evaluation.drift"].met
     assert "50.0% of samples moved" in met["evaluation.drift"].reason
     assert not met["max_regression.r2"].met  # 0.9 against the holder's 0.95

@@ -155,8 +155,14 @@ class Evidence:
     def _metrics(
         manifest: Manifest, counted: list[Counted]
     ) -> tuple[dict[str, float] | None, dict[str, float]]:
-        """(metrics of the latest counted evaluation/v1, the manifest's metrics)."""
-        evaluations = [c.predicate for c in counted if isinstance(c.predicate, EvaluationPredicate)]
+        """(metrics of the latest counted evaluation/v1 the trainer's side made, the
+        manifest's metrics). A worker's measured statement is never the trainer's word: it
+        counts only where workers measure (``_judged``)."""
+        evaluations = [
+            c.predicate
+            for c in counted
+            if isinstance(c.predicate, EvaluationPredicate) and not c.predicate.measured
+        ]
         attested = (
             {k: float(v) for k, v in evaluations[-1].metrics.items()} if evaluations else None
         )
@@ -171,7 +177,7 @@ class Evidence:
         counted: list[Counted], profile: str, dataset: str, refusals: tuple[str, ...] = ()
     ) -> EvaluationVerdict:
         """The verdict over the measured ``evaluation/v1`` statements of worker keys of
-        ``profile`` on ``dataset`` (first per key, in log order)."""
+        ``profile`` on ``dataset`` (first per key and baseline, in log order)."""
         return judge(
             profile,
             dataset,

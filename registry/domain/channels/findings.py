@@ -86,8 +86,9 @@ class NondeterminismRecorder:
     def _measured(
         self, session: Session, accepted: Accepted, predicate: EvaluationPredicate
     ) -> None:
-        """A worker key's first measurement on a dataset that disagrees with the earlier
-        workers' there (predictions, or the predictions of the baseline they compared)."""
+        """A worker key's first measurement on a dataset against a baseline that disagrees
+        with the earlier ones there (predictions, or the predictions of the baseline they
+        compared)."""
         if not (accepted.by_worker and predicate.measured):
             return
         row, profile, dataset = accepted.row, str(predicate.profile), str(predicate.dataset)
@@ -96,10 +97,14 @@ class NondeterminismRecorder:
             for k, p in accepted.earlier_measured
             if p.profile == profile and str(p.dataset) == dataset
         ]
-        if not earlier or any(k == row.keyid for k, _ in earlier):
-            return  # the first measurement there, or this key's second (not counted)
+        baseline = None if predicate.drift is None else str(predicate.drift.against)
+        if not earlier or any(
+            k == row.keyid and (None if p.drift is None else str(p.drift.against)) == baseline
+            for k, p in earlier
+        ):
+            return  # the first measurement there, or one not counted (same key, baseline)
         after = judge_measurements(profile, dataset, [*earlier, (row.keyid, predicate)])
-        new = after.measurements[-1]
+        [new] = [m for m in after.measurements if m.keyid == row.keyid and m.baseline == baseline]
         differs = any(
             m.predictions != new.predictions
             or (
@@ -107,7 +112,8 @@ class NondeterminismRecorder:
                 and m.baseline == new.baseline
                 and m.baseline_predictions != new.baseline_predictions
             )
-            for m in after.measurements[:-1]
+            for m in after.measurements
+            if m is not new
         )
         if after.finding is None or not differs:
             return

@@ -77,11 +77,19 @@ class PolicyInForce:
         """The version in force now (see the module's invariants)."""
         return version_of(self.policy, self.datasets())
 
-    def dataset(self, ref: DatasetRef) -> DatasetFacts:
-        """What the registry holds for ``ref`` (a ref the policy names)."""
+    def dataset(self, ref: DatasetRef, pinned: str | None = None) -> DatasetFacts:
+        """What the registry holds for ``ref`` (a ref the policy names); with ``pinned``
+        (the policy's ``dataset_digest``), only that artifact may serve as ``ref``."""
         digest = self._resolve(str(ref)) if str(ref) in self._refs else None
         if digest is None:
             return DatasetFacts(ref)
+        if pinned is not None and digest != pinned:
+            return DatasetFacts(
+                ref,
+                digest,
+                problem=f"{ref} is {digest}, but the policy pins dataset_digest = {pinned}: "
+                "someone pushed another dataset under that name; name the pinned one",
+            )
         artifact = self._artifacts.describe(Digest.parse(digest))
         if artifact.kind != "dataset":
             return DatasetFacts(

@@ -142,16 +142,23 @@ class ChannelService:
         evaluation = self.policy.for_channel(channel).evaluation
         if evaluation is None or evaluation.dataset is None:
             return None
-        return self.in_force.dataset(evaluation.dataset).digest
+        facts = self.in_force.dataset(evaluation.dataset, evaluation.dataset_digest)
+        return facts.digest if facts.problem is None else None
 
-    def plan(self, artifact: Digest, channel: str) -> EvaluationTask | str:
+    def holder(self, name: str, channel: str) -> Digest | None:
+        """What ``name:channel`` holds now, proven against the log. Raises
+        LogIntegrityError."""
+        with self._reads() as session:
+            return self._current(session, name, channel)
+
+    def plan(self, artifact: Digest, channel: str, baseline: Digest | None) -> EvaluationTask | str:
         """What an evaluate job of ``artifact`` for ``channel`` measures now, or why it
         cannot (``JobService`` fails such a job with these words). Raises LogIntegrityError."""
         evaluation = self.policy.for_channel(channel).evaluation
         if evaluation is None or evaluation.dataset is None or evaluation.profile is None:
             return f"channel {channel!r}'s policy has no evaluation measured by workers"
         ref = evaluation.dataset
-        dataset = self.in_force.dataset(ref)
+        dataset = self.in_force.dataset(ref, evaluation.dataset_digest)
         if dataset.digest is None:
             return (
                 f"the policy's dataset {ref} is not in this registry: push it (reliquary push "
@@ -160,10 +167,6 @@ class ChannelService:
             )
         if dataset.problem is not None:
             return f"the policy's dataset {ref} cannot serve: {dataset.problem}"
-        name = self._artifacts.manifest(artifact).name
-        with self._reads() as session:
-            held = self._current(session, name, channel)
-        baseline = None if held is None or held == artifact else held
         agreed = (
             None
             if baseline is None
@@ -233,7 +236,7 @@ class ChannelService:
         if evaluation is not None and evaluation.measured and evaluation.dataset is not None:
             measuring = Measuring(
                 evaluation,
-                self.in_force.dataset(evaluation.dataset),
+                self.in_force.dataset(evaluation.dataset, evaluation.dataset_digest),
                 tuple(self._jobs.evaluation_refusals(digest, channel)),
             )
         return self._evidence.facts(

@@ -70,6 +70,7 @@ def _claim_query(state: ColumnElement[bool], lock: bool) -> Select[JobRow]:
                 mine.profile == JobRow.profile,
                 mine.task == JobRow.task,
                 mine.channel.is_not_distinct_from(JobRow.channel),
+                mine.baseline.is_not_distinct_from(JobRow.baseline),
                 mine.worker_token == bindparam("token"),
                 mine.id != JobRow.id,
                 mine.state.in_([JobState.RUNNING, JobState.ATTESTED]),

@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from registry.core.clock import Clock, utc_now
 from registry.core.digest import Digest
 from registry.core.jobs import MAX_ERROR_CHARS, JobState, JobTask
-from registry.core.manifest import ParsedManifest
+from registry.core.manifest import ParsedManifest, parse_manifest
 from registry.core.policy import Evaluation, Policy
 from registry.core.predicates import EvaluationPredicate, ReproducibilityPredicate
 from registry.core.profiles import PROFILE_ENGINES, runs
@@ -63,6 +63,7 @@ from registry.errors import (
     InvalidRequestError,
     JobLeaseError,
     JobNotFoundError,
+    LogIntegrityError,
 )
 from registry.metrics import Metrics
 
@@ -77,9 +78,14 @@ class EvaluationPlanner(Protocol):
     """What an evaluate job measures, from the policy in force (the channels context
     implements it; this context never imports that one)."""
 
-    def plan(self, artifact: Digest, channel: str) -> EvaluationTask | str:
-        """The task for an evaluate job of ``artifact`` for ``channel``, or why there is
-        none now (the dataset is not pushed, not a dataset, revoked): what to do next."""
+    def plan(self, artifact: Digest, channel: str, baseline: Digest | None) -> EvaluationTask | str:
+        """The task for an evaluate job of ``artifact`` for ``channel`` that compares with
+        ``baseline``, or why there is none now (the dataset is not pushed, not a dataset,
+        revoked): what to do next."""
+        ...
+
+    def holder(self, name: str, channel: str) -> Digest | None:
+        """What ``name:channel`` holds now (proven against the log), if anything."""
         ...
 
     def dataset(self, channel: str) -> str | None:
@@ -120,6 +126,7 @@ def _new(
     now: datetime,
     task: JobTask = JobTask.REPRODUCE,
     channel: str | None = None,
+    baseline: str | None = None,
 ) -> JobRow:
     return JobRow(
         id=secrets.token_hex(16),
@@ -138,6 +145,7 @@ def _new(
         updated_at=now,
         task=task.value,
         channel=channel,
+        baseline=baseline,
     )
 
 
@@ -223,14 +231,35 @@ class JobService:
             for profile, count in self.required(parsed).items()
             for _ in range(count)
         ]
-        rows += [
-            _new(digest, str(e.profile), self.max_attempts, now, JobTask.EVALUATE, channel)
-            for channel, e in self.evaluations(parsed).items()
-            for _ in range(e.min_workers)
-        ]
+        for channel, e in self.evaluations(parsed).items():
+            baseline = self._baseline(parsed.manifest.name, channel, digest)
+            rows += [
+                _new(
+                    digest,
+                    str(e.profile),
+                    self.max_attempts,
+                    now,
+                    JobTask.EVALUATE,
+                    channel,
+                    baseline,
+                )
+                for _ in range(e.min_workers)
+            ]
         session.add_all(rows)
         if rows:
             after_commit(session, self.work.notify)
+
+    def _baseline(self, name: str, channel: str, digest_hex: str) -> str | None:
+        """What an evaluate job made now compares with: the artifact ``name:channel``
+        holds (hex), unless that is the job's own artifact or the channel holds nothing.
+        A channel whose pointer disagrees with the log gives none (its status refuses)."""
+        if self._planner is None:
+            return None
+        try:
+            held = self._planner.holder(name, channel)
+        except LogIntegrityError:
+            return None
+        return None if held is None or held.hex == digest_hex else held.hex
 
     def _evaluate_problem(self, profile: str, channel: str | None) -> str | None:
         """Why evaluate jobs of ``profile`` cannot serve ``channel`` (None: they can)."""
@@ -276,9 +305,20 @@ class JobService:
         if task == JobTask.EVALUATE and (why := self._evaluate_problem(profile, channel)):
             raise InvalidRequestError(why)
         stored = self._artifacts.manifest(ref)
+        baseline = None
+        if task == JobTask.EVALUATE and channel is not None:
+            parsed = parse_manifest(stored.raw)
+            if channel not in self.evaluations(parsed):
+                engine = (parsed.manifest.runtime or {}).get("engine")
+                raise InvalidRequestError(
+                    f"{stored.name}@{stored.version} is a {parsed.manifest.kind} artifact with "
+                    f"engine {engine!r}: {profile} workers cannot measure it on {channel!r}'s "
+                    "dataset (only models whose engine the profile runs are measured)"
+                )
+            baseline = self._baseline(stored.name, channel, stored.digest.hex)
         now = self._now()
         rows = [
-            _new(stored.digest.hex, profile, self.max_attempts, now, task, channel)
+            _new(stored.digest.hex, profile, self.max_attempts, now, task, channel, baseline)
             for _ in range(count)
         ]
         with self._writes.begin() as session:
@@ -338,7 +378,8 @@ class JobService:
             return f"{why} (any more): nothing to measure"
         if self._planner is None or row.channel is None:
             return "this registry does not plan evaluations"
-        return self._planner.plan(Digest.blake3(row.artifact_digest), row.channel)
+        baseline = None if row.baseline is None else Digest.blake3(row.baseline)
+        return self._planner.plan(Digest.blake3(row.artifact_digest), row.channel, baseline)
 
     async def claim_waiting(
         self,
@@ -539,15 +580,25 @@ class JobService:
                 f"{job.id} of {job.profile} for channel {job.channel!r}, whose dataset is "
                 f"{dataset or 'not in this registry'}"
             )
+        against = None if predicate.drift is None else str(predicate.drift.against)
+        planned = None if job.baseline is None else f"blake3:{job.baseline}"
+        if against != planned:
+            raise AttestationRejectedError(
+                f"the statement compares with {against or 'nothing'}; job {job.id} compares "
+                f"with {planned or 'nothing'} (what the channel held when it was made)"
+            )
         for other, earlier in accepted.earlier_measured:
+            earlier_against = None if earlier.drift is None else str(earlier.drift.against)
             if (
                 other == keyid
                 and earlier.profile == job.profile
                 and str(earlier.dataset) == dataset
+                and earlier_against == against
             ):
                 raise AttestationRejectedError(
                     f"key {keyid[:16]}… already measured this artifact on {dataset} for "
-                    f"{job.profile}; another worker key must take this job"
+                    f"{job.profile}, compared with {against or 'nothing'}; another worker "
+                    "key must take this job"
                 )
 
     def fail(
