@@ -5,7 +5,9 @@ every byte's hash; this checks what the bytes are: each ``.npy`` header
 (``registry.core.datasets.npy_header``: dtype, shape, C order) is the described one and
 the file holds exactly its values after it; each text file is a JSON array of
 ``samples`` strings. A file missing from the directory is refused too (a model is never
-run on part of a dataset).
+run on part of a dataset). Before any of that, ``check_profile`` refuses a dataset whose
+files are not the kind the profile's models take (text for an LLM, ``.npy`` for a tensor
+model): such a job would fail the same way on every worker.
 """
 
 from __future__ import annotations
@@ -67,3 +69,37 @@ def check_files(dataset: Dataset, root: Path) -> None:
             _check_text(where, path, spec, dataset.samples)
         else:
             _check_npy(where, path, spec)
+
+
+def check_profile(dataset: Dataset, profile: str, *, llm: bool) -> None:
+    """``dataset``'s files are what ``profile``'s models take: for an LLM profile
+    (``llm``), features ``{prompts}`` and labels ``{expected}``, both text; for a tensor
+    profile, every features and labels file a ``.npy`` of a numpy dtype (never text).
+    Checked from the description alone, before anything is pulled or run.
+
+    Raises:
+        Refusal: (no retry) the first file of the wrong kind, naming it and what the
+            profile needs; every worker of the profile would fail on it the same way.
+    """
+    if llm:
+        names = (sorted(dataset.features), sorted(dataset.labels))
+        if names != (["prompts"], ["expected"]):
+            raise Refusal(
+                f"an LLM dataset ({profile}) has features {{prompts}} and labels "
+                f"{{expected}}, text files; this one has features {names[0]}, labels "
+                f"{names[1]}: push a dataset of that form for this channel"
+            )
+    for role, name, spec in dataset.files():
+        if (spec.dtype == TEXT) != llm:
+            raise Refusal(
+                f"dataset.{role}.{name}: {spec.path} is "
+                + (
+                    f"{spec.dtype} data; an LLM ({profile}) needs text features and labels "
+                    "(JSON arrays of strings)"
+                    if llm
+                    else f"text; a tensor model ({profile}) needs .npy features and labels "
+                    "of a numpy dtype"
+                )
+                + "; refused before any run: point the channel's policy at a dataset of "
+                "that kind"
+            )

@@ -5,8 +5,10 @@ Order, each step fail-closed (``Refusal``, nothing attested):
 1. the model's manifest is fetched by its digest and verified, its engine is one this
    profile runs, and a registered publisher key signed ``publish/v1`` about it;
 2. the dataset's manifest is fetched by the task's digest: a ``dataset`` artifact with
-   a description, of at least ``min_samples`` samples (checked before anything is
-   pulled or run; no retry, naming both numbers); with a baseline, its manifest too;
+   a description whose files are the kind the profile's models take
+   (``workers.datasets.check_profile``: text for LLMs, ``.npy`` for tensor models), of
+   at least ``min_samples`` samples (checked before anything is pulled or run; no
+   retry, naming the file or both numbers); with a baseline, its manifest too;
 3. model, dataset (and baseline) are pulled by hash, every byte verified, and every
    dataset file is checked against the description (``workers.datasets``);
 4. the candidate predicts every sample in a fresh ``python -m workers.child evaluate``
@@ -18,7 +20,9 @@ Order, each step fail-closed (``Refusal``, nothing attested):
    canonical predictions bytes whose digest is signed, and the statement records
    them with the thresholds as the task gives them, the dataset digest, the
    predictions {count, digest}, profile, engine, device, host, determinism, job,
-   channel, drift and timings.
+   channel, drift and timings. Drift's tolerance is the task's for tensor models and
+   always 0.0 for LLMs (a prompt moved when any of its token ids changed; the registry's
+   policy refuses a non-zero tolerance for an LLM profile, so the task's is never used).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from registry.core.digest import Digest, digest_bytes
 from registry.core.manifest import ParsedManifest
 from registry.core.predicates import Drift, Engine, EvaluationPredicate, Predictions
 from workers.child import EVALUATE, LLM_PROFILES
-from workers.datasets import check_files
+from workers.datasets import check_files, check_profile
 from workers.errors import Refusal
 from workers.host import fingerprint
 from workers.runs import JobRun
@@ -151,6 +155,8 @@ class Evaluation(JobRun):
                 + ("" if manifest.kind != "dataset" else " without a description")
                 + "; a policy's evaluation dataset is a kind dataset artifact with its description"
             )
+        profile = self.options.profile.name
+        check_profile(manifest.dataset, profile, llm=profile in LLM_PROFILES)
         samples = manifest.dataset.samples
         if samples < task.min_samples:
             raise Refusal(
@@ -186,8 +192,7 @@ class Evaluation(JobRun):
         tensors = metrics.decode(encoded)
         about = json.loads((out / "about.json").read_text())
         if self.options.profile.name in LLM_PROFILES:
-            count = len(tensors)
-            counts = {"prompts": count}
+            counts = {"prompts": len(metrics.token_ids(tensors))}
         else:
             missing = sorted(set(dataset.labels) - set(tensors))
             if missing:
@@ -238,6 +243,8 @@ class Evaluation(JobRun):
                 mean_abs_diff=moved["mean_abs_diff"],
                 max_abs_diff=moved["max_abs_diff"],
                 moved=moved["moved"],
+                # an LLM prompt moved when any token id changed: its tolerance is always 0
+                # (the registry's policy refuses a non-zero tolerance for an LLM profile)
                 tolerance=0.0 if llm else task.tolerance,
             )
         about = candidate.about
@@ -304,7 +311,7 @@ class Evaluation(JobRun):
         expected = json.loads((data / dataset.labels["expected"].path).read_text())
 
         def ids(predicted: Predicted) -> list[list[int]]:
-            return [[int(t) for t in predicted.tensors[k]] for k in sorted(predicted.tensors)]
+            return metrics.token_ids(predicted.tensors)  # in prompt order, as expected is
 
         def score(predicted: Predicted) -> dict[str, Any]:
             about = predicted.about

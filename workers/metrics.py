@@ -15,7 +15,8 @@ of values within k points), ``samples``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TypeAlias
 
 import numpy as np
@@ -94,6 +95,37 @@ def regression(
     return metrics
 
 
+_TOKENS = re.compile(r"tokens/([0-9]{5,})")
+
+
+def token_ids(tensors: Mapping[str, npt.NDArray[np.generic]]) -> list[list[int]]:
+    """An LLM's token ids per prompt, in prompt order, from its decoded predictions
+    (``registry.core.outputs.token_tensors``: ``tokens/<i>``, ``i`` zero-padded to five
+    digits). Ordered by the index ``i``, not by name: "tokens/100000" sorts before
+    "tokens/10001" as a string.
+
+    Raises:
+        Refusal: (no retry) a name is not ``tokens/<i>`` in that form, or the indices are
+            not 0 .. count - 1.
+    """
+    by_index: dict[int, list[int]] = {}
+    for name, array in tensors.items():
+        match = _TOKENS.fullmatch(name)
+        if match is None or name != f"tokens/{int(match.group(1)):05d}":
+            raise Refusal(
+                f"the LLM's predictions hold a tensor {name!r}; every one must be "
+                "tokens/<prompt index> (five digits at least, zero-padded)"
+            )
+        by_index[int(match.group(1))] = [int(t) for t in array.reshape(-1)]
+    if sorted(by_index) != list(range(len(by_index))):
+        gaps = sorted(set(range(len(by_index))) - set(by_index))[:5]
+        raise Refusal(
+            f"the LLM's predictions name {len(by_index)} prompts but not prompt(s) {gaps}: "
+            "they must be tokens/00000 .. one per prompt, in order"
+        )
+    return [by_index[i] for i in range(len(by_index))]
+
+
 def token_agreement(generated: Sequence[Sequence[int]], expected: Sequence[Sequence[int]]) -> float:
     """Share of the expected tokens generated at the same position (1.0 when none expected)."""
     total = sum(len(e) for e in expected)
@@ -133,7 +165,8 @@ def tensor_drift(new: Floats, old: Floats, tolerance: float) -> dict[str, float]
 
 def token_drift(new: Sequence[Sequence[int]], old: Sequence[Sequence[int]]) -> dict[str, float]:
     """LLM drift: per prompt, the share of differing token positions over the longer
-    sequence; their mean and max, and the share of prompts whose tokens changed."""
+    sequence; their mean and max, and the share of prompts whose tokens changed (a
+    prompt moves when any token changes: the tolerance of LLM drift is always 0)."""
     shares = []
     for a, b in zip(new, old, strict=True):
         longer = max(len(a), len(b))

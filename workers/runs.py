@@ -43,7 +43,7 @@ from registry.core.keys import SigningKey
 from registry.core.manifest import ParsedManifest
 from registry.core.predicates import PUBLISH, Predicate, short_name
 from workers.child import REFUSED
-from workers.errors import Refusal, engine_error_line, exception_line
+from workers.errors import Refusal, engine_error_line, exception_line, transient
 from workers.profiles import Profile
 
 CHILD_ENV = frozenset(
@@ -212,8 +212,8 @@ def crash(label: str, code: int, stderr: str) -> Refusal:
             retry=True,
         )
     line = exception_line(stderr)
-    if line is not None:  # the same inputs would raise it again
-        return Refusal(f"{label} failed with exit code {code}: {line}", retry=False)
+    if line is not None:  # the same inputs would raise it again, unless the host ran short
+        return Refusal(f"{label} failed with exit code {code}: {line}", retry=transient(line))
     return Refusal(
         f"{label} crashed with exit code {code}: {engine_error_line(stderr)}", retry=True
     )

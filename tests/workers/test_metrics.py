@@ -81,3 +81,23 @@ def test_decode_gives_back_the_tensors_of_the_canonical_encoding() -> None:
     assert got["tokens/00000"].tolist() == [5, 6]
     with pytest.raises(ValueError):
         metrics.decode(b"something else")
+
+
+def test_token_ids_follow_the_prompt_index_past_99999_prompts() -> None:
+    # "tokens/100000" sorts before "tokens/10001" as a string; prompt i's tokens are [i]
+    encoded = encode_outputs(token_tensors([[i] for i in range(100_002)]))
+    ids = metrics.token_ids(metrics.decode(encoded))
+    assert len(ids) == 100_002
+    assert ids[10_001] == [10_001] and ids[100_000] == [100_000] and ids[-1] == [100_001]
+    assert ids == [[i] for i in range(100_002)]
+
+
+def test_token_ids_refuse_names_not_of_the_token_tensors_form() -> None:
+    one = np.array([1], dtype=np.int64)
+    with pytest.raises(Refusal, match="'tokens/1'"):
+        metrics.token_ids({"tokens/00000": one, "tokens/1": one})
+    with pytest.raises(Refusal, match="'trust_score'"):
+        metrics.token_ids({"trust_score": one})
+    with pytest.raises(Refusal, match=r"not prompt\(s\) \[1\]") as caught:
+        metrics.token_ids({"tokens/00000": one, "tokens/00002": one})
+    assert caught.value.retry is False

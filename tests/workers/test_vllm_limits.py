@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ValidationError, field_validator
 
-from workers.engines.vllm import engine_error, fit, model_context
+from workers.engines.vllm import engine_error, fit, model_context, start_failure
 from workers.errors import Refusal, exception_line
 
 # what vLLM 0.32 (CPU) printed when a model's weights file was cut short: the worker
@@ -113,4 +113,26 @@ def test_a_validation_error_is_quoted_by_its_message_line() -> None:
         Config(max_model_len=256)
     assert engine_error(raised.value, "") == (
         "ValidationError: User-specified max_model_len (256) is greater than 128"
+    )
+
+
+def test_an_engine_that_ran_out_of_memory_is_retried_any_other_start_failure_is_final() -> None:
+    wrapper = RuntimeError(
+        "Engine core initialization failed. See root cause above. Failed core proc(s): {}"
+    )
+    kv_cache = (
+        "(EngineCore pid=7) ERROR [core.py:1510] ValueError: To serve at least one request "
+        "with the model's max seq len (4096), (2.00 GiB KV cache is needed, which is larger "
+        "than the available KV cache memory (0.50 GiB).\n"
+    )
+    short = start_failure(wrapper, kv_cache)
+    assert short.retry is True
+    assert short.reason.startswith("vLLM did not start: ValueError: To serve at least one")
+    oom = start_failure(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), "")
+    assert oom.retry is True and "CUDA out of memory" in oom.reason
+    broken = start_failure(wrapper, TRUNCATED_WEIGHTS)
+    assert broken.retry is False
+    assert broken.reason == (
+        "vLLM did not start: SafetensorError: Error while deserializing header: incomplete "
+        "metadata, file not fully covered"
     )

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.core.outputs import Tensor
-from workers.errors import Refusal
+from workers.errors import Refusal, transient
 
 ENV = {
     "CUDA_VISIBLE_DEVICES": "",
@@ -118,7 +118,10 @@ def _call(tf: Any, function: Any, feeds: dict[str, Any], what: str) -> dict[str,
                 f"TensorFlow cannot run it deterministically: {explain(exc.message)}",
                 nondeterministic=True,
             ) from exc
-        raise Refusal(f"the model failed on {what}: {explain(exc.message)}") from exc
+        raise Refusal(  # retried only when the host ran short (OOM when allocating, …)
+            f"the model failed on {what}: {explain(exc.message)}",
+            retry=transient(f"{type(exc).__name__}: {exc.message}"),
+        ) from exc
 
 
 def _tensor(name: str, value: Any) -> Tensor:

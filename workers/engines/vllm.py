@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.core.outputs import Tensor, token_tensors
-from workers.errors import Refusal, exception_line
+from workers.errors import Refusal, exception_line, transient
 
 PINNED_THREADS = {"MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 CPU_ENV = {
@@ -189,7 +189,7 @@ class Engine:
                     ),
                 )
         except Exception as exc:
-            raise Refusal(f"vLLM did not start: {engine_error(exc, output.text())}") from exc
+            raise start_failure(exc, output.text()) from exc
         params = vllm.SamplingParams(
             temperature=sampling.temperature, seed=sampling.seed, max_tokens=sampling.max_tokens
         )
@@ -314,6 +314,15 @@ def fit(counts: list[int], max_tokens: int, context: int, requested: Any) -> int
 
 # -- why the engine failed ------------------------------------------------------------------
 ENGINE_WRAPPER = "Engine core initialization failed"
+
+
+def start_failure(exc: BaseException, output: str) -> Refusal:
+    """The refusal for an engine that did not start, quoting its own error line
+    (``engine_error``): retried when the host ran short (memory, GPU memory or KV cache
+    on a shared device, disk; ``workers.errors.transient``), final otherwise (the same
+    model and runtime would fail the same way)."""
+    line = engine_error(exc, output)
+    return Refusal(f"vLLM did not start: {line}", retry=transient(line))
 
 
 def engine_error(exc: BaseException, output: str) -> str:
