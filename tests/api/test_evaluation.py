@@ -408,3 +408,84 @@ def test_an_evaluate_job_without_the_dataset_fails_with_what_to_do(
         assert status(api, v1)["promotable"] is True
     finally:
         api.client.__exit__(None, None, None)
+
+
+def test_a_model_measured_before_the_channel_moved_is_measured_again_by_the_same_workers(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """v2 was measured while the channel held nothing; once v1 is promoted, drift from
+    v1 is unmet until the same two workers measure v2 again against v1 (a new baseline:
+    their earlier measurements do not block it, and a second measurement against the same
+    baseline is refused)."""
+    api = api_with_policy(deployment, tmp_path, EVALUATION_POLICY)
+    try:
+        dataset = push_dataset(api)
+        v1, v2 = push_evaluable(api, "v1"), push_evaluable(api, "v2")
+        workers = [(new_worker(deployment), new_key(api, "worker")) for _ in range(2)]
+        for raw, version, predictions in ((v1, "v1", P1), (v2, "v2", P2)):
+            for worker, key in workers:
+                job = claim(api, worker)
+                assert job is not None and job["artifact"] == str(digests(raw).blake3), job
+                done = complete(
+                    api,
+                    worker,
+                    job,
+                    raw,
+                    version,
+                    key,
+                    measured(key.public.keyid, dataset, predictions, job=job["id"]),
+                )
+                assert done.status_code == 200, done.text
+        assert promote(api, v1).status_code == 200
+        before = status(api, v2)
+        assert unmet(before) == {"evaluation.drift"}
+        assert (
+            "0 of 2 workers compared with " + str(digests(v1).blake3)
+            in (requirement(before, "evaluation.drift")["reason"])
+        )
+
+        asked = api.client.post(
+            f"/v1/artifacts/{digests(v2).blake3}/verify",
+            json={
+                "profile": "cpu-tensorflow",
+                "count": 2,
+                "task": "evaluate",
+                "channel": "production",
+            },
+            headers=api.auth(),
+        )
+        assert asked.status_code in (200, 201), asked.text
+        calm = drift(v1, P1, moved=0.0, mean=0.0, metrics=GOOD)
+        for worker, key in workers:
+            job = claim(api, worker)
+            assert job is not None and job["evaluation"]["baseline"] == str(digests(v1).blake3)
+            again = measured(key.public.keyid, dataset, P2, job=job["id"], drift=calm)
+            done = complete(api, worker, job, v2, "v2", key, again)
+            assert done.status_code == 200, done.text
+        assert claim(api, workers[0][0]) is None
+        after = status(api, v2)
+        assert after["promotable"] is True, unmet(after)
+        assert promote(api, v2).status_code == 200
+    finally:
+        api.client.__exit__(None, None, None)
+
+
+def test_a_pinned_dataset_digest_refuses_any_other_dataset_under_that_name(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    pinned = EVALUATION_POLICY.replace(
+        b'dataset = "veid/golden@v3"',
+        b'dataset = "veid/golden@v3"\ndataset_digest = "blake3:' + b"ab" * 32 + b'"',
+    )
+    api = api_with_policy(deployment, tmp_path, pinned)
+    try:
+        pushed = push_dataset(api)
+        v1 = push_evaluable(api, "v1")
+        reason = requirement(status(api, v1), "evaluation.dataset")["reason"]
+        assert f"veid/golden@v3 is {pushed}, but the policy pins dataset_digest" in reason
+        job = claim(api, new_worker(deployment))
+        assert job is None  # nothing is leased to measure on a dataset the policy does not pin
+        failed = [j for j in jobs_of(api, v1) if j["state"] == "failed"]
+        assert failed and "pins dataset_digest" in failed[0]["last_error"]
+    finally:
+        api.client.__exit__(None, None, None)

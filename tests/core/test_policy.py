@@ -296,6 +296,16 @@ def test_a_range_holds_at_both_ends_only() -> None:
         ),
         ('source = "publisher", dataset = "a/b@v1", thresholds = {}', "apply only to source"),
         ('source = "trainer", thresholds = {}', ".source: one of"),
+        (
+            'dataset = "a/b@v1", profile = "cpu-vllm", thresholds = {}, '
+            "drift = { tolerance = 0.5, max_moved = 0.1 }",
+            "the tolerance is 0",
+        ),
+        (
+            'dataset = "a/b@v1", dataset_digest = "sha256:00", profile = "cpu-tensorflow", '
+            "thresholds = {}",
+            "dataset_digest",
+        ),
         ("thresholds = {}, extra = 1", "unknown keys ['extra']"),
     ],
 )

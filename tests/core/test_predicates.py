@@ -136,6 +136,16 @@ INVALID: list[tuple[str, object, str]] = [
     (EVALUATION, {"metrics": {"r2": 1}, "dataset": S}, "must be a blake3 digest"),
     (EVALUATION, {"metrics": {"r2": 1}, "dataset": "blake3:xyz"}, "'dataset': digest hex"),
     (EVALUATION, {"metrics": {"r2": 1}, "thresholds": {"r2": 0.9}}, "'thresholds' must be"),
+    (
+        EVALUATION,
+        {"metrics": {"r2": 1}, "host": {"cpu": "c", "os": "o", "python": "3", "libraries": 5}},
+        "'host.libraries' must be an object",
+    ),
+    (
+        EVALUATION,
+        {"metrics": {"r2": 1}, "samples": 3, "profile": "cpu-tensorflow"},
+        "missing: dataset, predictions, worker",
+    ),
     (APPROVAL, {}, "approval/v1 predicate: 'channel' must be one name segment"),
     (APPROVAL, {"channel": "Prod"}, "'channel'"),
     (APPROVAL, {"channel": "prod/eu"}, "'channel'"),
