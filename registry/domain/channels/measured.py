@@ -109,6 +109,7 @@ def evaluation_state(
                 "predictions": m.predictions,
                 "samples": m.samples,
                 "metrics": dict(m.metrics),
+                "compared_with": m.baseline,
             }
             for m in (verdict.measurements if verdict else ())
         ],

@@ -88,7 +88,8 @@ class EvaluationState(msgspec.Struct):
     profile: str | None
     min_workers: int
     state: str
-    workers: list[dict[str, Any]]  # {keyid, predictions, samples, metrics} per worker key
+    # {keyid, predictions, samples, metrics, compared_with} per worker key and baseline
+    workers: list[dict[str, Any]]
     metrics: dict[str, MetricState]
     changes: dict[str, float]  # measured minus the channel holder's, per metric
     drift: DriftState | None  # None: the policy bounds no drift, or the channel holds nothing
