@@ -463,6 +463,13 @@ def test_a_model_measured_before_the_channel_moved_is_measured_again_by_the_same
             done = complete(api, worker, job, v2, "v2", key, again)
             assert done.status_code == 200, done.text
         assert claim(api, workers[0][0]) is None
+        more = api.client.post(
+            f"/v1/artifacts/{digests(v2).blake3}/verify",
+            json={"profile": "cpu-tensorflow", "task": "evaluate", "channel": "production"},
+            headers=api.auth(),
+        )
+        assert more.status_code == 400
+        assert "2 workers already measured" in more.json()["detail"]
         after = status(api, v2)
         assert after["promotable"] is True, unmet(after)
         assert promote(api, v2).status_code == 200

@@ -194,6 +194,14 @@ class Evidence:
         first counted measurement, when no two disagree), or None."""
         return self._judged(self._counted(ref), profile, dataset).agreed
 
+    def measured_by(
+        self, ref: Digest, profile: str, dataset: str, baseline: str | None
+    ) -> frozenset[str]:
+        """The worker keys whose counted measurement of ``ref`` on ``dataset`` compared
+        with ``baseline`` (None: with nothing)."""
+        verdict = self._judged(self._counted(ref), profile, dataset)
+        return frozenset(m.keyid for m in verdict.measurements if m.baseline == baseline)
+
     def _image_artifact(self, pin: ImagePin, tag: str) -> ImageArtifact | None:
         """The artifact ``NAME@TAG`` if it is an image artifact of ``pin``, else None (no
         such artifact yet, or a version that is not this image)."""

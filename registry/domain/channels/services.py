@@ -151,6 +151,16 @@ class ChannelService:
         with self._reads() as session:
             return self._current(session, name, channel)
 
+    def measured(self, artifact: Digest, channel: str, baseline: Digest | None) -> int:
+        """How many worker keys measured ``artifact`` on ``channel``'s dataset, comparing
+        with ``baseline``: a request for more is refused once ``min_workers`` did."""
+        evaluation = self.policy.for_channel(channel).evaluation
+        dataset = self.dataset(channel)
+        if evaluation is None or evaluation.profile is None or dataset is None:
+            return 0
+        against = None if baseline is None else str(baseline)
+        return len(self._evidence.measured_by(artifact, evaluation.profile, dataset, against))
+
     def plan(self, artifact: Digest, channel: str, baseline: Digest | None) -> EvaluationTask | str:
         """What an evaluate job of ``artifact`` for ``channel`` measures now, or why it
         cannot (``JobService`` fails such a job with these words). Raises LogIntegrityError."""

@@ -88,6 +88,10 @@ class EvaluationPlanner(Protocol):
         """What ``name:channel`` holds now (proven against the log), if anything."""
         ...
 
+    def measured(self, artifact: Digest, channel: str, baseline: Digest | None) -> int:
+        """How many worker keys measured ``artifact`` for ``channel`` against ``baseline``."""
+        ...
+
     def dataset(self, channel: str) -> str | None:
         """The digest of the dataset ``channel``'s policy names, if it resolves now."""
         ...
@@ -261,6 +265,24 @@ class JobService:
             return None
         return None if held is None or held.hex == digest_hex else held.hex
 
+    def _check_needed(self, stored: StoredManifest, channel: str, baseline: str | None) -> None:
+        """Refuse to queue evaluate jobs nobody may take: the policy's ``min_workers``
+        already measured this artifact against this baseline, and each worker key
+        measures an artifact once per baseline."""
+        evaluation = self._policy.for_channel(channel).evaluation
+        if self._planner is None or evaluation is None:
+            return
+        against = None if baseline is None else Digest.blake3(baseline)
+        done = self._planner.measured(stored.digest, channel, against)
+        if done >= evaluation.min_workers:
+            compared = "nothing" if against is None else str(against)
+            raise InvalidRequestError(
+                f"{done} workers already measured {stored.name}@{stored.version} for "
+                f"{channel!r}, comparing with {compared} (what the channel holds now): "
+                "there is nothing new to measure until the channel holds another artifact; "
+                "a worker measures an artifact once per artifact it compares with"
+            )
+
     def _evaluate_problem(self, profile: str, channel: str | None) -> str | None:
         """Why evaluate jobs of ``profile`` cannot serve ``channel`` (None: they can)."""
         if channel is None:
@@ -316,6 +338,7 @@ class JobService:
                     "dataset (only models whose engine the profile runs are measured)"
                 )
             baseline = self._baseline(stored.name, channel, stored.digest.hex)
+            self._check_needed(stored, channel, baseline)
         now = self._now()
         rows = [
             _new(stored.digest.hex, profile, self.max_attempts, now, task, channel, baseline)
