@@ -358,14 +358,7 @@ def _eval_fail(problem: str) -> InvalidStatementError:
 
 
 def _eval_blake3(value: object, where: str) -> None:
-    if not isinstance(value, str):
-        raise _eval_fail(f"{where} must be a 'blake3:<hex>' digest string")
-    try:
-        digest = Digest.parse(value)
-    except CoreError as exc:
-        raise _eval_fail(f"{where}: {exc}") from None
-    if digest.algorithm is not Algorithm.BLAKE3:
-        raise _eval_fail(f"{where} must be a blake3 digest")
+    _blake3(value, where, EVALUATION)
 
 
 def _finite_numbers(value: object, where: str, *, empty: bool = True, item: str = "") -> None:
@@ -712,15 +705,16 @@ def _problem(message: str) -> InvalidStatementError:
     return _fail(REPRODUCIBILITY, message)
 
 
-def _blake3(value: object, where: str) -> str:
+def _blake3(value: object, where: str, predicate_type: str = REPRODUCIBILITY) -> str:
+    """``value`` if it is a ``blake3:<hex>`` digest string, else the predicate's error."""
     if not isinstance(value, str):
-        raise _problem(f"{where} must be a 'blake3:<hex>' digest string")
+        raise _fail(predicate_type, f"{where} must be a 'blake3:<hex>' digest string")
     try:
         digest = Digest.parse(value)
     except CoreError as exc:
-        raise _problem(f"{where}: {exc}") from None
+        raise _fail(predicate_type, f"{where}: {exc}") from None
     if digest.algorithm is not Algorithm.BLAKE3:
-        raise _problem(f"{where} must be a blake3 digest")
+        raise _fail(predicate_type, f"{where} must be a blake3 digest")
     return value
 
 
