@@ -3,17 +3,20 @@ as the worker's evaluate child calls it, on a tiny random-weight Llama of 128 po
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tokenizers import Tokenizer
 
-from tests.support.workers import REPO, build_example
+from tests.support.workers import REPO, Registry, build_example
 from workers.engines.vllm import CPU_ENV
 
 pytestmark = pytest.mark.slow
@@ -97,3 +100,58 @@ def test_evaluate_refuses_where_a_determinism_control_is_not_applied(
     del env["OPENBLAS_NUM_THREADS"]
     answer = evaluate_in_fresh_process(tiny_llama, tmp_path, "unpinned", env)
     assert "OPENBLAS_NUM_THREADS=1" in answer["refusal"] and answer["retry"] is False, answer
+
+
+MEASURED = b"""
+[channels.production]
+require_publisher_signature = true
+
+[channels.production.evaluation]
+source = "worker"
+dataset = "veid/prompts@v1"
+profile = "cpu-vllm"
+min_workers = 1
+min_samples = 3
+thresholds = { exact_match = ">=0", token_agreement = ">=0" }
+"""
+
+
+@pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
+def test_a_cpu_vllm_worker_measures_an_llm_on_a_prompt_set_and_the_gate_reads_it(
+    start_registry: Callable[..., Registry], tiny_llama: Path, tmp_path: Path
+) -> None:
+    """The whole LLM path as a worker runs it: the prompt set pushed with `reliquary push
+    --kind dataset`, an evaluate job queued by the policy, a cpu-vllm worker process that
+    generates one prompt at a time in a fresh child, exact match and token agreement in
+    a signed evaluation/v1 that the channel's gate reads."""
+    reg = start_registry(MEASURED)
+    data = tmp_path / "prompts"
+    data.mkdir()
+    (data / "prompts.json").write_text(json.dumps(PROMPTS))
+    (data / "expected.json").write_text(json.dumps(EXPECTED))
+    out = reg.cli(
+        "push", str(data), "--kind", "dataset", "--name", "veid/prompts", "--version", "v1"
+    )
+    assert "dataset: 3 samples (test)" in out, out
+    source = tmp_path / "llama"
+    shutil.copytree(tiny_llama.parent, source)
+    digest = reg.push_model(source, "v1", "vllm")
+    [job] = reg.jobs(digest)
+    assert (job["task"], job["profile"], job["state"]) == ("evaluate", "cpu-vllm", "queued")
+    assert reg.worker("--once", profile="cpu-vllm").wait(timeout=600) == 0, reg.log_of(0)[-3000:]
+    status = reg.api(f"/v1/artifacts/{digest}/status?channel=production")
+    evaluation = status["evaluation"]
+    assert evaluation["state"] == "measured", (evaluation, reg.log_of(0)[-3000:])
+    assert status["promotable"] is True, status["requirements"]
+    for metric in ("exact_match", "token_agreement"):
+        value = evaluation["metrics"][metric]["value"]
+        assert 0.0 <= value <= 1.0 and evaluation["metrics"][metric]["met"] is True
+    [predicate] = [
+        json.loads(base64.b64decode(a["envelope"]["payload"]))["predicate"]
+        for a in reg.api(f"/v1/artifacts/{digest}/attestations")["attestations"]
+        if a["predicate_type"].endswith("evaluation/v1")
+    ]
+    assert predicate["samples"] == 3 and predicate["predictions"]["count"] == 3
+    assert predicate["profile"] == "cpu-vllm" and predicate["engine"]["name"] == "vllm"
+    assert predicate["determinism"]["concurrency"] == 1
+    assert predicate["determinism"]["pythonhashseed"] == "0"
