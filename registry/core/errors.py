@@ -63,3 +63,7 @@ class InvalidOciManifestError(CoreError):
     """An OCI or Docker manifest this registry does not accept: not schema 2 JSON of a
     supported media type, a malformed descriptor, a foreign layer, or a media type that
     disagrees with the request's ``Content-Type``."""
+
+
+class InvalidPolicyError(CoreError):
+    """The policy document is not valid; the message names the field."""

@@ -25,7 +25,8 @@ thresholds = { r2 = ">=0.85", mae = "<=8.0", mean_bias = "-2..2" }
 drift = { tolerance = 1.0, max_moved = 0.25, max_mean_abs_diff = 2.0 }
 ```
 
-``evaluation`` (ARCHITECTURE §13) names who measures the metrics (``source``):
+``evaluation`` (ARCHITECTURE §13; its rules are parsed by
+``registry.core.evaluation_rules``) names who measures the metrics (``source``):
 ``worker``: the registry's own workers of ``profile`` measure them on the policy's
 dataset (``NAME@VERSION``, resolved to a digest by the caller: ``Facts.dataset``), at
 least ``min_workers`` of them agreeing bit for bit on the predictions, over at least
@@ -54,46 +55,22 @@ from __future__ import annotations
 
 import hashlib
 import math
-import operator
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from registry.core.errors import CoreError
-from registry.core.evaluation import EvaluationVerdict, Measurement, metric_problem
+from registry.core.errors import InvalidPolicyError
+from registry.core.evaluation import EvaluationVerdict, Measurement
+from registry.core.evaluation_rules import (
+    DatasetRef,
+    Evaluation,
+    parse_evaluation,
+)
 from registry.core.images import ImagePin
-from registry.core.manifest import validate_name, validate_version
-from registry.core.profiles import PROFILE_ENGINES
 from registry.core.reproducibility import ProfileVerdict, Tolerance, compare
 
-_NUMBER = r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)"
-_RULE = re.compile(r"\s*(<=|>=|<|>|==)\s*" + _NUMBER + r"\s*")
-_RANGE = re.compile(r"\s*" + _NUMBER + r"\s*\.\.\s*" + _NUMBER + r"\s*")
-_OPS: dict[str, Callable[[float, float], bool]] = {
-    "<=": operator.le,
-    ">=": operator.ge,
-    "<": operator.lt,
-    ">": operator.gt,
-    "==": operator.eq,
-}
-SOURCES = ("worker", "publisher", "publisher-or-manifest")
-_LEGACY_SOURCES = {"attestation": "publisher", "attestation-or-manifest": "publisher-or-manifest"}
-_EVALUATION_KEYS = frozenset(
-    {
-        "source",
-        "dataset",
-        "dataset_digest",
-        "profile",
-        "min_workers",
-        "min_samples",
-        "thresholds",
-        "drift",
-    }
-)
-_DRIFT_KEYS = frozenset({"tolerance", "max_moved", "max_mean_abs_diff", "max_abs_diff"})
-_BLAKE3 = re.compile(r"blake3:[0-9a-f]{64}")
 _CHANNEL = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 _CHANNEL_KEYS = frozenset(
     {
@@ -110,92 +87,10 @@ _CHANNEL_KEYS = frozenset(
 )
 
 
-class InvalidPolicyError(CoreError):
-    """The policy document is not valid; the message names the field."""
-
-
 def channel_problem(channel: str) -> str | None:
     if not _CHANNEL.fullmatch(channel):
         return f"channel {channel!r} must match [a-z0-9][a-z0-9._-]{{0,62}}"
     return None
-
-
-@dataclass(frozen=True, slots=True)
-class Threshold:
-    """``metric <op> value``, or with ``op == ".."`` the closed range ``value..high``."""
-
-    metric: str
-    op: str
-    value: float
-    high: float | None = None  # only for a range
-
-    def holds(self, actual: float) -> bool:
-        if self.op == "..":
-            return self.value <= actual <= (self.high if self.high is not None else self.value)
-        return _OPS[self.op](actual, self.value)
-
-    @property
-    def higher_is_better(self) -> bool:
-        return self.op in (">=", ">")
-
-    @property
-    def one_sided(self) -> bool:
-        return self.op in ("<=", ">=", "<", ">")
-
-    @property
-    def rule(self) -> str:
-        """The rule as the policy writes it (``>=0.85``, ``-2..2``)."""
-        if self.op == "..":
-            return f"{self.value:g}..{self.high:g}"
-        return f"{self.op}{self.value:g}"
-
-    def __str__(self) -> str:
-        if self.op == "..":
-            return f"{self.value:g} <= {self.metric} <= {self.high:g}"
-        return f"{self.metric} {self.op} {self.value:g}"
-
-
-@dataclass(frozen=True, slots=True)
-class DatasetRef:
-    """The dataset a policy names, ``NAME@VERSION``; a digest once resolved (by the caller)."""
-
-    name: str
-    version: str
-
-    def __str__(self) -> str:
-        return f"{self.name}@{self.version}"
-
-
-@dataclass(frozen=True, slots=True)
-class DriftBound:
-    """How far predictions may move from what the channel holds, on the same dataset."""
-
-    tolerance: float  # a sample moved when one of its predicted values changed by more
-    max_moved: float | None = None  # share of samples that moved (0..1)
-    max_mean_abs_diff: float | None = None
-    max_abs_diff: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Evaluation:
-    """Who measures the metrics that gate the channel, on what, and the thresholds."""
-
-    thresholds: tuple[Threshold, ...] = ()
-    source: str = "publisher"  # one of SOURCES
-    dataset: DatasetRef | None = None  # source worker only
-    dataset_digest: str | None = None  # pins what ``dataset`` must resolve to (blake3:<hex>)
-    profile: str | None = None  # source worker only: the profile whose workers measure
-    min_workers: int = 1
-    min_samples: int = 1
-    drift: DriftBound | None = None  # source worker only
-
-    @property
-    def measured(self) -> bool:
-        return self.source == "worker"
-
-    def threshold_rules(self) -> dict[str, str]:
-        """metric -> rule, as a statement records the thresholds applied."""
-        return {t.metric: t.rule for t in self.thresholds}
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,138 +131,6 @@ class Policy:
         return tuple(refs[k] for k in sorted(refs))
 
 
-def _thresholds(where: str, table: object, *, measured: bool) -> tuple[Threshold, ...]:
-    if not isinstance(table, dict):
-        raise InvalidPolicyError(
-            f'{where} must be a table of metric = "<op><number>" or "<low>..<high>"'
-        )
-    out = []
-    for metric, rule in sorted(table.items()):
-        text = rule if isinstance(rule, str) else ""
-        one, two = _RULE.fullmatch(text), _RANGE.fullmatch(text)
-        if one is not None:
-            out.append(Threshold(metric, one.group(1), float(one.group(2))))
-        elif two is not None and float(two.group(1)) <= float(two.group(2)):
-            out.append(Threshold(metric, "..", float(two.group(1)), float(two.group(2))))
-        else:
-            raise InvalidPolicyError(
-                f"{where}.{metric}: {rule!r} is not like '>=0.85' or '-2..2' (low <= high)"
-            )
-        if measured and (why := metric_problem(metric)) is not None:
-            raise InvalidPolicyError(f"{where}.{metric}: {why}")
-    return tuple(out)
-
-
-def _count(where: str, doc: Mapping[str, object], key: str, default: int, least: int) -> int:
-    value = doc.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value < least:
-        raise InvalidPolicyError(f"{where}.{key} must be an integer >= {least}")
-    return value
-
-
-def _dataset_ref(where: str, value: object) -> DatasetRef:
-    name, _, version = value.partition("@") if isinstance(value, str) else ("", "", "")
-    if not version or validate_name(name) or validate_version(version):
-        raise InvalidPolicyError(
-            f'{where}.dataset: "NAME@VERSION" of a dataset artifact, got {value!r}'
-        )
-    return DatasetRef(name, version)
-
-
-def _drift(where: str, doc: object) -> DriftBound:
-    where = f"{where}.drift"
-    if not isinstance(doc, dict) or set(doc) - _DRIFT_KEYS or "tolerance" not in doc:
-        raise InvalidPolicyError(
-            f"{where}: {{ tolerance = <n >= 0>, max_moved = <0..1>, max_mean_abs_diff = "
-            "<n>, max_abs_diff = <n> }} (tolerance required, at least one bound)"
-        )
-    if not all(
-        isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in doc.values()
-    ):
-        raise InvalidPolicyError(f"{where}: every value is a number >= 0")
-    if len(doc) < 2 or doc.get("max_moved", 0) > 1:
-        raise InvalidPolicyError(f"{where}: at least one bound; max_moved is a share, 0..1")
-
-    def bound(key: str) -> float | None:
-        return None if key not in doc else float(doc[key])
-
-    return DriftBound(
-        tolerance=float(doc["tolerance"]),
-        max_moved=bound("max_moved"),
-        max_mean_abs_diff=bound("max_mean_abs_diff"),
-        max_abs_diff=bound("max_abs_diff"),
-    )
-
-
-def _evaluation(where: str, doc: Mapping[str, object]) -> Evaluation | None:
-    """The channel's ``evaluation`` (and the older ``evaluation_source`` beside it)."""
-    table = doc.get("evaluation")
-    legacy = doc.get("evaluation_source")
-    if table is None:
-        if legacy is not None:
-            raise InvalidPolicyError(f"{where}.evaluation_source needs an evaluation beside it")
-        return None
-    where = f"{where}.evaluation"
-    if not isinstance(table, dict):
-        raise InvalidPolicyError(f"{where} must be a table")
-    if "thresholds" not in table:  # the flat form: metric rules, evaluation_source beside
-        source = _LEGACY_SOURCES.get(str(legacy or "attestation"))
-        if source is None:
-            raise InvalidPolicyError(
-                f"{where}_source: attestation or attestation-or-manifest (or write "
-                'evaluation = { source = "worker" | "publisher" | "publisher-or-manifest", '
-                "thresholds = { … } })"
-            )
-        return Evaluation(_thresholds(where, table, measured=False), source=source)
-    if legacy is not None:
-        raise InvalidPolicyError(f"{where}: say source inside it, not evaluation_source")
-    unknown = set(table) - _EVALUATION_KEYS
-    if unknown:
-        raise InvalidPolicyError(f"{where}: unknown keys {sorted(unknown)}")
-    source = table.get("source", "worker")
-    if source not in SOURCES:
-        raise InvalidPolicyError(f"{where}.source: one of {', '.join(SOURCES)}")
-    measured = source == "worker"
-    thresholds = _thresholds(f"{where}.thresholds", table["thresholds"], measured=measured)
-    if not measured:
-        extra = sorted(set(table) - {"source", "thresholds"})
-        if extra:
-            raise InvalidPolicyError(
-                f'{where}: {extra} apply only to source = "worker" (the registry\'s workers '
-                "measure on the policy's dataset)"
-            )
-        return Evaluation(thresholds, source=source)
-    if "dataset" not in table or "profile" not in table:
-        raise InvalidPolicyError(
-            f'{where}: source = "worker" needs dataset = "NAME@VERSION" and profile = '
-            f"one of {sorted(PROFILE_ENGINES)}"
-        )
-    profile = table["profile"]
-    if profile not in PROFILE_ENGINES:
-        raise InvalidPolicyError(f"{where}.profile: one of {sorted(PROFILE_ENGINES)}")
-    drift = None if "drift" not in table else _drift(where, table["drift"])
-    if drift is not None and drift.tolerance != 0 and "vllm" in PROFILE_ENGINES[profile]:
-        raise InvalidPolicyError(
-            f"{where}.drift.tolerance: an LLM's prediction moved when any of its tokens did; "
-            "the tolerance is 0 (bound max_moved, the share of prompts that changed)"
-        )
-    pinned = table.get("dataset_digest")
-    if pinned is not None and (not isinstance(pinned, str) or not _BLAKE3.fullmatch(pinned)):
-        raise InvalidPolicyError(
-            f'{where}.dataset_digest: "blake3:<64 lowercase hex>", the dataset artifact\'s digest'
-        )
-    return Evaluation(
-        thresholds,
-        source=source,
-        dataset=_dataset_ref(where, table["dataset"]),
-        dataset_digest=pinned,
-        profile=str(profile),
-        min_workers=_count(where, table, "min_workers", 1, 1),
-        min_samples=_count(where, table, "min_samples", 1, 1),
-        drift=drift,
-    )
-
-
 def _channel(name: str, doc: object) -> ChannelPolicy:
     where = f"channels.{name}"
     if channel_problem(name) or not isinstance(doc, dict):
@@ -375,7 +138,7 @@ def _channel(name: str, doc: object) -> ChannelPolicy:
     unknown = set(doc) - _CHANNEL_KEYS
     if unknown:
         raise InvalidPolicyError(f"{where}: unknown keys {sorted(unknown)}")
-    evaluation = _evaluation(where, doc)
+    evaluation = parse_evaluation(where, doc)
     approvals = doc.get("approvals", {"min": 0})
     if (
         not isinstance(approvals, dict)

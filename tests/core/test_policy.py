@@ -5,10 +5,10 @@ import re
 import pytest
 
 from registry.core.evaluation import EvaluationVerdict, Measurement
+from registry.core.evaluation_rules import DatasetRef
 from registry.core.images import ImagePin
 from registry.core.policy import (
     DatasetFacts,
-    DatasetRef,
     Facts,
     ImageArtifact,
     InvalidPolicyError,

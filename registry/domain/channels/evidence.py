@@ -31,9 +31,10 @@ from registry.core.digest import Digest
 from registry.core.dsse import Envelope, statement_sha256, verify_envelope
 from registry.core.errors import CoreError
 from registry.core.evaluation import EvaluationVerdict, Measurement, judge
+from registry.core.evaluation_rules import Evaluation
 from registry.core.images import ImagePin
 from registry.core.manifest import Manifest, parse_manifest
-from registry.core.policy import DatasetFacts, Evaluation, Facts, ImageArtifact, RuntimeImage
+from registry.core.policy import DatasetFacts, Facts, ImageArtifact, RuntimeImage
 from registry.core.predicates import (
     SIGNING_ROLES,
     ApprovalPredicate,

@@ -6,8 +6,9 @@ promote never disagree about what is met.
 from __future__ import annotations
 
 from registry.core.evaluation import Measurement, metric_changes
+from registry.core.evaluation_rules import Evaluation
 from registry.core.jobs import JobState, JobTask
-from registry.core.policy import ChannelPolicy, Evaluation, Facts, Requirement, against_current
+from registry.core.policy import ChannelPolicy, Facts, Requirement, against_current
 from registry.domain.channels.schemas import DriftState, EvaluationState, MetricState
 from registry.domain.jobs.schemas import Job
 

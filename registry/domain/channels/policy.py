@@ -27,8 +27,9 @@ from sqlalchemy.orm import Session
 from registry.core.canonical import canonical_bytes
 from registry.core.digest import Digest
 from registry.core.errors import CoreError
+from registry.core.evaluation_rules import DatasetRef
 from registry.core.manifest import ParsedManifest, parse_manifest
-from registry.core.policy import DatasetFacts, DatasetRef, Policy
+from registry.core.policy import DatasetFacts, Policy
 from registry.domain.artifacts.services import ArtifactService
 from registry.domain.log.services import TransparencyLog
 

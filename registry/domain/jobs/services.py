@@ -8,16 +8,11 @@ Invariants:
   attempt, or that failed for good, ends ``failed`` with its last error.
 - Only the lease holder may heartbeat, complete or fail a job. Completing posts the
   worker's signed statement through the attestation checks; nothing bypasses them.
-- One worker (token) never holds two jobs of the same artifact, profile, task and
-  channel, so ``min_workers`` means distinct workers.
+- One worker (token) never holds two jobs of the same artifact, profile, task, channel
+  and baseline, so ``min_workers`` means distinct workers.
 - An ``evaluate`` job (ARCHITECTURE §13) measures its artifact on the dataset its
-  channel's policy names. What to measure (``EvaluationTask``: the dataset's digest,
-  the thresholds, the channel's holder to measure drift from) is read from the policy
-  in force when the job is claimed (``EvaluationPlanner``); a job whose dataset cannot
-  serve (not pushed, not a dataset, revoked) is failed at once with what to do, never
-  leased. It is completed only by a measured ``evaluation/v1`` of the job's profile,
-  channel and dataset (resolved again then), signed by a worker key that has not
-  measured this artifact on that dataset for that profile before.
+  channel's policy names; its rules (which jobs, what a claimed one measures, which
+  statement completes it) are ``registry.domain.jobs.evaluations``.
 - A failure is an engine's refusal to run deterministically only when the worker says
   so (``refused_nondeterministic``): final, and a finding. The row keeps the worker's
   words; users read them after ``NONDETERMINISTIC``, as before that was a column.
@@ -37,7 +32,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Protocol
 
 import anyio.to_thread
 from cachetools import LRUCache
@@ -47,23 +41,23 @@ from registry.core.clock import Clock, utc_now
 from registry.core.digest import Digest
 from registry.core.jobs import MAX_ERROR_CHARS, JobState, JobTask
 from registry.core.manifest import ParsedManifest, parse_manifest
-from registry.core.policy import Evaluation, Policy
-from registry.core.predicates import EvaluationPredicate, ReproducibilityPredicate
+from registry.core.policy import Policy
+from registry.core.predicates import ReproducibilityPredicate
 from registry.core.profiles import PROFILE_ENGINES, runs
 from registry.db.engine import after_commit
 from registry.db.models import JobRow
 from registry.domain.artifacts.schemas import StoredManifest
 from registry.domain.artifacts.services import ArtifactService
 from registry.domain.attestations.services import Accepted, AttestationService
+from registry.domain.jobs.evaluations import EvaluationJobs, EvaluationPlanner
 from registry.domain.jobs.repositories import JobRepository
-from registry.domain.jobs.schemas import EvaluationTask, Job
+from registry.domain.jobs.schemas import Job
 from registry.domain.jobs.signal import WorkSignal
 from registry.errors import (
     AttestationRejectedError,
     InvalidRequestError,
     JobLeaseError,
     JobNotFoundError,
-    LogIntegrityError,
 )
 from registry.metrics import Metrics
 
@@ -72,29 +66,6 @@ CLAIM_POLL_SECONDS = 1.0  # how often a waiting claim reads the queue between wa
 NONDETERMINISTIC = "nondeterministic: "  # shown before an engine refusal's error
 FindingRecorder = Callable[[Session, StoredManifest, str, str, Mapping[str, str], str | None], None]
 """Records a nondeterminism finding in the caller's transaction (see channels.findings)."""
-
-
-class EvaluationPlanner(Protocol):
-    """What an evaluate job measures, from the policy in force (the channels context
-    implements it; this context never imports that one)."""
-
-    def plan(self, artifact: Digest, channel: str, baseline: Digest | None) -> EvaluationTask | str:
-        """The task for an evaluate job of ``artifact`` for ``channel`` that compares with
-        ``baseline``, or why there is none now (the dataset is not pushed, not a dataset,
-        revoked): what to do next."""
-        ...
-
-    def holder(self, name: str, channel: str) -> Digest | None:
-        """What ``name:channel`` holds now (proven against the log), if anything."""
-        ...
-
-    def measured(self, artifact: Digest, channel: str, baseline: Digest | None) -> int:
-        """How many worker keys measured ``artifact`` for ``channel`` against ``baseline``."""
-        ...
-
-    def dataset(self, channel: str) -> str | None:
-        """The digest of the dataset ``channel``'s policy names, if it resolves now."""
-        ...
 
 
 def _shown_error(row: JobRow) -> str | None:
@@ -188,12 +159,12 @@ class JobService:
         self._leases: LRUCache[str, tuple[str, str, datetime]] = LRUCache(maxsize=10_000)
         self._leases_lock = threading.Lock()
         self.work = WorkSignal()  # jobs this process made claimable wake waiting claims
-        self._planner: EvaluationPlanner | None = None
+        self._evaluations = EvaluationJobs(policy)
 
     def plan_evaluations_with(self, planner: EvaluationPlanner) -> None:
         """Set what evaluate jobs measure (wired once at start, ``registry.app``); without
         a planner every evaluate job fails when claimed."""
-        self._planner = planner
+        self._evaluations.planner = planner
 
     def required(self, parsed: ParsedManifest) -> dict[str, int]:
         """Reproduce jobs the policy needs for this artifact: profile -> workers (over all
@@ -208,23 +179,6 @@ class JobService:
                     need[r.profile] = max(need.get(r.profile, 0), r.min_workers)
         return need
 
-    def evaluations(self, parsed: ParsedManifest) -> dict[str, Evaluation]:
-        """Channel -> its measured evaluation, for each channel whose workers' profile
-        runs this model's engine (a model only: the channel measures it on its dataset)."""
-        if parsed.manifest.kind != "model":
-            return {}
-        engine = (parsed.manifest.runtime or {}).get("engine")
-        out = {}
-        for channel, rules in sorted(self._policy.channels.items()):
-            evaluation = rules.evaluation
-            if (
-                evaluation is not None
-                and evaluation.measured
-                and runs(str(evaluation.profile), engine if isinstance(engine, str) else None)
-            ):
-                out[channel] = evaluation
-        return out
-
     def enqueue_required(self, session: Session, parsed: ParsedManifest) -> None:
         """Called in the push transaction: one job per worker the policy requires, and
         ``min_workers`` evaluate jobs per channel whose workers measure this model."""
@@ -235,8 +189,8 @@ class JobService:
             for profile, count in self.required(parsed).items()
             for _ in range(count)
         ]
-        for channel, e in self.evaluations(parsed).items():
-            baseline = self._baseline(parsed.manifest.name, channel, digest)
+        for channel, e in self._evaluations.channels_for(parsed).items():
+            baseline = self._evaluations.baseline(parsed.manifest.name, channel, digest)
             rows += [
                 _new(
                     digest,
@@ -252,53 +206,6 @@ class JobService:
         session.add_all(rows)
         if rows:
             after_commit(session, self.work.notify)
-
-    def _baseline(self, name: str, channel: str, digest_hex: str) -> str | None:
-        """What an evaluate job made now compares with: the artifact ``name:channel``
-        holds (hex), unless that is the job's own artifact or the channel holds nothing.
-        A channel whose pointer disagrees with the log gives none (its status refuses)."""
-        if self._planner is None:
-            return None
-        try:
-            held = self._planner.holder(name, channel)
-        except LogIntegrityError:
-            return None
-        return None if held is None or held.hex == digest_hex else held.hex
-
-    def _check_needed(self, stored: StoredManifest, channel: str, baseline: str | None) -> None:
-        """Refuse to queue evaluate jobs nobody may take: the policy's ``min_workers``
-        already measured this artifact against this baseline, and each worker key
-        measures an artifact once per baseline."""
-        evaluation = self._policy.for_channel(channel).evaluation
-        if self._planner is None or evaluation is None:
-            return
-        against = None if baseline is None else Digest.blake3(baseline)
-        done = self._planner.measured(stored.digest, channel, against)
-        if done >= evaluation.min_workers:
-            compared = "nothing" if against is None else str(against)
-            raise InvalidRequestError(
-                f"{done} workers already measured {stored.name}@{stored.version} for "
-                f"{channel!r}, comparing with {compared} (what the channel holds now): "
-                "there is nothing new to measure until the channel holds another artifact; "
-                "a worker measures an artifact once per artifact it compares with"
-            )
-
-    def _evaluate_problem(self, profile: str, channel: str | None) -> str | None:
-        """Why evaluate jobs of ``profile`` cannot serve ``channel`` (None: they can)."""
-        if channel is None:
-            return "an evaluate request names the channel whose policy names the dataset"
-        evaluation = self._policy.for_channel(channel).evaluation
-        if evaluation is None or not evaluation.measured:
-            return (
-                f"channel {channel!r}'s policy has no evaluation measured by workers "
-                '(evaluation = { source = "worker", dataset = …, profile = … })'
-            )
-        if evaluation.profile != profile:
-            return (
-                f"channel {channel!r}'s workers measure with profile {evaluation.profile!r}, "
-                f"not {profile!r}"
-            )
-        return None
 
     def request(
         self,
@@ -324,21 +231,21 @@ class JobService:
             raise InvalidRequestError("count must be 1..16")
         if task == JobTask.REPRODUCE and channel is not None:
             raise InvalidRequestError("a reproduce job serves every channel: name no channel")
-        if task == JobTask.EVALUATE and (why := self._evaluate_problem(profile, channel)):
+        if task == JobTask.EVALUATE and (why := self._evaluations.problem(profile, channel)):
             raise InvalidRequestError(why)
         stored = self._artifacts.manifest(ref)
         baseline = None
         if task == JobTask.EVALUATE and channel is not None:
             parsed = parse_manifest(stored.raw)
-            if channel not in self.evaluations(parsed):
+            if channel not in self._evaluations.channels_for(parsed):
                 engine = (parsed.manifest.runtime or {}).get("engine")
                 raise InvalidRequestError(
                     f"{stored.name}@{stored.version} is a {parsed.manifest.kind} artifact with "
                     f"engine {engine!r}: {profile} workers cannot measure it on {channel!r}'s "
                     "dataset (only models whose engine the profile runs are measured)"
                 )
-            baseline = self._baseline(stored.name, channel, stored.digest.hex)
-            self._check_needed(stored, channel, baseline)
+            baseline = self._evaluations.baseline(stored.name, channel, stored.digest.hex)
+            self._evaluations.check_needed(stored, channel, baseline)
         now = self._now()
         rows = [
             _new(stored.digest.hex, profile, self.max_attempts, now, task, channel, baseline)
@@ -365,7 +272,7 @@ class JobService:
                     note = " [lease expired on the last attempt]"
                     self._fail_unleased(session, row, (row.last_error or ""), note, now)
                     continue
-                task = self._evaluation_task(row)
+                task = self._evaluations.task(row)
                 if isinstance(task, str):  # fail closed: never lease what cannot be measured
                     self._fail_unleased(session, row, task, "", now)
                     continue
@@ -390,19 +297,6 @@ class JobService:
         row.last_error = error[: MAX_ERROR_CHARS - len(note)] + note
         row.worker_token = row.lease_expires_at = None
         session.flush()
-
-    def _evaluation_task(self, row: JobRow) -> EvaluationTask | str | None:
-        """What an evaluate job measures now, or why it cannot be measured; None for a
-        reproduce job."""
-        if row.task != JobTask.EVALUATE:
-            return None
-        why = self._evaluate_problem(row.profile, row.channel)
-        if why is not None:
-            return f"{why} (any more): nothing to measure"
-        if self._planner is None or row.channel is None:
-            return "this registry does not plan evaluations"
-        baseline = None if row.baseline is None else Digest.blake3(row.baseline)
-        return self._planner.plan(Digest.blake3(row.artifact_digest), row.channel, baseline)
 
     async def claim_waiting(
         self,
@@ -557,7 +451,7 @@ class JobService:
         not attested this artifact for that profile before (the gate counts keys)."""
         predicate, attestation = accepted.statement.predicate, accepted.row
         if job.task == JobTask.EVALUATE:
-            self._check_measurement(job, accepted)
+            self._evaluations.check_measurement(job, accepted)
             return
         if not isinstance(predicate, ReproducibilityPredicate):
             raise AttestationRejectedError(
@@ -573,55 +467,6 @@ class JobService:
                 raise AttestationRejectedError(
                     f"key {attestation.keyid[:16]}… already attested this artifact for "
                     f"{job.profile}; another worker key must take this job"
-                )
-
-    def _check_measurement(self, job: JobRow, accepted: Accepted) -> None:
-        """An evaluate job is completed by a worker key's measured evaluation/v1 of this
-        job's profile, channel and dataset (resolved now), that key's first measurement
-        of this artifact on that dataset for that profile."""
-        predicate, keyid = accepted.statement.predicate, accepted.row.keyid
-        if not isinstance(predicate, EvaluationPredicate) or not predicate.measured:
-            raise AttestationRejectedError(
-                "an evaluate job is completed with a measured evaluation/v1 statement "
-                "(profile, samples, predictions, worker, dataset)"
-            )
-        if not accepted.by_worker:
-            raise AttestationRejectedError(
-                f"key {keyid[:16]}… is not a worker key: only workers measure for a channel"
-            )
-        dataset = None if self._planner is None else self._planner.dataset(job.channel or "")
-        if (
-            predicate.profile != job.profile
-            or predicate.job not in (None, job.id)
-            or predicate.channel != job.channel
-            or dataset is None
-            or str(predicate.dataset) != dataset
-        ):
-            raise AttestationRejectedError(
-                f"the statement measures profile {predicate.profile!r}, job {predicate.job!r}, "
-                f"channel {predicate.channel!r}, dataset {predicate.dataset}; this is job "
-                f"{job.id} of {job.profile} for channel {job.channel!r}, whose dataset is "
-                f"{dataset or 'not in this registry'}"
-            )
-        against = None if predicate.drift is None else str(predicate.drift.against)
-        planned = None if job.baseline is None else f"blake3:{job.baseline}"
-        if against != planned:
-            raise AttestationRejectedError(
-                f"the statement compares with {against or 'nothing'}; job {job.id} compares "
-                f"with {planned or 'nothing'} (what the channel held when it was made)"
-            )
-        for other, earlier in accepted.earlier_measured:
-            earlier_against = None if earlier.drift is None else str(earlier.drift.against)
-            if (
-                other == keyid
-                and earlier.profile == job.profile
-                and str(earlier.dataset) == dataset
-                and earlier_against == against
-            ):
-                raise AttestationRejectedError(
-                    f"key {keyid[:16]}… already measured this artifact on {dataset} for "
-                    f"{job.profile}, compared with {against or 'nothing'}; another worker "
-                    "key must take this job"
                 )
 
     def fail(
