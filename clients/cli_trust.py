@@ -77,7 +77,8 @@ def keys_generate(out_path: Path, as_json: bool) -> None:
 
     def text() -> None:
         say(f"wrote private key {out_path} (0600) and public key {public_path}")
-        say(f"register it: reliquary keys register {public_path} --role publisher")
+        roles = "|".join(KEY_ROLE_NAMES)
+        say(f"register it (admin): reliquary keys register {public_path} --role {roles}")
         click.echo(key.public.keyid)
 
     emit(as_json, data, text)

@@ -60,7 +60,10 @@ class ProfileVerdict:
     @property
     def finding(self) -> str | None:
         """Why this profile is non-reproducible, with the differing digests; None if it is not."""
-        problems = [f"an engine refused to run it deterministically: {r}" for r in self.refusals]
+        problems = [
+            f"an engine refused to run it deterministically: {r}"
+            for r in dict.fromkeys(self.refusals)  # each reason once, however many workers
+        ]
         problems += [
             f"worker {r.keyid[:16]}…'s {len(r.runs)} runs disagree: " + ", ".join(r.runs)
             for r in self.results
