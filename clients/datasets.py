@@ -16,11 +16,13 @@ Invariants:
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from clients.errors import InvalidRequestError
-from registry.core.datasets import MAX_NPY_HEADER, TEXT, npy_header
+from registry.core.datasets import ITEMSIZE, MAX_NPY_HEADER, NPY_MAGIC, TEXT, npy_header
 
 DEFAULT_LABEL_NAME = "output_0"
 """The model output a bare ``labels.npy`` holds expected values of: what Keras's
@@ -50,29 +52,50 @@ def _file(root: Path, option: str, name: str, path: str) -> dict[str, Any]:
             f"{where}: {local} is not a file (paths are relative to the pushed directory)"
         )
     manifest_path = local.relative_to(root).as_posix()
-    if local.suffix == ".npy":
-        with local.open("rb") as f:
-            prefix = f.read(MAX_NPY_HEADER)
-        try:
+    if local.suffix not in (".npy", ".json"):
+        raise InvalidRequestError(
+            f"{where}: a dataset file is a .npy (tensors) or a .json array of strings (text)"
+        )
+    try:
+        held = file_holds(local)
+    except ValueError as exc:
+        raise InvalidRequestError(f"{where}: {exc}") from None
+    if not held.shape:
+        raise InvalidRequestError(f"{where}: a 0-d array holds no samples; one row each")
+    return {"path": manifest_path, "dtype": held.dtype, "shape": list(held.shape)}
+
+
+@dataclass(frozen=True, slots=True)
+class FileHolds:
+    """What one dataset file holds: a dtype (``text`` for strings) and a shape, and for a
+    ``.npy`` the size its header and values make (None for text)."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    size: int | None
+
+
+def file_holds(path: Path) -> FileHolds:
+    """Read ``path`` as a dataset file: a ``.npy`` (only its header, by its magic) or a
+    JSON array of strings. The push and the worker read files with this one rule.
+
+    Raises:
+        ValueError: neither, with what is wrong.
+    """
+    with path.open("rb") as f:
+        prefix = f.read(MAX_NPY_HEADER)
+        if prefix.startswith(NPY_MAGIC):
             header = npy_header(prefix)
-        except ValueError as exc:
-            raise InvalidRequestError(f"{where}: {exc}") from None
-        if not header.shape:
-            raise InvalidRequestError(f"{where}: a 0-d array holds no samples; one row each")
-        return {"path": manifest_path, "dtype": header.dtype, "shape": list(header.shape)}
-    if local.suffix == ".json":
-        try:
-            values = json.loads(local.read_bytes())
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidRequestError(f"{where}: not JSON ({exc})") from None
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            raise InvalidRequestError(
-                f"{where}: a text file is a JSON array of strings, one per sample"
-            )
-        return {"path": manifest_path, "dtype": TEXT, "shape": [len(values)]}
-    raise InvalidRequestError(
-        f"{where}: a dataset file is a .npy (tensors) or a .json array of strings (text)"
-    )
+            size = header.offset + math.prod(header.shape) * ITEMSIZE[header.dtype]
+            return FileHolds(header.dtype, header.shape, size)
+        raw = prefix + f.read()
+    try:
+        values = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"neither a .npy nor JSON ({exc})") from None
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ValueError("a text file is a JSON array of strings, one per sample")
+    return FileHolds(TEXT, (len(values),), None)
 
 
 def describe_dataset(

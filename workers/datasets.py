@@ -4,7 +4,7 @@ The registry checked the description and the file sizes on push, and the pull ch
 every byte's hash; this checks what the bytes are: each ``.npy`` header
 (``registry.core.datasets.npy_header``: dtype, shape, C order) is the described one and
 the file holds exactly its values after it; each text file is a JSON array of
-``samples`` strings. A file missing from the directory is refused too (a model is never
+``samples`` strings (``clients.datasets.file_holds``: the push reads files the same way). A file missing from the directory is refused too (a model is never
 run on part of a dataset). Before any of that, ``check_profile`` refuses a dataset whose
 files are not the kind the profile's models take (text for an LLM, ``.npy`` for a tensor
 model): such a job would fail the same way on every worker.
@@ -12,42 +12,31 @@ model): such a job would fail the same way on every worker.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from registry.core.datasets import MAX_NPY_HEADER, TEXT, DataFile, Dataset, npy_header
+from clients.datasets import file_holds
+from registry.core.datasets import TEXT, DataFile, Dataset
 from workers.errors import Refusal
 
 
-def _check_npy(where: str, path: Path, spec: DataFile) -> None:
-    with path.open("rb") as f:
-        prefix = f.read(MAX_NPY_HEADER)
+def _check_file(where: str, path: Path, spec: DataFile, samples: int) -> None:
     try:
-        header = npy_header(prefix)
+        held = file_holds(path)
     except ValueError as exc:
         raise Refusal(f"{where}: {spec.path}: {exc}") from None
-    if header.dtype != spec.dtype or header.shape != spec.shape:
+    if held.dtype == TEXT and spec.dtype == TEXT and held.shape != (samples,):
+        raise Refusal(f"{where}: {spec.path} holds {held.shape[0]} strings for {samples} samples")
+    if held.dtype != spec.dtype or held.shape != spec.shape:
         raise Refusal(
-            f"{where}: {spec.path} holds {header.dtype}{list(header.shape)}; the description "
+            f"{where}: {spec.path} holds {held.dtype}{list(held.shape)}; the description "
             f"says {spec.dtype}{list(spec.shape)}"
         )
     size = path.stat().st_size
-    if size != header.offset + (spec.data_bytes or 0):
+    if held.size is not None and size != held.size:
         raise Refusal(
             f"{where}: {spec.path} is {size} bytes; its header and {spec.dtype}"
-            f"{list(spec.shape)} values make {header.offset + (spec.data_bytes or 0)}"
+            f"{list(spec.shape)} values make {held.size}"
         )
-
-
-def _check_text(where: str, path: Path, spec: DataFile, samples: int) -> None:
-    try:
-        texts = json.loads(path.read_bytes())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Refusal(f"{where}: {spec.path} is not JSON: {exc}") from None
-    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-        raise Refusal(f"{where}: {spec.path} must be a JSON array of strings")
-    if len(texts) != samples:
-        raise Refusal(f"{where}: {spec.path} holds {len(texts)} strings for {samples} samples")
 
 
 def check_files(dataset: Dataset, root: Path) -> None:
@@ -65,10 +54,7 @@ def check_files(dataset: Dataset, root: Path) -> None:
                 f"{where}: {spec.path} is missing from the dataset; refusing before any run "
                 f"(a {role[:-1]} file is needed for every sample)"
             )
-        if spec.dtype == TEXT:
-            _check_text(where, path, spec, dataset.samples)
-        else:
-            _check_npy(where, path, spec)
+        _check_file(where, path, spec, dataset.samples)
 
 
 def check_profile(dataset: Dataset, profile: str, *, llm: bool) -> None:
