@@ -28,6 +28,14 @@ def test_regression_metrics_match_the_hand_computed_figures() -> None:
     assert got["samples"] == 4
 
 
+def test_accuracy_counts_the_share_within_each_number_of_points() -> None:
+    labels = np.full((4, 1), 50.0)
+    predicted = labels + np.array([[3.0], [-7.0], [15.0], [-25.0]])  # |e| 3, 7, 15, 25
+    got = metrics.regression(predicted, labels)
+    assert (got["accuracy_5"], got["accuracy_10"], got["accuracy_20"]) == (0.25, 0.5, 0.75)
+    assert got["p95_abs_error"] == pytest.approx(15 + 0.85 * 10)  # rank 2.85 of 3, 7, 15, 25
+
+
 def test_thresholds_may_name_more_accuracy_points() -> None:
     got = metrics.regression(P, Y, ["accuracy_2.5", "mae", "accuracy_3"])
     assert got["accuracy_2.5"] == 0.5  # |e| <= 2.5: 1 and 2
@@ -101,3 +109,12 @@ def test_token_ids_refuse_names_not_of_the_token_tensors_form() -> None:
     with pytest.raises(Refusal, match=r"not prompt\(s\) \[1\]") as caught:
         metrics.token_ids({"tokens/00000": one, "tokens/00002": one})
     assert caught.value.retry is False
+
+
+def test_figures_that_cannot_be_judged_are_refused_naming_why() -> None:
+    with pytest.raises(Refusal, match="labels hold non-finite values for 1 sample"):
+        metrics.regression(P, np.array([[1.0], [np.nan], [3.0], [4.0]]))
+    with pytest.raises(Refusal, match=r"metrics .*overflow"):
+        metrics.regression(np.full((4, 1), 1e200), Y)
+    with pytest.raises(Refusal, match=r"drift .*overflow"):
+        metrics.tensor_drift(np.full((2, 1), 1e308), np.full((2, 1), -1e308), 1.0)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,7 @@ from clients.cache import BlobCache
 from clients.client import RegistryClient
 from registry.core.keys import SigningKey
 from tests.support.content import NAME
+from tests.support.server import CLI
 from tests.support.tf_evaluation import build_dataset, build_model, push_dataset
 from tests.support.workers import Registry
 from workers.errors import Refusal
@@ -146,7 +148,7 @@ def test_two_workers_measure_the_teacher_and_agree_bit_for_bit(
     assert first["profile"] == "cpu-tensorflow" and first["channel"] == "production"
     assert first["engine"]["name"] == "tensorflow" and first["device"] == "cpu"
     d = first["determinism"]
-    assert d["pythonhashseed"] == 0 and d["mkl_num_threads"] == 1
+    assert d["pythonhashseed"] == "0" and d["mkl_num_threads"] == 1
     assert d["openblas_num_threads"] == 1 and d["op_determinism"] is True
     assert d["batch"] == 1024
     assert (
@@ -284,7 +286,13 @@ def test_a_model_meeting_the_runbook_measured_by_two_agreeing_workers_is_promote
     state = evaluation_state(reg, digest)
     assert state["state"] == "measured" and len(state["workers"]) == 2, state
     assert len({w["predictions"] for w in state["workers"]}) == 1
-    assert all(m["met"] for m in state["metrics"].values() if m.get("rule")), state["metrics"]
+    ruled = {name: m for name, m in state["metrics"].items() if m.get("rule")}
+    assert set(ruled) == set(THRESHOLDS) and all(m["met"] for m in ruled.values()), ruled
+    # what a person reads: each measured figure beside its threshold
+    shown = reg.cli("status", f"{NAME}@v1", "--channel", "production", role="governor")
+    for name, m in ruled.items():
+        row = next(line for line in shown.splitlines() if line.split()[:1] == [name]).split()
+        assert row[1:4] == [f"{m['value']:.4g}", m["rule"], "met"], (name, row)
     promote(reg, "v1")
 
 
@@ -313,12 +321,25 @@ def test_a_model_passing_the_thresholds_but_drifting_from_the_live_one_is_refuse
     digest = push_candidate(reg, build_model(tmp_path / "drift", "--shift", "1.5"), "v2")
     work(reg)
     state = evaluation_state(reg, digest)
-    assert all(m["met"] for m in state["metrics"].values() if m.get("rule")), state["metrics"]
+    ruled = {name: m for name, m in state["metrics"].items() if m.get("rule")}
+    assert set(ruled) == set(THRESHOLDS) and all(m["met"] for m in ruled.values()), ruled
+    assert state["changes"]["mean_bias"] == pytest.approx(1.5, abs=0.01)  # against v1
     drift = state["drift"]
     assert drift["moved"] == 1.0 and drift["mean_abs_diff"] == pytest.approx(1.5, abs=0.01)
     assert drift["met"] is False
     refused = promote(reg, "v2", expect=5)
-    assert "drift" in refused and "moved" in refused
+    assert "evaluation.drift" in refused and "100.0% of samples moved" in refused
+    # the governance document carries the same figures
+    done = subprocess.run(
+        [CLI, "proposal", f"{NAME}@v2", "--channel", "production"],
+        env=reg.env("publisher"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    proposal = json.loads(done.stdout)
+    assert proposal["evaluation"]["drift"]["moved"] == 1.0
+    assert proposal["evaluation"]["drift"]["met"] is False
 
 
 @pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
