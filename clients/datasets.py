@@ -15,14 +15,15 @@ Invariants:
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from clients.errors import InvalidRequestError
+from registry.core.canonical import loads_strict
 from registry.core.datasets import ITEMSIZE, MAX_NPY_HEADER, NPY_MAGIC, TEXT, npy_header
+from registry.core.errors import CoreError
 
 DEFAULT_LABEL_NAME = "output_0"
 """The model output a bare ``labels.npy`` holds expected values of: what Keras's
@@ -90,9 +91,9 @@ def file_holds(path: Path) -> FileHolds:
             return FileHolds(header.dtype, header.shape, size)
         raw = prefix + f.read()
     try:
-        values = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"neither a .npy nor JSON ({exc})") from None
+        values = loads_strict(raw)  # bounded nesting, no NaN, no duplicate keys
+    except CoreError as exc:
+        raise ValueError(f"neither a .npy nor strict JSON ({exc})") from None
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise ValueError("a text file is a JSON array of strings, one per sample")
     return FileHolds(TEXT, (len(values),), None)

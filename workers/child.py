@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from registry.core.outputs import Tensor, encode_outputs, output_values, token_tensors
+from registry.core.profiles import LLM_PROFILES
 from workers.errors import Refusal
 
 REFUSED = 3
 EVALUATE = "evaluate"  # argv[0] of the evaluate mode (never a profile name)
-LLM_PROFILES = ("cpu-vllm", "cuda-vllm")
 
 
 def reproduce(argv: list[str]) -> None:

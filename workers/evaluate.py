@@ -41,7 +41,8 @@ from registry.core.datasets import Dataset
 from registry.core.digest import Digest, digest_bytes
 from registry.core.manifest import ParsedManifest
 from registry.core.predicates import Drift, Engine, EvaluationPredicate, Predictions
-from workers.child import EVALUATE, LLM_PROFILES
+from registry.core.profiles import LLM_PROFILES
+from workers.child import EVALUATE
 from workers.datasets import check_files, check_profile
 from workers.errors import Refusal
 from workers.host import fingerprint

@@ -74,9 +74,19 @@ def regression(
     Raises:
         Refusal: (no retry) a prediction is not finite.
     """
+    if predicted.size == 0 or labels.size == 0:
+        raise Refusal("the predictions or the labels hold no values: nothing to measure")
     bad = int(np.count_nonzero(~np.isfinite(predicted).all(axis=1)))
     if bad:
         raise Refusal(f"the model predicted non-finite values (NaN or inf) for {bad} sample(s)")
+    bad = int(np.count_nonzero(~np.isfinite(labels).all(axis=1)))
+    if bad:
+        raise Refusal(f"the dataset's labels hold non-finite values for {bad} sample(s)")
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below
+        return _regression(predicted, labels, thresholds)
+
+
+def _regression(predicted: Floats, labels: Floats, thresholds: Iterable[str]) -> dict[str, float]:
     error = predicted - labels
     absolute = np.abs(error)
     ss_res = float(np.sum(error * error))
@@ -91,6 +101,7 @@ def regression(
     }
     for name, points in sorted(accuracy_names(thresholds).items()):
         metrics[name] = float(np.mean(absolute <= points))
+    _finite("metrics", metrics)
     metrics["samples"] = predicted.shape[0]
     return metrics
 
@@ -155,12 +166,28 @@ def tensor_drift(new: Floats, old: Floats, tolerance: float) -> dict[str, float]
     """How far predictions moved from the baseline's (both samples x values):
     mean and max absolute difference over every value, and the share of samples with a
     value that moved by more than ``tolerance``."""
-    diff = np.abs(new - old)
-    return {
-        "mean_abs_diff": float(diff.mean()),
-        "max_abs_diff": float(diff.max()),
-        "moved": float(np.mean((diff > tolerance).any(axis=1))),
-    }
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below
+        diff = np.abs(new - old)
+    return _finite(
+        "drift",
+        {
+            "mean_abs_diff": float(diff.mean()),
+            "max_abs_diff": float(diff.max()),
+            "moved": float(np.mean((diff > tolerance).any(axis=1))),
+        },
+    )
+
+
+def _finite(what: str, figures: dict[str, float]) -> dict[str, float]:
+    """``figures`` if every one is finite. Raises Refusal (no retry): predictions so
+    large that a figure overflows measure nothing a threshold can judge."""
+    bad = sorted(k for k, v in figures.items() if not np.isfinite(v))
+    if bad:
+        raise Refusal(
+            f"the {what} {', '.join(bad)} overflow (the predictions or labels are too large "
+            "to measure in float64)"
+        )
+    return figures
 
 
 def token_drift(new: Sequence[Sequence[int]], old: Sequence[Sequence[int]]) -> dict[str, float]:

@@ -36,9 +36,9 @@ from registry.core.predicates import (
 )
 from workers.errors import Refusal
 from workers.host import fingerprint
-from workers.runs import JobRun, WorkerOptions
+from workers.runs import JobRun
 
-__all__ = ["RunResult", "Verification", "WorkerOptions"]
+__all__ = ["RunResult", "Verification"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from registry.core.errors import InvalidPolicyError
 from registry.core.evaluation import metric_problem
 from registry.core.manifest import validate_name, validate_version
-from registry.core.profiles import PROFILE_ENGINES
+from registry.core.profiles import LLM_PROFILES, PROFILE_ENGINES
 
 _NUMBER = r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)"
 _RULE = re.compile(r"\s*(<=|>=|<|>|==)\s*" + _NUMBER + r"\s*")
@@ -239,7 +239,7 @@ def parse_evaluation(where: str, doc: Mapping[str, object]) -> Evaluation | None
     if profile not in PROFILE_ENGINES:
         raise InvalidPolicyError(f"{where}.profile: one of {sorted(PROFILE_ENGINES)}")
     drift = None if "drift" not in table else _drift(where, table["drift"])
-    if drift is not None and drift.tolerance != 0 and "vllm" in PROFILE_ENGINES[profile]:
+    if drift is not None and drift.tolerance != 0 and profile in LLM_PROFILES:
         raise InvalidPolicyError(
             f"{where}.drift.tolerance: an LLM's prediction moved when any of its tokens did; "
             "the tolerance is 0 (bound max_moved, the share of prompts that changed)"

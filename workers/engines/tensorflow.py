@@ -92,7 +92,7 @@ def _controls() -> tuple[Any, dict[str, Any]]:
         "python_seed": SEED,
         "numpy_seed": SEED,
         "tf_global_seed": None,
-        "pythonhashseed": 0,
+        "pythonhashseed": "0",  # the value of PYTHONHASHSEED, as vLLM records it
         "mkl_num_threads": 1,
         "openblas_num_threads": 1,
     }
