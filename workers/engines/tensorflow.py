@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.core.outputs import Tensor
+from workers.engines import PINNED, pinned_controls
 from workers.errors import Refusal, transient
 
 ENV = {
@@ -32,11 +33,8 @@ ENV = {
     "TF_ENABLE_ONEDNN_OPTS": "0",
     "TF_CPP_MIN_LOG_LEVEL": "2",
     "OMP_NUM_THREADS": "1",
-    "PYTHONHASHSEED": "0",
-    "MKL_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
+    **PINNED,
 }
-PINNED = ("PYTHONHASHSEED", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")  # checked in the child
 EVALUATION_BATCH = 1024  # samples per call when predicting a dataset (recorded)
 SEED = 0
 _NODE = re.compile(r"Detected at node '?([^' ]+?)'? defined at")
@@ -62,22 +60,12 @@ def _controls() -> tuple[Any, dict[str, Any]]:
     Raises:
         Refusal: a control is not in force in this process.
     """
-    import sys
-
     import numpy as np
     import tensorflow as tf
 
     if os.environ.get("CUDA_VISIBLE_DEVICES") != "" or tf.config.list_physical_devices("GPU"):
         raise Refusal("a GPU is visible to the cpu-tensorflow profile; refusing to run")
-    missing = [f"{k}={ENV[k]}" for k in PINNED if os.environ.get(k) != ENV[k]]
-    if sys.flags.hash_randomization:
-        missing.append("PYTHONHASHSEED=0 (hash randomization is on)")
-    if missing:
-        raise Refusal(
-            f"determinism controls not in force in the run's process: {', '.join(missing)}; "
-            "the worker sets them (a profile environment that lost them is a worker bug)",
-            retry=True,
-        )
+    pinned = pinned_controls()
     random.seed(SEED)
     np.random.seed(SEED)
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -92,9 +80,7 @@ def _controls() -> tuple[Any, dict[str, Any]]:
         "python_seed": SEED,
         "numpy_seed": SEED,
         "tf_global_seed": None,
-        "pythonhashseed": "0",  # the value of PYTHONHASHSEED, as vLLM records it
-        "mkl_num_threads": 1,
-        "openblas_num_threads": 1,
+        **pinned,
     }
 
 

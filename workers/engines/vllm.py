@@ -36,20 +36,18 @@ from pathlib import Path
 from typing import Any
 
 from registry.core.outputs import Tensor, token_tensors
+from workers.engines import PINNED, pinned_controls
 from workers.errors import Refusal, exception_line, transient
 
-PINNED_THREADS = {"MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 CPU_ENV = {
     "CUDA_VISIBLE_DEVICES": "",
     "VLLM_CPU_KVCACHE_SPACE": "1",
-    "PYTHONHASHSEED": "0",
-    **PINNED_THREADS,
+    **PINNED,
 }
 CUDA_ENV = {
     "VLLM_BATCH_INVARIANT": "1",
-    "PYTHONHASHSEED": "0",
     "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
-    **PINNED_THREADS,
+    **PINNED,
 }
 MAX_PROMPTS = 256
 MAX_NEW_TOKENS = 4096
@@ -224,26 +222,10 @@ class Engine:
 
 
 def applied_controls(*, cuda: bool) -> dict[str, Any]:
-    """The environment controls as this process sees them; Refusal if one is not applied
-    (PYTHONHASHSEED only takes effect when set before the interpreter starts)."""
-    missing = [
-        f"{name}={value}"
-        for name, value in ({"PYTHONHASHSEED": "0"} | PINNED_THREADS).items()
-        if os.environ.get(name) != value
-    ]
-    if sys.flags.hash_randomization and "PYTHONHASHSEED=0" not in missing:
-        missing.append("PYTHONHASHSEED=0 (hash randomization is on in this interpreter)")
-    if cuda and os.environ.get("VLLM_BATCH_INVARIANT") != "1":
-        missing.append("VLLM_BATCH_INVARIANT=1")
-    if missing:
-        raise Refusal(
-            f"determinism controls not applied in the run's process: {', '.join(missing)}; "
-            "the worker sets them in the child's environment — run it through reliquary-worker"
-        )
-    return {
-        "pythonhashseed": "0",
-        "mkl_num_threads": 1,
-        "openblas_num_threads": 1,
+    """The environment controls as this process sees them (``pinned_controls``, and
+    ``VLLM_BATCH_INVARIANT`` on CUDA); Refusal if one is not applied."""
+    also = {"VLLM_BATCH_INVARIANT": "1"} if cuda else {}
+    return pinned_controls(also=also) | {
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
     }
 
