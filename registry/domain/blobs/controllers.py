@@ -63,8 +63,11 @@ async def blob_answer(
 ) -> Response[Any]:
     """A blob GET's answer (``/v1`` and ``/v2`` alike): a 307 to the object store when
     redirects are on (the client verifies the bytes), else the bytes, whole (200) or the
-    one range the ``Range`` header asks for (206; 416 when it cannot be served)."""
+    one range the ``Range`` header asks for (206; 416 when it cannot be served); 304 to
+    a conditional GET that names its ETag (a blob never changes)."""
     headers = info.headers()
+    if _not_modified(request, info):
+        return Response(content=None, status_code=304, headers=headers)
     if blob_service.redirects:
         elsewhere = await anyio.to_thread.run_sync(blob_service.redirect_url, info)
         headers |= {"location": elsewhere, "cache-control": "no-store"}
@@ -123,9 +126,6 @@ class BlobController(Controller):
         metrics: MetricsDep,
     ) -> Response[Any]:
         info = await _blob(blob_service, Digest.parse(digest))
-        headers = info.headers()
-        if _not_modified(request, info):
-            return Response(content=None, status_code=304, headers=headers)
         return await blob_answer(request, blob_service, info, metrics)
 
     @put("/{digest:str}", guards=[publishers], request_max_body_size=None)
