@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 
 import msgspec
 
@@ -52,6 +53,8 @@ ITEMSIZE: dict[str, int] = {
 DATA_DTYPES = frozenset(ITEMSIZE) | {TEXT}
 MAX_NPY_HEADER = 65536 + 12  # magic + version + length + a version-2 header's limit we accept
 MAX_TEXT = 1024  # at most so many name/split/source characters
+MAX_FILES = 64  # features and labels files: one per model input or output
+MAX_DIMS = 8  # dimensions of one file's shape
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./:-]{0,127}")
 
 
@@ -95,6 +98,11 @@ def _file_problems(
             f"{where}: {spec.path!r} is not a file of this artifact (its files: "
             f"{', '.join(sorted(sizes)[:8]) or 'none'}); add the file or fix the path"
         )
+    if len(spec.shape) > MAX_DIMS:
+        problems.append(
+            f"{where}: shape {list(spec.shape)[:12]}… has more than {MAX_DIMS} dimensions"
+        )
+        return problems
     if spec.dtype not in DATA_DTYPES:
         problems.append(f"{where}: dtype {spec.dtype!r} is not one of {sorted(DATA_DTYPES)}")
         return problems
@@ -142,13 +150,19 @@ def dataset_problems(kind: str, dataset: Dataset | None, sizes: dict[str, int]) 
             "dataset.labels must name at least one labels file: without labels nothing can "
             "be measured"
         )
-    paths = [f.path for _, _, f in dataset.files()]
-    twice = sorted({p for p in paths if paths.count(p) > 1})
+    files = dataset.files()
+    if len(files) > MAX_FILES:
+        return [
+            f"dataset: {len(files)} features and labels files; at most {MAX_FILES} (one per "
+            "model input or output)"
+        ]
+    counted = Counter(f.path for _, _, f in files)
+    twice = sorted(p for p, n in counted.items() if n > 1)
     if twice:
         problems.append(f"dataset: each file serves once; named twice: {twice}")
     if problems:
         return problems
-    for role, name, spec in dataset.files():
+    for role, name, spec in files:
         problems += _file_problems(dataset, role, name, spec, sizes)
     return problems
 

@@ -34,7 +34,6 @@ from registry.core.predicates import EvaluationPredicate
 TENSOR_METRICS = ("r2", "mae", "rmse", "p95_abs_error", "mean_bias", "samples")
 LLM_METRICS = ("exact_match", "token_agreement", "samples")
 _ACCURACY = re.compile(r"accuracy_(\d+(?:\.\d+)?)")
-TWO_SIDED_ONLY = frozenset({"mean_bias"})  # no better direction: only a range makes sense
 
 
 def accuracy_points(metric: str) -> float | None:
@@ -118,21 +117,27 @@ class EvaluationVerdict:
                     for d in sorted(predictions)
                 )
             )
-        baselines: dict[str, set[str]] = {}
+        if not problems and len({_measured(m) for m in self.measurements}) > 1:
+            problems.append(
+                "workers with the same predictions report different samples or metrics: "
+                + "; ".join(f"{m.keyid[:16]}: {dict(m.metrics)}" for m in self.measurements)
+            )
+        baselines: dict[str, set[tuple[object, ...]]] = {}
         for m in self.measurements:
             if m.baseline is not None:
-                baselines.setdefault(m.baseline, set()).add(str(m.baseline_predictions))
+                baselines.setdefault(m.baseline, set()).add(_compared(m))
         for baseline, seen in sorted(baselines.items()):
             if len(seen) > 1:
                 problems.append(
-                    f"workers disagree on the predictions of {baseline}, which they compared "
-                    f"with: {', '.join(sorted(seen))}"
+                    f"workers disagree on what they compared with {baseline} (its predictions, "
+                    f"its metrics or the drift figures): "
+                    + ", ".join(sorted({str(c[0]) for c in seen}))
                 )
         return "; ".join(problems) or None
 
     @property
     def agreed(self) -> Measurement | None:
-        """The measurement every worker agrees on (the first), or None."""
+        """The measurement every worker agrees on, or None (all agree: any serves)."""
         if self.finding is not None or not self.measurements:
             return None
         return self.measurements[0]
@@ -152,6 +157,17 @@ class EvaluationVerdict:
         if baseline is None or self.finding is not None:
             return ()
         return tuple(m for m in self.measurements if m.baseline == baseline)
+
+
+def _measured(m: Measurement) -> tuple[object, ...]:
+    """What a worker measured of the artifact itself: equal for every agreeing worker."""
+    return (m.predictions, m.samples, tuple(sorted(m.metrics.items())))
+
+
+def _compared(m: Measurement) -> tuple[object, ...]:
+    """What a worker measured of the baseline: equal for every worker that compared with it."""
+    metrics = tuple(sorted((m.baseline_metrics or {}).items()))
+    return (m.baseline_predictions, metrics, m.mean_abs_diff, m.max_abs_diff, m.moved, m.tolerance)
 
 
 def judge(

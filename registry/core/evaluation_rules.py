@@ -13,6 +13,7 @@ tolerance is 0. The older flat form (metric rules directly in ``evaluation``, wi
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Callable, Mapping
@@ -48,6 +49,7 @@ _EVALUATION_KEYS = frozenset(
     }
 )
 _DRIFT_KEYS = frozenset({"tolerance", "max_moved", "max_mean_abs_diff", "max_abs_diff"})
+MAX_WORKERS = 16  # workers a rule may ask for: as many jobs are queued per push
 _BLAKE3 = re.compile(r"blake3:[0-9a-f]{64}")
 
 
@@ -62,7 +64,8 @@ class Threshold:
 
     def holds(self, actual: float) -> bool:
         if self.op == "..":
-            return self.value <= actual <= (self.high if self.high is not None else self.value)
+            assert self.high is not None  # a range has both ends
+            return self.value <= actual <= self.high
         return _OPS[self.op](actual, self.value)
 
     @property
@@ -138,6 +141,9 @@ def _thresholds(where: str, table: object, *, measured: bool) -> tuple[Threshold
     for metric, rule in sorted(table.items()):
         text = rule if isinstance(rule, str) else ""
         one, two = _RULE.fullmatch(text), _RANGE.fullmatch(text)
+        numbers = two.groups() if two is not None else one.groups()[1:] if one is not None else ()
+        if not all(math.isfinite(float(n)) for n in numbers):
+            raise InvalidPolicyError(f"{where}.{metric}: {rule!r} names a number no float holds")
         if one is not None:
             out.append(Threshold(metric, one.group(1), float(one.group(2))))
         elif two is not None and float(two.group(1)) <= float(two.group(2)):
@@ -151,10 +157,13 @@ def _thresholds(where: str, table: object, *, measured: bool) -> tuple[Threshold
     return tuple(out)
 
 
-def _count(where: str, doc: Mapping[str, object], key: str, default: int, least: int) -> int:
+def _count(
+    where: str, doc: Mapping[str, object], key: str, default: int, least: int, most: int = 2**62
+) -> int:
     value = doc.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value < least:
-        raise InvalidPolicyError(f"{where}.{key} must be an integer >= {least}")
+    if not isinstance(value, int) or isinstance(value, bool) or not least <= value <= most:
+        at_most = f" and <= {most}" if most < 2**62 else ""
+        raise InvalidPolicyError(f"{where}.{key} must be an integer >= {least}{at_most}")
     return value
 
 
@@ -175,7 +184,8 @@ def _drift(where: str, doc: object) -> DriftBound:
             "<n>, max_abs_diff = <n> }} (tolerance required, at least one bound)"
         )
     if not all(
-        isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in doc.values()
+        isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < math.inf
+        for v in doc.values()
     ):
         raise InvalidPolicyError(f"{where}: every value is a number >= 0")
     if len(doc) < 2 or doc.get("max_moved", 0) > 1:
@@ -236,7 +246,7 @@ def parse_evaluation(where: str, doc: Mapping[str, object]) -> Evaluation | None
             f"one of {sorted(PROFILE_ENGINES)}"
         )
     profile = table["profile"]
-    if profile not in PROFILE_ENGINES:
+    if not isinstance(profile, str) or profile not in PROFILE_ENGINES:
         raise InvalidPolicyError(f"{where}.profile: one of {sorted(PROFILE_ENGINES)}")
     drift = None if "drift" not in table else _drift(where, table["drift"])
     if drift is not None and drift.tolerance != 0 and profile in LLM_PROFILES:
@@ -255,7 +265,7 @@ def parse_evaluation(where: str, doc: Mapping[str, object]) -> Evaluation | None
         dataset=_dataset_ref(where, table["dataset"]),
         dataset_digest=pinned,
         profile=str(profile),
-        min_workers=_count(where, table, "min_workers", 1, 1),
+        min_workers=_count(where, table, "min_workers", 1, 1, MAX_WORKERS),
         min_samples=_count(where, table, "min_samples", 1, 1),
         drift=drift,
     )

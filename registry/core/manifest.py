@@ -287,7 +287,8 @@ def _problems(m: Manifest) -> list[str]:
     for i, parent in enumerate(m.parents):
         why = _digest_problem(parent, f"parents[{i}]")
         problems += [why] if why else []
-    return problems + dataset_problems(m.kind, m.dataset, {f.path: f.size for f in m.files})
+    sizes = {f.path: f.size for f in m.files} if m.kind == "dataset" else {}
+    return problems + dataset_problems(m.kind, m.dataset, sizes)
 
 
 def parse_manifest(raw: bytes) -> ParsedManifest:

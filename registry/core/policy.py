@@ -64,6 +64,7 @@ from typing import Any
 from registry.core.errors import InvalidPolicyError
 from registry.core.evaluation import EvaluationVerdict, Measurement
 from registry.core.evaluation_rules import (
+    MAX_WORKERS,
     DatasetRef,
     Evaluation,
     parse_evaluation,
@@ -162,7 +163,7 @@ def _channel(name: str, doc: object) -> ChannelPolicy:
         not isinstance(r, dict)
         or not isinstance(r.get("profile"), str)
         or not isinstance(r.get("min_workers", 1), int)
-        or r.get("min_workers", 1) < 1
+        or not 1 <= r.get("min_workers", 1) <= MAX_WORKERS
         for r in repro
     ):
         raise InvalidPolicyError(f'{where}.reproducibility: [{{ profile = "…", min_workers = n }}]')
@@ -304,9 +305,7 @@ def _metrics(rules: ChannelPolicy, facts: Facts) -> tuple[Mapping[str, float] | 
     if evaluation.measured:
         verdict = facts.evaluation
         agreed = None if verdict is None else verdict.agreed
-        if verdict is None or agreed is None or facts.dataset is None:
-            return None, ""
-        if agreed.dataset != facts.dataset.digest:
+        if verdict is None or agreed is None:  # judge kept only the policy's dataset
             return None, ""
         return agreed.metrics, f"the measurement of {len(verdict.measurements)} worker(s)"
     if facts.attested_metrics is not None:
@@ -316,7 +315,7 @@ def _metrics(rules: ChannelPolicy, facts: Facts) -> tuple[Mapping[str, float] | 
     return None, ""
 
 
-def _current_metrics(rules: ChannelPolicy, facts: Facts) -> Mapping[str, float] | None:
+def current_metrics(rules: ChannelPolicy, facts: Facts) -> Mapping[str, float] | None:
     """What the channel's holder measured, to compare with: with worker measurement, the
     baseline that enough agreeing workers measured beside this artifact, else the
     holder's own agreed measurement on the same dataset."""
@@ -510,9 +509,9 @@ def evaluate(rules: ChannelPolicy, facts: Facts) -> list[Requirement]:
                         f"{rule}: {value:g} in {source}",
                     )
                 )
-    current_metrics = _current_metrics(rules, facts)
+    compared_with = current_metrics(rules, facts)
     for metric, allowed in sorted(rules.max_regression.items()):
-        out.append(_regression(rules, metric, allowed, metrics, current_metrics, facts))
+        out.append(_regression(rules, metric, allowed, metrics, compared_with, facts))
     if rules.approvals_min:
         have = len(facts.approval_keys)
         out.append(

@@ -92,6 +92,14 @@ def test_a_dataset_without_a_description_and_a_model_with_one_are_refused() -> N
             "each file serves once",
         ),
         ({"samples": 0}, "dataset.samples must be at least 1"),
+        (
+            {
+                "labels": {
+                    "y": {"path": "labels.npy", "dtype": "float32", "shape": [100] + [2**53 - 1] * 300}
+                }
+            },
+            "has more than 8 dimensions",
+        ),
         ({"split": " "}, "dataset.split must be 1..1024 characters"),
     ],
 )

@@ -296,6 +296,21 @@ def test_a_range_holds_at_both_ends_only() -> None:
         ),
         ('source = "publisher", dataset = "a/b@v1", thresholds = {}', "apply only to source"),
         ('source = "trainer", thresholds = {}', ".source: one of"),
+        ('dataset = "a/b@v1", profile = ["cpu-tensorflow"], thresholds = {}', ".profile: one of"),
+        (
+            'dataset = "a/b@v1", profile = "cpu-tensorflow", thresholds = { r2 = ">=1e999" }',
+            "names a number no float holds",
+        ),
+        (
+            'dataset = "a/b@v1", profile = "cpu-tensorflow", min_workers = 100000000000000000, '
+            "thresholds = {}",
+            "min_workers must be an integer >= 1 and <= 16",
+        ),
+        (
+            'dataset = "a/b@v1", profile = "cpu-tensorflow", thresholds = {}, '
+            "drift = { tolerance = inf, max_moved = 0.1 }",
+            "every value is a number >= 0",
+        ),
         (
             'dataset = "a/b@v1", profile = "cpu-vllm", thresholds = {}, '
             "drift = { tolerance = 0.5, max_moved = 0.1 }",
@@ -359,3 +374,13 @@ def test_drift_is_judged_on_enough_workers_that_compared_with_what_the_channel_h
     assert not met["evaluation.drift"].met
     assert "50.0% of samples moved" in met["evaluation.drift"].reason
     assert not met["max_regression.r2"].met  # 0.9 against the holder's 0.95
+
+
+def test_workers_with_the_same_predictions_must_report_the_same_figures() -> None:
+    """Agreeing predictions are not enough: one key cannot pick the metrics the gate reads
+    by posting first."""
+    honest = measurement("k1")
+    boastful = measurement("k2", metrics={"r2": 0.99, "mean_bias": 0.0})
+    met = measured_requirements(honest, boastful)
+    assert not met["evaluation.workers"].met
+    assert "report different samples or metrics" in met["evaluation.workers"].reason

@@ -8,7 +8,13 @@ from __future__ import annotations
 from registry.core.evaluation import Measurement, metric_changes
 from registry.core.evaluation_rules import Evaluation
 from registry.core.jobs import JobState, JobTask
-from registry.core.policy import ChannelPolicy, Facts, Requirement, against_current
+from registry.core.policy import (
+    ChannelPolicy,
+    Facts,
+    Requirement,
+    against_current,
+    current_metrics,
+)
 from registry.domain.channels.schemas import DriftState, EvaluationState, MetricState
 from registry.domain.jobs.schemas import Job
 
@@ -90,11 +96,7 @@ def evaluation_state(
     for name, value in sorted((agreed.metrics if agreed else {}).items()):
         metrics.setdefault(name, MetricState(value, None, None))
     compared = None if verdict is None else against_current(verdict, facts.current)
-    baseline = (
-        compared.baseline_metrics
-        if compared is not None and compared.baseline == facts.current
-        else facts.current_metrics
-    )
+    baseline = current_metrics(rules, facts)  # what max_regression compares with
     return EvaluationState(
         source=evaluation.source,
         dataset=str(evaluation.dataset),

@@ -137,7 +137,10 @@ class EvaluationJobs:
         if self.planner is None or row.channel is None:
             return "this registry does not plan evaluations"
         baseline = None if row.baseline is None else Digest.blake3(row.baseline)
-        return self.planner.plan(Digest.blake3(row.artifact_digest), row.channel, baseline)
+        try:
+            return self.planner.plan(Digest.blake3(row.artifact_digest), row.channel, baseline)
+        except LogIntegrityError as exc:  # fail this job, never every claim of the profile
+            return f"cannot plan the measurement: {exc.detail}"
 
     def check_measurement(self, job: JobRow, accepted: Accepted) -> None:
         """An evaluate job is completed by a worker key's measured evaluation/v1 of this
