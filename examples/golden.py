@@ -71,11 +71,14 @@ def metrics(predicted: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 
 
 def holds(rule: str, value: float) -> bool:
-    if ".." in rule:
-        low, high = (float(x) for x in rule.split(".."))
-        return low <= value <= high
-    op, bound = rule[:2], float(rule[2:])
-    return value >= bound if op == ">=" else value <= bound
+    """Whether ``value`` meets ``rule`` as the registry judges it (its own parser)."""
+    from registry.core.evaluation_rules import parse_evaluation
+
+    evaluation = parse_evaluation(
+        "golden", {"evaluation": {"source": "publisher", "thresholds": {"m": rule}}}
+    )
+    assert evaluation is not None
+    return evaluation.thresholds[0].holds(value)
 
 
 def build(out: Path, samples: int = 2000, sigma: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
