@@ -95,7 +95,11 @@ def test_a_dataset_without_a_description_and_a_model_with_one_are_refused() -> N
         (
             {
                 "labels": {
-                    "y": {"path": "labels.npy", "dtype": "float32", "shape": [100] + [2**53 - 1] * 300}
+                    "y": {
+                        "path": "labels.npy",
+                        "dtype": "float32",
+                        "shape": [100] + [2**53 - 1] * 300,
+                    }
                 }
             },
             "has more than 8 dimensions",
